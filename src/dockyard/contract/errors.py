@@ -1,0 +1,90 @@
+"""The one exception hierarchy of dockyard, each class carrying the SageMaker error code it maps to."""
+
+from __future__ import annotations
+
+# One table from error code to HTTP status; the API layer is the only reader (MLflow's
+# ERROR_CODE_TO_HTTP_STATUS is the model). SageMaker answers 400 for every client error.
+HTTP_STATUS_BY_CODE: dict[str, int] = {
+    "ValidationException": 400,
+    "ResourceNotFound": 400,
+    "ResourceInUse": 400,
+    "ResourceLimitExceeded": 400,
+    "ConflictException": 400,
+    "AccessDeniedException": 403,
+    "NoSuchBucket": 404,
+    "NoSuchKey": 404,
+    "ResourceNotFoundException": 400,
+    "InternalFailure": 500,
+    "ServiceUnavailable": 503,
+}
+
+
+class DockyardError(Exception):
+    """Base of every error dockyard raises on purpose; `str(err)` is the message a user sees."""
+
+    code = "InternalFailure"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS_BY_CODE.get(self.code, 500)
+
+
+class ValidationError(DockyardError):
+    """The request breaks a rule of the API: a name, a limit, a missing field, a bad value."""
+
+    code = "ValidationException"
+
+
+class NotFoundError(ValidationError):
+    """A named resource does not exist. SageMaker reports this as ValidationException
+    (botocore's waiters depend on it), not as the modeled ResourceNotFound."""
+
+
+class ResourceInUse(DockyardError):
+    """A resource with that name already exists, or is busy."""
+
+    code = "ResourceInUse"
+
+
+class ResourceLimitExceeded(DockyardError):
+    code = "ResourceLimitExceeded"
+
+
+class ConflictError(DockyardError):
+    """The resource is in a state that does not allow the change (e.g. stopping a finished job)."""
+
+    code = "ConflictException"
+
+
+class InvalidTransition(DockyardError):
+    """A status change that the lifecycle's transition table does not allow: a bug, not user input."""
+
+    code = "InternalFailure"
+
+
+class ImageError(ValidationError):
+    """An image reference cannot be used: missing folder, no Dockerfile, an instruction we cannot honour."""
+
+
+class StorageError(DockyardError):
+    """An object store failed (disk, network, permissions)."""
+
+    code = "InternalFailure"
+
+
+class NoSuchBucket(StorageError):
+    code = "NoSuchBucket"
+
+
+class NoSuchKey(StorageError):
+    code = "NoSuchKey"
+
+
+class SandboxError(DockyardError):
+    """The runtime could not start or control a host's sandbox."""
+
+    code = "InternalFailure"

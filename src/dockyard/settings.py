@@ -1,0 +1,76 @@
+"""The one typed settings object, read from DOCKYARD_* variables at the edge and passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _machine_memory_gib() -> float:
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) / (1024 * 1024)
+    except OSError:
+        pass
+    return 4.0
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with the embedded defaults: state under ~/.dockyard, SQLite,
+    the local object store, the process runtime, a server on 127.0.0.1:8411."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", frozen=True)
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".dockyard")
+    host: str = "127.0.0.1"
+    port: int = 8411
+    # Set to talk to a server elsewhere; then the CLI starts no local server.
+    endpoint_url: str | None = None
+    database_url: str | None = None
+
+    store: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    region: str = "us-east-1"
+    account_id: str = "000000000000"
+    runtime: Literal["process"] = "process"
+    bwrap: str = "bwrap"
+
+    # SIGTERM, then this long, then SIGKILL (StopTrainingJob / MaxRuntimeInSeconds).
+    stop_grace_seconds: float = 120.0
+    # Capacity the scheduler hands out; the machine's own by default.
+    cpus: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    memory_gib: float = Field(default_factory=_machine_memory_gib)
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.home / "jobs"
+
+    @property
+    def store_root(self) -> Path:
+        return self.home / "s3"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.home / "cache"
+
+    @property
+    def server_file(self) -> Path:
+        return self.home / "server.json"
+
+    @property
+    def server_log(self) -> Path:
+        return self.home / "server.log"
+
+    @property
+    def metadata_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'dockyard.db'}"

@@ -1,0 +1,387 @@
+"""The metadata store: training jobs, status transitions, metrics and log lines in SQL (SQLite
+in WAL mode by default), with the schema kept by Alembic migrations."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from dockyard.contract.errors import NotFoundError, ResourceInUse
+from dockyard.storage.tables import (
+    LogEventRow,
+    MetricPointRow,
+    StatusTransitionRow,
+    TrainingJobRow,
+)
+
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+@dataclass(frozen=True)
+class TrainingJobRecord:
+    name: str
+    arn: str
+    status: str
+    secondary_status: str
+    request: str
+    failure_reason: str | None
+    model_artifacts: str
+    creation_time: float
+    last_modified_time: float
+    training_start_time: float | None
+    training_end_time: float | None
+    stop_requested: bool
+
+
+@dataclass(frozen=True)
+class Transition:
+    status: str
+    start_time: float
+    end_time: float | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    metric_name: str
+    value: float
+    timestamp: float
+
+
+@dataclass(frozen=True)
+class LogStream:
+    name: str
+    first_event: int
+    last_event: int
+    last_ingestion: int
+    stored_bytes: int
+
+
+@dataclass(frozen=True)
+class LogEvent:
+    sequence: int
+    timestamp: int
+    ingestion_time: int
+    message: str
+
+
+def _record(row: TrainingJobRow) -> TrainingJobRecord:
+    return TrainingJobRecord(
+        name=row.name,
+        arn=row.arn,
+        status=row.status,
+        secondary_status=row.secondary_status,
+        request=row.request,
+        failure_reason=row.failure_reason,
+        model_artifacts=row.model_artifacts,
+        creation_time=row.creation_time,
+        last_modified_time=row.last_modified_time,
+        training_start_time=row.training_start_time,
+        training_end_time=row.training_end_time,
+        stop_requested=bool(row.stop_requested),
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the API read while job threads write; the busy timeout rides out writer overlap.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class MetadataStore:
+    """All SQL of dockyard goes through here; callers get frozen records, never ORM rows."""
+
+    def __init__(self, url: str) -> None:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine: Engine = create_engine(url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        # SQLite allows one writer; serialising our own writers avoids busy retries entirely.
+        self._write_lock = threading.Lock()
+        self.migrate()
+
+    def migrate(self) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _write(self) -> _WriteSession:
+        return _WriteSession(self._sessions(), self._write_lock)
+
+    # -- training jobs -------------------------------------------------------------------------
+
+    def insert_training_job(self, record: TrainingJobRecord, first_transition: Transition) -> None:
+        row = TrainingJobRow(
+            name=record.name,
+            arn=record.arn,
+            status=record.status,
+            secondary_status=record.secondary_status,
+            request=record.request,
+            failure_reason=record.failure_reason,
+            model_artifacts=record.model_artifacts,
+            creation_time=record.creation_time,
+            last_modified_time=record.last_modified_time,
+            training_start_time=record.training_start_time,
+            training_end_time=record.training_end_time,
+            stop_requested=int(record.stop_requested),
+        )
+        try:
+            with self._write() as session:
+                session.add(row)
+                session.flush()
+                session.add(
+                    StatusTransitionRow(
+                        job_name=record.name,
+                        status=first_transition.status,
+                        start_time=first_transition.start_time,
+                        message=first_transition.message,
+                    )
+                )
+        except IntegrityError:
+            raise ResourceInUse(f"Training job {record.name} already exists") from None
+
+    def training_job(self, name: str) -> TrainingJobRecord:
+        with self._sessions() as session:
+            row = session.get(TrainingJobRow, name)
+            if row is None:
+                raise NotFoundError("Requested resource not found.")
+            return _record(row)
+
+    def update_training_job(self, name: str, **fields: Any) -> None:
+        fields.setdefault("last_modified_time", time.time())
+        with self._write() as session:
+            session.execute(update(TrainingJobRow).where(TrainingJobRow.name == name).values(**fields))
+
+    def transition(
+        self, name: str, status: str, primary: str, at: float, message: str | None = None
+    ) -> None:
+        """Close the open transition and open a new one, in one transaction with the status."""
+        with self._write() as session:
+            session.execute(
+                update(StatusTransitionRow)
+                .where(StatusTransitionRow.job_name == name, StatusTransitionRow.end_time.is_(None))
+                .values(end_time=at)
+            )
+            session.add(
+                StatusTransitionRow(job_name=name, status=status, start_time=at, message=message)
+            )
+            session.execute(
+                update(TrainingJobRow)
+                .where(TrainingJobRow.name == name)
+                .values(status=primary, secondary_status=status, last_modified_time=at)
+            )
+
+    def close_transitions(self, name: str, at: float) -> None:
+        with self._write() as session:
+            session.execute(
+                update(StatusTransitionRow)
+                .where(StatusTransitionRow.job_name == name, StatusTransitionRow.end_time.is_(None))
+                .values(end_time=at)
+            )
+
+    def set_transition_message(self, name: str, message: str) -> None:
+        with self._write() as session:
+            last = session.scalar(
+                select(func.max(StatusTransitionRow.id)).where(StatusTransitionRow.job_name == name)
+            )
+            if last is not None:
+                session.execute(
+                    update(StatusTransitionRow)
+                    .where(StatusTransitionRow.id == last)
+                    .values(message=message)
+                )
+
+    def transitions(self, name: str) -> list[Transition]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(StatusTransitionRow)
+                .where(StatusTransitionRow.job_name == name)
+                .order_by(StatusTransitionRow.id)
+            )
+            return [Transition(r.status, r.start_time, r.end_time, r.message) for r in rows]
+
+    def list_training_jobs(
+        self,
+        *,
+        name_contains: str | None = None,
+        status: str | None = None,
+        creation_after: float | None = None,
+        creation_before: float | None = None,
+        modified_after: float | None = None,
+        modified_before: float | None = None,
+        sort_by: str = "CreationTime",
+        descending: bool = False,
+        offset: int = 0,
+        limit: int = 10,
+    ) -> list[TrainingJobRecord]:
+        query = select(TrainingJobRow)
+        if name_contains:
+            query = query.where(TrainingJobRow.name.contains(name_contains, autoescape=True))
+        if status:
+            query = query.where(TrainingJobRow.status == status)
+        if creation_after is not None:
+            query = query.where(TrainingJobRow.creation_time > creation_after)
+        if creation_before is not None:
+            query = query.where(TrainingJobRow.creation_time < creation_before)
+        if modified_after is not None:
+            query = query.where(TrainingJobRow.last_modified_time > modified_after)
+        if modified_before is not None:
+            query = query.where(TrainingJobRow.last_modified_time < modified_before)
+        column = {
+            "Name": TrainingJobRow.name,
+            "Status": TrainingJobRow.status,
+            "CreationTime": TrainingJobRow.creation_time,
+        }[sort_by]
+        order = column.desc() if descending else column.asc()
+        # The name breaks ties so that paging is stable.
+        query = query.order_by(order, TrainingJobRow.name).offset(offset).limit(limit)
+        with self._sessions() as session:
+            return [_record(row) for row in session.scalars(query)]
+
+    def training_jobs_with_status(self, statuses: Iterable[str]) -> list[TrainingJobRecord]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(TrainingJobRow).where(TrainingJobRow.status.in_(list(statuses)))
+            )
+            return [_record(row) for row in rows]
+
+    # -- metrics -------------------------------------------------------------------------------
+
+    def add_metric_points(self, name: str, points: Sequence[MetricPoint]) -> None:
+        if not points:
+            return
+        with self._write() as session:
+            session.add_all(
+                MetricPointRow(job_name=name, metric_name=p.metric_name, value=p.value,
+                               timestamp=p.timestamp)
+                for p in points
+            )
+
+    def final_metrics(self, name: str) -> list[MetricPoint]:
+        """The last value of every metric (what FinalMetricDataList reports)."""
+        with self._sessions() as session:
+            last_ids = (
+                select(func.max(MetricPointRow.id))
+                .where(MetricPointRow.job_name == name)
+                .group_by(MetricPointRow.metric_name)
+            )
+            rows = session.scalars(
+                select(MetricPointRow)
+                .where(MetricPointRow.id.in_(last_ids))
+                .order_by(MetricPointRow.metric_name)
+            )
+            return [MetricPoint(r.metric_name, r.value, r.timestamp) for r in rows]
+
+    def metric_series(self, name: str, metric_name: str) -> list[MetricPoint]:
+        with self._sessions() as session:
+            rows = session.scalars(
+                select(MetricPointRow)
+                .where(MetricPointRow.job_name == name, MetricPointRow.metric_name == metric_name)
+                .order_by(MetricPointRow.id)
+            )
+            return [MetricPoint(r.metric_name, r.value, r.timestamp) for r in rows]
+
+    # -- logs ----------------------------------------------------------------------------------
+
+    def append_log_events(
+        self, group: str, stream: str, events: Sequence[tuple[int, str]]
+    ) -> None:
+        if not events:
+            return
+        now = int(time.time() * 1000)
+        with self._write() as session:
+            session.add_all(
+                LogEventRow(group_name=group, stream_name=stream, timestamp=ts,
+                            ingestion_time=now, message=message)
+                for ts, message in events
+            )
+
+    def log_streams(self, group: str, prefix: str = "") -> list[LogStream]:
+        query = (
+            select(
+                LogEventRow.stream_name,
+                func.min(LogEventRow.timestamp),
+                func.max(LogEventRow.timestamp),
+                func.max(LogEventRow.ingestion_time),
+                func.sum(func.length(LogEventRow.message)),
+            )
+            .where(LogEventRow.group_name == group)
+            .group_by(LogEventRow.stream_name)
+            .order_by(LogEventRow.stream_name)
+        )
+        if prefix:
+            query = query.where(LogEventRow.stream_name.startswith(prefix, autoescape=True))
+        with self._sessions() as session:
+            return [LogStream(n, int(a), int(b), int(c), int(d or 0)) for n, a, b, c, d in session.execute(query)]
+
+    def log_events(
+        self,
+        group: str,
+        stream: str,
+        *,
+        after: int | None = None,
+        before: int | None = None,
+        start_time: int | None = None,
+        end_time: int | None = None,
+        limit: int = 10000,
+        from_head: bool = True,
+    ) -> list[LogEvent]:
+        """Events of one stream in order; `after`/`before` are sequence numbers (event ids)."""
+        query = select(LogEventRow).where(
+            LogEventRow.group_name == group, LogEventRow.stream_name == stream
+        )
+        if after is not None:
+            query = query.where(LogEventRow.id > after)
+        if before is not None:
+            query = query.where(LogEventRow.id < before)
+        if start_time is not None:
+            query = query.where(LogEventRow.timestamp >= start_time)
+        if end_time is not None:
+            query = query.where(LogEventRow.timestamp < end_time)
+        query = query.order_by(LogEventRow.id if from_head else LogEventRow.id.desc()).limit(limit)
+        with self._sessions() as session:
+            rows = [LogEvent(r.id, r.timestamp, r.ingestion_time, r.message) for r in session.scalars(query)]
+        return rows if from_head else rows[::-1]
+
+
+class _WriteSession:
+    """A session that commits on success under the store's single-writer lock."""
+
+    def __init__(self, session: Session, lock: threading.Lock) -> None:
+        self._session = session
+        self._lock = lock
+
+    def __enter__(self) -> Session:
+        self._lock.acquire()
+        return self._session
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        try:
+            if exc_type is None:
+                self._session.commit()
+            else:
+                self._session.rollback()
+        finally:
+            self._session.close()
+            self._lock.release()

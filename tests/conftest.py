@@ -7,9 +7,11 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -72,3 +74,133 @@ def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+class RunningServer:
+    """A real dockyard server (uvicorn on an ephemeral loopback port) in this process."""
+
+    def __init__(self, settings: Any) -> None:
+        import uvicorn
+
+        from dockyard.api.app import create_app
+        from dockyard.engine.core import Engine
+
+        self.settings = settings
+        self.engine = Engine.open(settings)
+        self.url = f"http://127.0.0.1:{settings.port}"
+        config = uvicorn.Config(
+            create_app(self.engine),
+            host="127.0.0.1",
+            port=settings.port,
+            log_level="warning",
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        wait_for_port(settings.port)
+
+    def client(self, service: str) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
+
+    def close(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=60)
+
+
+@pytest.fixture
+def dockyard_settings(clean_env: Path) -> Any:
+    from dockyard.settings import Settings
+
+    return Settings(home=clean_env, port=free_port(), stop_grace_seconds=2.0)
+
+
+@pytest.fixture
+def server(dockyard_settings: Any) -> Iterator[RunningServer]:
+    running = RunningServer(dockyard_settings)
+    try:
+        yield running
+    finally:
+        running.close()
+
+
+def wait_for_job(sagemaker: Any, name: str, deadline_seconds: float = 120.0) -> dict[str, Any]:
+    """Poll DescribeTrainingJob until the job ends; fail the test at the deadline."""
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        described = sagemaker.describe_training_job(TrainingJobName=name)
+        if described["TrainingJobStatus"] in ("Completed", "Failed", "Stopped"):
+            return dict(described)
+        time.sleep(0.1)
+    raise TimeoutError(f"training job {name} did not end within {deadline_seconds} s")
+
+
+def make_image(folder: Path, program: str, *, language: str = "python", extra: str = "") -> Path:
+    """An image folder whose ENTRYPOINT runs `program` (Python or sh) with the argument."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if language == "python":
+        (folder / "program.py").write_text(program)
+        entry = '["python3", "-u", "/opt/program/program.py"]'
+        copy = "COPY program.py /opt/program/program.py"
+    else:
+        (folder / "program.sh").write_text(program)
+        (folder / "program.sh").chmod(0o755)
+        entry = '["/bin/sh", "/opt/program/program.sh"]'
+        copy = "COPY program.sh /opt/program/program.sh"
+    (folder / "Dockerfile").write_text(f"FROM scratch\n{copy}\n{extra}\nENTRYPOINT {entry}\n")
+    return folder
+
+
+def training_request(name: str, image: Path, **changes: Any) -> dict[str, Any]:
+    """A CreateTrainingJob request shaped like the SageMaker Python SDK's."""
+    body: dict[str, Any] = {
+        "TrainingJobName": name,
+        "RoleArn": "arn:aws:iam::111111111111:role/r",
+        "AlgorithmSpecification": {
+            "TrainingImage": str(image),
+            "TrainingInputMode": "File",
+            "EnableSageMakerMetricsTimeSeries": False,
+        },
+        "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+        "DebugHookConfig": {"S3OutputPath": "s3://bucket/debug", "CollectionConfigurations": []},
+        "ProfilerConfig": {
+            "S3OutputPath": "s3://bucket/profiler",
+            "ProfilingIntervalInMilliseconds": 500,
+            "DisableProfiler": False,
+        },
+        "ProfilerRuleConfigurations": [],
+        "EnableNetworkIsolation": False,
+        "EnableInterContainerTrafficEncryption": False,
+        "EnableManagedSpotTraining": False,
+    }
+    body.update(changes)
+    return body
+
+
+def channel(
+    name: str, uri: str, distribution: str = "FullyReplicated", **extra: Any
+) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": distribution,
+            }
+        },
+        **extra,
+    }
+
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -23,17 +23,27 @@ def test_config_files(tmp_path: Path) -> None:
     write_training_config(
         opt_ml,
         hyperparameters=hyperparameters,
-        channels={"train": ChannelConfig(content_type="text/csv"), "val": ChannelConfig(input_mode="Pipe", distribution="ShardedByS3Key")},
+        channels={
+            "train": ChannelConfig(content_type="text/csv"),
+            "val": ChannelConfig(input_mode="Pipe", distribution="ShardedByS3Key"),
+        },
         resources=resource_config("algo-2", host_names(3), "ml.m5.large"),
         checkpoint=checkpoint_config("s3://b/ck", None),
     )
     config = opt_ml.config_dir
     assert json.loads((config / "hyperparameters.json").read_text()) == hyperparameters
     assert json.loads((config / "inputdataconfig.json").read_text()) == {
-        "train": {"ContentType": "text/csv", "TrainingInputMode": "File",
-                  "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"},
-        "val": {"TrainingInputMode": "Pipe", "S3DistributionType": "ShardedByS3Key",
-                "RecordWrapperType": "None"},
+        "train": {
+            "ContentType": "text/csv",
+            "TrainingInputMode": "File",
+            "S3DistributionType": "FullyReplicated",
+            "RecordWrapperType": "None",
+        },
+        "val": {
+            "TrainingInputMode": "Pipe",
+            "S3DistributionType": "ShardedByS3Key",
+            "RecordWrapperType": "None",
+        },
     }
     resources = json.loads((config / "resourceconfig.json").read_text())
     assert resources == {
@@ -41,12 +51,19 @@ def test_config_files(tmp_path: Path) -> None:
         "current_instance_type": "ml.m5.large",
         "current_group_name": "homogeneousCluster",
         "hosts": ["algo-1", "algo-2", "algo-3"],
-        "instance_groups": [{"instance_group_name": "homogeneousCluster",
-                             "instance_type": "ml.m5.large", "hosts": ["algo-1", "algo-2", "algo-3"]}],
+        "instance_groups": [
+            {
+                "instance_group_name": "homogeneousCluster",
+                "instance_type": "ml.m5.large",
+                "hosts": ["algo-1", "algo-2", "algo-3"],
+            }
+        ],
         "network_interface_name": "eth0",
     }
     assert json.loads((config / "checkpointconfig.json").read_text()) == {
-        "LocalPath": "/opt/ml/checkpoints", "S3Uri": "s3://b/ck"}
+        "LocalPath": "/opt/ml/checkpoints",
+        "S3Uri": "s3://b/ck",
+    }
     for folder in ("model", "output/data", "input/data", "code"):
         assert (opt_ml.root / folder).is_dir()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 from typing import Any
 
 import pytest
@@ -21,15 +22,25 @@ from dockyard.contract.training_jobs import (
 SDK_LIKE: dict[str, Any] = {
     "TrainingJobName": "iris-2026-01-01-00-00-00-000",
     "RoleArn": "arn:aws:iam::111111111111:role/r",
-    "AlgorithmSpecification": {"TrainingImage": "/images/r", "TrainingInputMode": "File",
-                               "EnableSageMakerMetricsTimeSeries": True},
+    "AlgorithmSpecification": {
+        "TrainingImage": "/images/r",
+        "TrainingInputMode": "File",
+        "EnableSageMakerMetricsTimeSeries": True,
+    },
     "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
     "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30},
     "StoppingCondition": {"MaxRuntimeInSeconds": 86400},
     "InputDataConfig": [
-        {"ChannelName": "train", "DataSource": {"S3DataSource": {
-            "S3DataType": "S3Prefix", "S3Uri": "s3://bucket/train",
-            "S3DataDistributionType": "FullyReplicated"}}}
+        {
+            "ChannelName": "train",
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": "s3://bucket/train",
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+        }
     ],
     "HyperParameters": {"target": "Species", "sagemaker_program": '"train.py"'},
     "DebugHookConfig": {"S3OutputPath": "s3://bucket/debug", "CollectionConfigurations": []},
@@ -62,14 +73,18 @@ def test_invalid_job_names_are_refused(name: str) -> None:
 
 @pytest.mark.parametrize("name", ["a", "a-b", "a--b", "x" * 63, "A1-2b"])
 def test_valid_job_names(name: str) -> None:
-    assert CreateTrainingJobRequest.from_wire(request(TrainingJobName=name)).training_job_name == name
+    assert (
+        CreateTrainingJobRequest.from_wire(request(TrainingJobName=name)).training_job_name == name
+    )
 
 
 def test_101_hyperparameters_are_refused_with_the_limit_named() -> None:
     too_many = {f"k{i}": "v" for i in range(101)}
-    with pytest.raises(ValidationError, match="hyperParameters.*less than or equal to 100"):
+    with pytest.raises(ValidationError, match=r"hyperParameters.*less than or equal to 100"):
         CreateTrainingJobRequest.from_wire(request(HyperParameters=too_many))
-    assert CreateTrainingJobRequest.from_wire(request(HyperParameters=dict(list(too_many.items())[:100])))
+    assert CreateTrainingJobRequest.from_wire(
+        request(HyperParameters=dict(list(too_many.items())[:100]))
+    )
 
 
 def test_hyperparameter_value_limit_is_2500() -> None:
@@ -86,7 +101,9 @@ def test_channel_limits_and_names() -> None:
     with pytest.raises(ValidationError, match="unique"):
         CreateTrainingJobRequest.from_wire(request(InputDataConfig=[channel, channel]))
     with pytest.raises(ValidationError, match="channelName"):
-        CreateTrainingJobRequest.from_wire(request(InputDataConfig=[dict(channel, ChannelName="a/b")]))
+        CreateTrainingJobRequest.from_wire(
+            request(InputDataConfig=[dict(channel, ChannelName="a/b")])
+        )
 
 
 def test_environment_keys_and_metric_regexes_are_checked() -> None:
@@ -125,17 +142,31 @@ def test_every_secondary_status_has_a_primary_and_a_row() -> None:
 
 
 def test_happy_path_is_allowed() -> None:
-    path = [SecondaryStatus.STARTING, SecondaryStatus.DOWNLOADING, SecondaryStatus.TRAINING,
-            SecondaryStatus.UPLOADING, SecondaryStatus.COMPLETED]
-    primaries = [check_transition(a, b) for a, b in zip(path, path[1:], strict=False)]
+    path = [
+        SecondaryStatus.STARTING,
+        SecondaryStatus.DOWNLOADING,
+        SecondaryStatus.TRAINING,
+        SecondaryStatus.UPLOADING,
+        SecondaryStatus.COMPLETED,
+    ]
+    primaries = [check_transition(a, b) for a, b in itertools.pairwise(path)]
     assert primaries[-1] is TrainingJobStatus.COMPLETED
     assert primaries[:-1] == [TrainingJobStatus.IN_PROGRESS] * 3
 
 
 def test_stop_and_max_runtime_paths() -> None:
-    assert check_transition(SecondaryStatus.TRAINING, SecondaryStatus.STOPPING) is TrainingJobStatus.STOPPING
-    assert check_transition(SecondaryStatus.STOPPING, SecondaryStatus.UPLOADING) is TrainingJobStatus.IN_PROGRESS
-    assert check_transition(SecondaryStatus.UPLOADING, SecondaryStatus.MAX_RUNTIME_EXCEEDED) is TrainingJobStatus.STOPPED
+    assert (
+        check_transition(SecondaryStatus.TRAINING, SecondaryStatus.STOPPING)
+        is TrainingJobStatus.STOPPING
+    )
+    assert (
+        check_transition(SecondaryStatus.STOPPING, SecondaryStatus.UPLOADING)
+        is TrainingJobStatus.IN_PROGRESS
+    )
+    assert (
+        check_transition(SecondaryStatus.UPLOADING, SecondaryStatus.MAX_RUNTIME_EXCEEDED)
+        is TrainingJobStatus.STOPPED
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""The one exception hierarchy of dockyard, each class carrying the SageMaker error code it maps to."""
+"""The one exception hierarchy of dockyard; each class carries the SageMaker error code."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ from __future__ import annotations
 # ERROR_CODE_TO_HTTP_STATUS is the model). SageMaker answers 400 for every client error.
 HTTP_STATUS_BY_CODE: dict[str, int] = {
     "ValidationException": 400,
+    "SerializationException": 400,
+    "UnknownOperationException": 400,
     "ResourceNotFound": 400,
     "ResourceInUse": 400,
     "ResourceLimitExceeded": 400,
@@ -39,6 +41,12 @@ class ValidationError(DockyardError):
     code = "ValidationException"
 
 
+class SerializationError(DockyardError):
+    """The request body is not the JSON the protocol expects."""
+
+    code = "SerializationException"
+
+
 class NotFoundError(ValidationError):
     """A named resource does not exist. SageMaker reports this as ValidationException
     (botocore's waiters depend on it), not as the modeled ResourceNotFound."""
@@ -61,13 +69,13 @@ class ConflictError(DockyardError):
 
 
 class InvalidTransition(DockyardError):
-    """A status change that the lifecycle's transition table does not allow: a bug, not user input."""
+    """A status change that the lifecycle's transition table does not allow (a bug)."""
 
     code = "InternalFailure"
 
 
 class ImageError(ValidationError):
-    """An image reference cannot be used: missing folder, no Dockerfile, an instruction we cannot honour."""
+    """An image can't be used: missing folder, no Dockerfile, an instruction we can't honour."""
 
 
 class StorageError(DockyardError):

@@ -1,4 +1,4 @@
-"""Names, patterns and limits of the SageMaker API (botocore service model), checked at the boundary."""
+"""Names, patterns and limits of the SageMaker API (from the botocore service model)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,9 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"
 
 
-def arn(resource_type: str, name: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT) -> str:
+def arn(
+    resource_type: str, name: str, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT
+) -> str:
     """`arn:aws:sagemaker:<region>:<account>:<type>/<name>`; real ARNs lower-case the name."""
     return f"arn:aws:sagemaker:{region}:{account}:{resource_type}/{name.lower()}"
 

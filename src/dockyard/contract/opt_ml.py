@@ -1,4 +1,4 @@
-"""The /opt/ml tree of one host and the config files the platform writes into it (§1.2–§1.6)."""
+"""The /opt/ml tree of one host and the config files the platform writes into it."""
 
 from __future__ import annotations
 
@@ -59,8 +59,13 @@ class OptMl:
         return f"{CONTAINER_ROOT}/{host_path.relative_to(self.root).as_posix()}"
 
     def create(self) -> None:
-        for folder in (self.config_dir, self.data_dir, self.model_dir, self.output_data_dir,
-                       self.code_dir):
+        for folder in (
+            self.config_dir,
+            self.data_dir,
+            self.model_dir,
+            self.output_data_dir,
+            self.code_dir,
+        ):
             folder.mkdir(parents=True, exist_ok=True)
 
 

@@ -59,7 +59,9 @@ def describe_validation_error(exc: pydantic.ValidationError) -> str:
     for err in errors[:5]:
         where = _camel_path(tuple(err["loc"]))
         if err["type"] == "missing":
-            lines.append(f"Value null at '{where}' failed to satisfy constraint: Member must not be null")
+            lines.append(
+                f"Value null at '{where}' failed to satisfy constraint: Member must not be null"
+            )
             continue
         value = err.get("input")
         shown = value if isinstance(value, str | int | float) else type(value).__name__

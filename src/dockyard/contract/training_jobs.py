@@ -1,4 +1,4 @@
-"""Training jobs on the wire: request and response shapes, statuses and their allowed transitions."""
+"""Training jobs on the wire: request and response shapes, statuses and allowed transitions."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ SECONDARY_TRANSITIONS: dict[SecondaryStatus, frozenset[SecondaryStatus]] = {
     _S.MAX_RUNTIME_EXCEEDED: frozenset(),
 }
 assert all(s in SECONDARY_TRANSITIONS for s in SecondaryStatus)
-assert _RUNNING <= set(SECONDARY_TRANSITIONS)
+assert set(SECONDARY_TRANSITIONS) >= _RUNNING
 
 
 def check_transition(current: SecondaryStatus, target: SecondaryStatus) -> TrainingJobStatus:
@@ -142,9 +142,7 @@ class S3DataSource(WireShape):
         # dockyard also takes file:// URIs and plain local paths, which the server reads.
         if value.startswith(("s3://", "file://", "/")) or names.S3_URI.match(value):
             return value
-        raise ValueError(
-            "Member must be an s3:// URI, a file:// URI or an absolute local path"
-        )
+        raise ValueError("Member must be an s3:// URI, a file:// URI or an absolute local path")
 
 
 class FileSystemDataSource(WireShape):
@@ -277,7 +275,9 @@ class CreateTrainingJobRequest(WireShape):
     def _hyperparameters(cls, value: dict[str, str]) -> dict[str, str]:
         for key, item in value.items():
             if len(key) > names.MAX_HYPERPARAMETER_KEY_LENGTH:
-                raise ValueError(f"Member key {key[:40]!r}... must have length less than or equal to 256")
+                raise ValueError(
+                    f"Member key {key[:40]!r}... must have length less than or equal to 256"
+                )
             if len(item) > names.MAX_HYPERPARAMETER_VALUE_LENGTH:
                 raise ValueError(
                     f"Member value of {key!r} must have length less than or equal to 2500"
@@ -294,7 +294,9 @@ class CreateTrainingJobRequest(WireShape):
                     f"{names.ENV_KEY.pattern} (at most 512 characters)"
                 )
             if len(item) > names.MAX_ENVIRONMENT_VALUE_LENGTH:
-                raise ValueError(f"Member value of {key!r} must have length less than or equal to 512")
+                raise ValueError(
+                    f"Member value of {key!r} must have length less than or equal to 512"
+                )
         return value
 
     @field_validator("input_data_config")
@@ -303,7 +305,9 @@ class CreateTrainingJobRequest(WireShape):
         seen: set[str] = set()
         for channel in value or []:
             if channel.channel_name in seen:
-                raise ValueError(f"Member channel names must be unique; {channel.channel_name!r} repeats")
+                raise ValueError(
+                    f"Member channel names must be unique; {channel.channel_name!r} repeats"
+                )
             seen.add(channel.channel_name)
         return value
 
@@ -353,7 +357,9 @@ class ListTrainingJobsRequest(WireShape):
     creation_time_before: float | None = None
     last_modified_time_after: float | None = None
     last_modified_time_before: float | None = None
-    name_contains: Annotated[str, Field(max_length=63, pattern=names.NAME_CONTAINS.pattern)] | None = None
+    name_contains: (
+        Annotated[str, Field(max_length=63, pattern=names.NAME_CONTAINS.pattern)] | None
+    ) = None
     status_equals: TrainingJobStatus | None = None
     sort_by: Literal["Name", "CreationTime", "Status"] = "CreationTime"
     sort_order: Literal["Ascending", "Descending"] = "Ascending"

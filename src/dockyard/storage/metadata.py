@@ -171,7 +171,9 @@ class MetadataStore:
     def update_training_job(self, name: str, **fields: Any) -> None:
         fields.setdefault("last_modified_time", time.time())
         with self._write() as session:
-            session.execute(update(TrainingJobRow).where(TrainingJobRow.name == name).values(**fields))
+            session.execute(
+                update(TrainingJobRow).where(TrainingJobRow.name == name).values(**fields)
+            )
 
     def transition(
         self, name: str, status: str, primary: str, at: float, message: str | None = None
@@ -273,8 +275,9 @@ class MetadataStore:
             return
         with self._write() as session:
             session.add_all(
-                MetricPointRow(job_name=name, metric_name=p.metric_name, value=p.value,
-                               timestamp=p.timestamp)
+                MetricPointRow(
+                    job_name=name, metric_name=p.metric_name, value=p.value, timestamp=p.timestamp
+                )
                 for p in points
             )
 
@@ -304,16 +307,19 @@ class MetadataStore:
 
     # -- logs ----------------------------------------------------------------------------------
 
-    def append_log_events(
-        self, group: str, stream: str, events: Sequence[tuple[int, str]]
-    ) -> None:
+    def append_log_events(self, group: str, stream: str, events: Sequence[tuple[int, str]]) -> None:
         if not events:
             return
         now = int(time.time() * 1000)
         with self._write() as session:
             session.add_all(
-                LogEventRow(group_name=group, stream_name=stream, timestamp=ts,
-                            ingestion_time=now, message=message)
+                LogEventRow(
+                    group_name=group,
+                    stream_name=stream,
+                    timestamp=ts,
+                    ingestion_time=now,
+                    message=message,
+                )
                 for ts, message in events
             )
 
@@ -333,7 +339,10 @@ class MetadataStore:
         if prefix:
             query = query.where(LogEventRow.stream_name.startswith(prefix, autoescape=True))
         with self._sessions() as session:
-            return [LogStream(n, int(a), int(b), int(c), int(d or 0)) for n, a, b, c, d in session.execute(query)]
+            return [
+                LogStream(n, int(a), int(b), int(c), int(d or 0))
+                for n, a, b, c, d in session.execute(query)
+            ]
 
     def log_events(
         self,
@@ -361,7 +370,10 @@ class MetadataStore:
             query = query.where(LogEventRow.timestamp < end_time)
         query = query.order_by(LogEventRow.id if from_head else LogEventRow.id.desc()).limit(limit)
         with self._sessions() as session:
-            rows = [LogEvent(r.id, r.timestamp, r.ingestion_time, r.message) for r in session.scalars(query)]
+            rows = [
+                LogEvent(r.id, r.timestamp, r.ingestion_time, r.message)
+                for r in session.scalars(query)
+            ]
         return rows if from_head else rows[::-1]
 
 

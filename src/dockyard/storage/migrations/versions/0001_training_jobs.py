@@ -35,7 +35,9 @@ def upgrade() -> None:
         "status_transitions",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column(
-            "job_name", sa.String(63), sa.ForeignKey("training_jobs.name", ondelete="CASCADE"),
+            "job_name",
+            sa.String(63),
+            sa.ForeignKey("training_jobs.name", ondelete="CASCADE"),
             nullable=False,
         ),
         sa.Column("status", sa.String(32), nullable=False),
@@ -48,7 +50,9 @@ def upgrade() -> None:
         "metric_points",
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column(
-            "job_name", sa.String(63), sa.ForeignKey("training_jobs.name", ondelete="CASCADE"),
+            "job_name",
+            sa.String(63),
+            sa.ForeignKey("training_jobs.name", ondelete="CASCADE"),
             nullable=False,
         ),
         sa.Column("metric_name", sa.String(255), nullable=False),

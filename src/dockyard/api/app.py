@@ -1,0 +1,72 @@
+"""The app factory: one ASGI app serving every API of dockyard over one port."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dockyard import __version__
+from dockyard.api import logs, training_jobs
+from dockyard.api.protocol import Operation, aws_error, aws_response, error_response, read_json_body
+from dockyard.engine.core import Engine
+
+log = logging.getLogger(__name__)
+
+# X-Amz-Target prefixes: `SageMaker.CreateTrainingJob`, `Logs_20140328.GetLogEvents`.
+SAGEMAKER_TARGET = "SageMaker"
+LOGS_TARGET = "Logs_20140328"
+
+
+def create_app(engine: Engine, *, close_engine: bool = True) -> Starlette:
+    services: dict[str, dict[str, Operation]] = {
+        SAGEMAKER_TARGET: training_jobs.operations(engine),
+        LOGS_TARGET: logs.operations(engine),
+    }
+
+    async def dispatch(request: Request) -> Response:
+        target = request.headers.get("x-amz-target", "")
+        service, _, operation_name = target.partition(".")
+        operations = services.get(service)
+        if operations is None:
+            return aws_error(
+                "UnknownOperationException",
+                f"X-Amz-Target {target or '(missing)'} names no service dockyard serves",
+            )
+        operation = operations.get(operation_name)
+        if operation is None:
+            return aws_error(
+                "UnknownOperationException",
+                f"{service}.{operation_name} is not implemented by dockyard yet",
+            )
+        try:
+            body = await read_json_body(request)
+            result = await run_in_threadpool(operation, body)
+        except Exception as exc:
+            return error_response(exc)
+        return aws_response(result)
+
+    async def health(_: Request) -> Response:
+        return JSONResponse(
+            {"status": "ok", "version": __version__, "home": str(engine.settings.home)}
+        )
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        if close_engine:
+            await run_in_threadpool(engine.close)
+
+    return Starlette(
+        routes=[
+            Route("/", dispatch, methods=["POST"]),
+            Route("/healthz", health, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )

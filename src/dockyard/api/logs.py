@@ -1,0 +1,134 @@
+"""The CloudWatch Logs subset the SageMaker SDK reads: DescribeLogStreams and GetLogEvents."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from dockyard.api.protocol import Operation
+from dockyard.contract.errors import DockyardError, ValidationError
+from dockyard.contract.shapes import WireShape
+from dockyard.engine.core import Engine
+from dockyard.engine.logs import TRAINING_LOG_GROUP
+
+KNOWN_GROUPS = (TRAINING_LOG_GROUP,)
+
+
+class LogsShape(WireShape):
+    # CloudWatch Logs members are camelCase, unlike SageMaker's PascalCase.
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class DescribeLogStreamsRequest(LogsShape):
+    log_group_name: str
+    log_stream_name_prefix: str = ""
+    order_by: str = "LogStreamName"
+    descending: bool = False
+    next_token: str | None = None
+    limit: Annotated[int, Field(ge=1, le=50)] = 50
+
+
+class GetLogEventsRequest(LogsShape):
+    log_group_name: str
+    log_stream_name: str
+    start_time: int | None = None
+    end_time: int | None = None
+    next_token: str | None = None
+    limit: Annotated[int, Field(ge=1, le=10000)] = 10000
+    start_from_head: bool = False
+
+
+class ResourceNotFoundException(DockyardError):
+    code = "ResourceNotFoundException"
+
+
+def _check_group(name: str) -> None:
+    if name not in KNOWN_GROUPS:
+        raise ResourceNotFoundException("The specified log group does not exist.")
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        return int(token)
+    except ValueError:
+        raise ValidationError("The specified nextToken is invalid.") from None
+
+
+def operations(engine: Engine) -> dict[str, Operation]:
+    metadata = engine.metadata
+
+    def describe_log_streams(body: dict[str, Any]) -> dict[str, Any]:
+        request = DescribeLogStreamsRequest.from_wire(body)
+        _check_group(request.log_group_name)
+        streams = metadata.log_streams(request.log_group_name, request.log_stream_name_prefix)
+        if request.order_by == "LastEventTime":
+            streams.sort(key=lambda s: s.last_event)
+        if request.descending:
+            streams.reverse()
+        start = _offset(request.next_token)
+        page = streams[start : start + request.limit]
+        out: dict[str, Any] = {
+            "logStreams": [
+                {
+                    "logStreamName": s.name,
+                    "creationTime": s.first_event,
+                    "firstEventTimestamp": s.first_event,
+                    "lastEventTimestamp": s.last_event,
+                    "lastIngestionTime": s.last_ingestion,
+                    "storedBytes": s.stored_bytes,
+                    "arn": f"arn:aws:logs:{engine.settings.region}:{engine.settings.account_id}:"
+                    f"log-group:{request.log_group_name}:log-stream:{s.name}",
+                }
+                for s in page
+            ]
+        }
+        if start + request.limit < len(streams):
+            out["nextToken"] = str(start + request.limit)
+        return out
+
+    def get_log_events(body: dict[str, Any]) -> dict[str, Any]:
+        """Tokens are `f/<id>` and `b/<id>` around the page; like CloudWatch, a forward token
+        comes back unchanged when there is nothing new, which is how readers know to wait."""
+        request = GetLogEventsRequest.from_wire(body)
+        _check_group(request.log_group_name)
+        after = before = None
+        from_head = request.start_from_head
+        if request.next_token:
+            kind, _, value = request.next_token.partition("/")
+            if kind not in ("f", "b") or not value.lstrip("-").isdigit():
+                raise ValidationError("The specified nextToken is invalid.")
+            if kind == "f":
+                after, from_head = int(value), True
+            else:
+                before, from_head = int(value), False
+        events = metadata.log_events(
+            request.log_group_name,
+            request.log_stream_name,
+            after=after,
+            before=before,
+            start_time=request.start_time,
+            end_time=request.end_time,
+            limit=request.limit,
+            from_head=from_head,
+        )
+        if events:
+            forward, backward = events[-1].sequence, events[0].sequence
+        else:
+            forward = after if after is not None else (before - 1 if before is not None else 0)
+            backward = before if before is not None else forward + 1
+        return {
+            "events": [
+                {"timestamp": e.timestamp, "message": e.message, "ingestionTime": e.ingestion_time}
+                for e in events
+            ],
+            "nextForwardToken": f"f/{forward}",
+            "nextBackwardToken": f"b/{backward}",
+        }
+
+    return {"DescribeLogStreams": describe_log_streams, "GetLogEvents": get_log_events}

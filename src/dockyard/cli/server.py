@@ -1,0 +1,129 @@
+"""`dockyard server`: run the API in the foreground, or start, stop and find a background one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from dockyard.contract.errors import DockyardError
+from dockyard.settings import Settings
+
+START_DEADLINE_SECONDS = 30.0
+
+
+class ServerError(DockyardError):
+    code = "ServerError"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    pid: int
+    url: str
+    home: str
+
+    @classmethod
+    def read(cls, path: Path) -> ServerInfo | None:
+        try:
+            data = json.loads(path.read_text())
+            return cls(int(data["pid"]), str(data["url"]), str(data["home"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def write(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"pid": self.pid, "url": self.url, "home": self.home}))
+        tmp.replace(path)
+
+
+def healthy(url: str, home: Path | None = None) -> bool:
+    """True when a dockyard server answers at `url` (and, if given, serves this home)."""
+    try:
+        response = httpx.get(f"{url}/healthz", timeout=1.0)
+    except httpx.HTTPError:
+        return False
+    if response.status_code != 200:
+        return False
+    return home is None or response.json().get("home") == str(home)
+
+
+def running_server(settings: Settings) -> ServerInfo | None:
+    info = ServerInfo.read(settings.server_file)
+    if info is not None and healthy(info.url, settings.home):
+        return info
+    return None
+
+
+def start_background(settings: Settings) -> ServerInfo:
+    """Start a server detached from this terminal (jobs keep running when the CLI exits)."""
+    existing = running_server(settings)
+    if existing is not None:
+        return existing
+    url = f"http://{settings.host}:{settings.port}"
+    if healthy(url):
+        raise ServerError(
+            f"another dockyard server (with another DOCKYARD_HOME) answers at {url}: "
+            "stop it, or set DOCKYARD_PORT to a free port"
+        )
+    settings.home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "DOCKYARD_HOME": str(settings.home),
+        "DOCKYARD_PORT": str(settings.port),
+        "DOCKYARD_HOST": settings.host,
+    }
+    with open(settings.server_log, "ab") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "dockyard.api.server"],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=log_file,
+            env=env,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + START_DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServerError(
+                f"the dockyard server exited at start (code {process.returncode}); "
+                f"see {settings.server_log}"
+            )
+        info = running_server(settings)
+        if info is not None:
+            return info
+        time.sleep(0.05)
+    process.terminate()
+    raise ServerError(
+        f"the dockyard server did not answer within {START_DEADLINE_SECONDS:g} s; "
+        f"see {settings.server_log}"
+    )
+
+
+def stop_background(settings: Settings, timeout: float = 30.0) -> bool:
+    info = ServerInfo.read(settings.server_file)
+    if info is None:
+        return False
+    try:
+        os.kill(info.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        settings.server_file.unlink(missing_ok=True)
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(info.pid, 0)
+        except ProcessLookupError:
+            settings.server_file.unlink(missing_ok=True)
+            return True
+        time.sleep(0.05)
+    os.kill(info.pid, signal.SIGKILL)
+    settings.server_file.unlink(missing_ok=True)
+    return True

@@ -1,0 +1,589 @@
+"""One training job from start to finish on this machine: capacity, staging, N sandboxed hosts,
+metrics and logs, stop and timeout handling, artifacts. Runs on its own thread."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dockyard.contract import names
+from dockyard.contract.errors import DockyardError, InvalidTransition
+from dockyard.contract.instance_types import instance_type
+from dockyard.contract.opt_ml import (
+    ChannelConfig,
+    OptMl,
+    checkpoint_config,
+    host_names,
+    resource_config,
+    write_training_config,
+)
+from dockyard.contract.training_jobs import (
+    Channel,
+    CreateTrainingJobRequest,
+    SecondaryStatus,
+)
+from dockyard.engine.artifacts import upload_artifacts
+from dockyard.engine.checkpoints import CheckpointMirror
+from dockyard.engine.logs import TRAINING_LOG_GROUP, LogWriter, stream_name
+from dockyard.engine.metrics import MetricScanner
+from dockyard.engine.pipes import PipeFeeder
+from dockyard.engine.staging import (
+    ChannelSource,
+    download_remote,
+    find_channel_source,
+    link_files,
+    shard,
+)
+from dockyard.runtimes.base import HostSpec, RunningHost
+from dockyard.runtimes.images import ImageSpec, read_image
+from dockyard.runtimes.prerequisites import check_prerequisites, describe_missing
+from dockyard.storage.metadata import TrainingJobRecord
+
+if TYPE_CHECKING:
+    from dockyard.engine.core import Engine
+
+log = logging.getLogger(__name__)
+
+_S = SecondaryStatus
+_STDERR_TAIL = 10
+
+
+class JobFailed(Exception):
+    """Ends a run as Failed with `reason` as the FailureReason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason[: names.MAX_FAILURE_REASON]
+
+
+@dataclass
+class Host:
+    name: str
+    index: int
+    opt_ml: OptMl
+    stream: str
+    stderr_tail: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=_STDERR_TAIL)
+    )
+    process: RunningHost | None = None
+
+
+def host_address(index: int) -> str:
+    """Each host gets its own loopback address (127.0.10.N), so hosts reach each other by name
+    on the shared host network and a program can bind its own host's address."""
+    return f"127.0.10.{index + 1}"
+
+
+class TrainingRun:
+    def __init__(
+        self, engine: Engine, request: CreateTrainingJobRequest, record: TrainingJobRecord
+    ):
+        self.engine = engine
+        self.request = request
+        self.name = request.training_job_name
+        self.record = record
+        self.folder = engine.settings.jobs_dir / self.name
+        self._stop = threading.Event()
+        self._changed = threading.Event()
+        self._abort = threading.Event()
+        self._max_runtime_hit = False
+        self._thread = threading.Thread(target=self._main, name=f"job-{self.name}", daemon=True)
+        self._progress_at = 0.0
+        count = request.resource_config.instance_count
+        epoch = int(record.creation_time)
+        self.hosts = [
+            Host(name, i, OptMl(self.folder / "hosts" / name), stream_name(self.name, name, epoch))
+            for i, name in enumerate(host_names(count))
+        ]
+        self.logs = LogWriter(engine.metadata, TRAINING_LOG_GROUP)
+
+    # -- control from other threads ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
+    def request_stop(self) -> None:
+        """StopTrainingJob: the status turns Stopping now; the runner does the rest."""
+        jobs = self.engine.training_jobs
+        with jobs.lock(self.name):
+            if self._stop.is_set():
+                return
+            try:
+                jobs.transition(self.name, _S.STOPPING, "Stopping the training job")
+            except InvalidTransition:
+                return  # already uploading or ending: the job finishes as it was going to
+            # Set under the lock, so a runner whose next step was refused sees why.
+            self._stop.set()
+        self.engine.metadata.update_training_job(self.name, stop_requested=1)
+        self._changed.set()
+
+    def abort(self) -> None:
+        """The server is going away: kill the hosts now, no grace period."""
+        self._abort.set()
+        self._stop.set()
+        for host in self.hosts:
+            if host.process is not None:
+                host.process.kill()
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def _transition(
+        self, target: SecondaryStatus, message: str | None = None, **fields: object
+    ) -> None:
+        self.engine.training_jobs.transition(self.name, target, message, **fields)
+
+    def _advance(self, target: SecondaryStatus, message: str, **fields: object) -> bool:
+        """Move forward to the next phase; False when a stop got there first."""
+        try:
+            self._transition(target, message, **fields)
+        except InvalidTransition:
+            if self._stop.is_set():
+                return False
+            raise
+        return True
+
+    def _platform_log(self, message: str) -> None:
+        self.logs.write(self.hosts[0].stream, f"[dockyard] {message}")
+
+    def _main(self) -> None:
+        try:
+            self._run()
+        except Exception as exc:  # the runner must always leave the job in a final status
+            log.exception("training job %s: unexpected error", self.name)
+            self._finish_failed(f"InternalServerError: {type(exc).__name__}: {exc}")
+        finally:
+            self.logs.close()
+            self.engine.training_jobs.finished(self.name)
+
+    def _run(self) -> None:
+        instance = instance_type(self.request.resource_config.instance_type or "")
+        demand = self.engine.capacity.demand(instance, len(self.hosts))
+        if not self.engine.capacity.acquire(
+            demand,
+            on_wait=lambda message: self._transition(_S.PENDING, message),
+            cancelled=self._stop.is_set,
+        ):
+            self._finish_stopped(trained=False)
+            return
+        try:
+            self._run_with_capacity()
+        finally:
+            self.engine.capacity.release(demand)
+
+    def _stopped_early(self) -> bool:
+        if self._abort.is_set():
+            return True
+        if self._stop.is_set():
+            self._finish_stopped(trained=False)
+            return True
+        return False
+
+    def _run_with_capacity(self) -> None:
+        if not self._advance(_S.DOWNLOADING, "Preparing the instances for training"):
+            self._finish_stopped(trained=False)
+            return
+        spec = self.request.algorithm_specification
+        assert spec.training_image is not None
+        try:
+            image = read_image(spec.training_image)
+            argv = image.argv(spec.container_entrypoint, spec.container_arguments, "train")
+            self._check_prerequisites(image)
+            self._prepare_hosts()
+            binds, feeders = self._stage_channels()
+        except JobFailed as failed:
+            self._finish_failed(failed.reason)
+            return
+        except DockyardError as exc:
+            self._finish_failed(f"ClientError: {exc}")
+            return
+        if self._stopped_early():
+            return
+        mirror = self._restore_checkpoints()
+        if not self._advance(
+            _S.TRAINING,
+            "Training image download completed. Training in progress.",
+            training_start_time=time.time(),
+        ):
+            if mirror is not None:
+                mirror.close()
+            self._finish_stopped(trained=False)
+            return
+        try:
+            outcome = self._train(image, argv, binds, feeders)
+        finally:
+            for feeder in feeders:
+                feeder.stop()
+            if mirror is not None:
+                mirror.close()
+        if self._abort.is_set():
+            return
+        self._finish(outcome)
+
+    # -- phases --------------------------------------------------------------------------------
+
+    def _check_prerequisites(self, image: ImageSpec) -> None:
+        if not image.run_lines:
+            return
+        prerequisites = check_prerequisites(image.run_lines)
+        for item in prerequisites:
+            state = (
+                "not checked"
+                if not item.checked
+                else ("missing: " + ", ".join(item.missing) if item.missing else "met")
+            )
+            self._platform_log(f"RUN prerequisite ({state}): {item.line}")
+        missing = describe_missing(prerequisites)
+        if missing:
+            raise JobFailed(f"ClientError: {missing}")
+
+    def _prepare_hosts(self) -> None:
+        names_ = [h.name for h in self.hosts]
+        channels = {
+            ch.channel_name: ChannelConfig(
+                input_mode=self.request.input_mode_of(ch),
+                distribution=ch.s3.s3_data_distribution_type,
+                record_wrapper=ch.record_wrapper_type or "None",
+                content_type=ch.content_type,
+            )
+            for ch in self.request.channels
+        }
+        checkpoint = self.request.checkpoint_config
+        for host in self.hosts:
+            if host.opt_ml.root.exists():
+                shutil.rmtree(host.opt_ml.root)
+            host.opt_ml.create()
+            write_training_config(
+                host.opt_ml,
+                hyperparameters=self.request.hyper_parameters,
+                channels=channels,
+                resources=resource_config(
+                    host.name, names_, self.request.resource_config.instance_type or "local"
+                ),
+                checkpoint=(
+                    checkpoint_config(checkpoint.s3_uri, checkpoint.local_path)
+                    if checkpoint is not None
+                    else None
+                ),
+            )
+
+    def _progress(self, verb: str, total: int) -> tuple[list[int], Callable[[int], None]]:
+        done = [0]
+
+        def report(count: int) -> None:
+            done[0] += count
+            now = time.monotonic()
+            if now - self._progress_at >= 0.5 or done[0] >= total:
+                self._progress_at = now
+                self.engine.metadata.set_transition_message(
+                    self.name, f"{verb}: {_size(done[0])} of {_size(total)}"
+                )
+
+        return done, report
+
+    def _stage_channels(self) -> tuple[dict[str, list[tuple[Path, str]]], list[PipeFeeder]]:
+        """Per host: read-only binds for File/FastFile channels and feeders for Pipe ones."""
+        binds: dict[str, list[tuple[Path, str]]] = {h.name: [] for h in self.hosts}
+        feeders: list[PipeFeeder] = []
+        store = self.engine.store
+        for channel in self.request.channels:
+            source = find_channel_source(
+                channel.s3.s3_uri,
+                store,
+                forbidden=self.engine.forbidden_paths,
+                remote=self.engine.remote_store,
+            )
+            if source.remote:
+                _, report = self._progress("Downloading input data", source.total_bytes)
+                source = download_remote(
+                    source,
+                    store,
+                    self.folder / "channels" / channel.channel_name,
+                    progress=report,
+                )
+            self._platform_log(
+                f"channel {channel.channel_name}: {len(source.files)} files, "
+                f"{_size(source.total_bytes)} from {source.uri}"
+            )
+            for host in self.hosts:
+                files = source.files
+                sharded = channel.s3.s3_data_distribution_type == "ShardedByS3Key"
+                if sharded:
+                    files = shard(source.files, host.index, len(self.hosts))
+                mode = self.request.input_mode_of(channel)
+                if mode == "Pipe":
+                    feeder = PipeFeeder(
+                        host.opt_ml.data_dir,
+                        channel.channel_name,
+                        [f.local for f in files if f.local is not None],
+                        gzip_compressed=channel.compression_type == "Gzip",
+                        recordio=channel.record_wrapper_type == "RecordIO",
+                    )
+                    feeder.prepare()
+                    feeders.append(feeder)
+                    continue
+                target = f"/opt/ml/input/data/{channel.channel_name}"
+                binds[host.name].append(
+                    (self._channel_folder(source, files, sharded, host, channel), target)
+                )
+        return binds, feeders
+
+    def _channel_folder(
+        self, source: ChannelSource, files: list, sharded: bool, host: Host, channel: Channel
+    ) -> Path:
+        # Zero copy: bind the folder that holds exactly this channel's files; otherwise a
+        # folder of hard links to the host's share of them.
+        if not sharded and source.folder is not None:
+            return source.folder
+        staging = self.folder / "staging" / host.name / channel.channel_name
+        if staging.exists():
+            shutil.rmtree(staging)
+        return link_files(files, staging)
+
+    def _restore_checkpoints(self) -> CheckpointMirror | None:
+        checkpoint = self.request.checkpoint_config
+        if checkpoint is None:
+            return None
+        local = checkpoint.local_path or "/opt/ml/checkpoints"
+        relative = local.removeprefix("/opt/ml/").strip("/")
+        mirror = CheckpointMirror(
+            self.engine.store, checkpoint.s3_uri, [h.opt_ml.root / relative for h in self.hosts]
+        )
+        restored = mirror.restore()
+        self._platform_log(f"checkpoints: restored {restored} files from {checkpoint.s3_uri}")
+        mirror.start()
+        return mirror
+
+    def _host_spec(
+        self, host: Host, image: ImageSpec, argv: list[str], binds: list[tuple[Path, str]]
+    ) -> HostSpec:
+        settings = self.engine.settings
+        env = {
+            "TRAINING_JOB_NAME": self.name,
+            "TRAINING_JOB_ARN": self.record.arn,
+            "AWS_REGION": settings.region,
+            "AWS_DEFAULT_REGION": settings.region,
+            **self.request.environment,
+        }
+        return HostSpec(
+            image=image,
+            argv=argv,
+            hostname=host.name,
+            opt_ml=host.opt_ml.root,
+            read_only_binds=binds,
+            env=env,
+            hosts={h.name: host_address(h.index) for h in self.hosts},
+            hidden_paths=self.engine.forbidden_paths,
+        )
+
+    def _on_output(self, host: Host, scanner: MetricScanner) -> Callable[[str, str], None]:
+        def sink(stream: str, line: str) -> None:
+            now = time.time()
+            self.logs.write(host.stream, line, now)
+            if stream == "stderr":
+                host.stderr_tail.append(line)
+            points = scanner.scan(line, now)
+            if points:
+                self.engine.metadata.add_metric_points(self.name, points)
+
+        return sink
+
+    def _train(
+        self,
+        image: ImageSpec,
+        argv: list[str],
+        binds: dict[str, list[tuple[Path, str]]],
+        feeders: list[PipeFeeder],
+    ) -> Outcome:
+        scanner = MetricScanner(self.request.algorithm_specification.metric_definitions)
+        runtime = self.engine.runtime
+        for host in self.hosts:
+            spec = self._host_spec(host, image, argv, binds[host.name])
+            host.process = runtime.start(spec, self._on_output(host, scanner))
+        for feeder in feeders:
+            feeder.start()
+        for host in self.hosts:
+            threading.Thread(
+                target=self._watch, args=(host,), name=f"wait-{host.name}", daemon=True
+            ).start()
+        deadline = time.monotonic() + self.request.stopping_condition.max_runtime_in_seconds
+        exits: dict[str, int] = {}
+        terminating_since: float | None = None
+        grace = self.engine.settings.stop_grace_seconds
+        first_failure: Host | None = None
+        while True:
+            # Woken by a host exiting or a stop request; otherwise by the next deadline.
+            self._changed.clear()
+            for host in self.hosts:
+                assert host.process is not None
+                code = host.process.returncode
+                if host.name in exits or code is None:
+                    continue
+                exits[host.name] = code
+                if code != 0 and first_failure is None and terminating_since is None:
+                    first_failure = host
+            if len(exits) == len(self.hosts):
+                break
+            now = time.monotonic()
+            wants_stop = self._stop.is_set() or first_failure is not None
+            if not wants_stop and now >= deadline:
+                self._max_runtime_hit = True
+                self._stop.set()
+                self._platform_log("MaxRuntimeInSeconds reached: stopping the hosts (SIGTERM)")
+                self._transition(
+                    _S.STOPPING, "Stopping the training job: MaxRuntimeInSeconds exceeded"
+                )
+                wants_stop = True
+            if wants_stop and terminating_since is None:
+                terminating_since = now
+                for host in self.hosts:
+                    if host.name not in exits and host.process is not None:
+                        host.process.signal(signal.SIGTERM)
+            if terminating_since is not None and now - terminating_since >= grace:
+                for host in self.hosts:
+                    if host.name not in exits and host.process is not None:
+                        self._platform_log(f"{host.name} did not stop within {grace:g} s: SIGKILL")
+                        host.process.kill()
+                terminating_since = float("inf")
+            if terminating_since is None:
+                wake = deadline
+            elif terminating_since != float("inf"):
+                wake = terminating_since + grace
+            else:
+                wake = now + 1.0
+            self._changed.wait(timeout=max(min(wake - time.monotonic(), 1.0), 0.001))
+        return Outcome(exits=exits, first_failure=first_failure)
+
+    def _watch(self, host: Host) -> None:
+        assert host.process is not None
+        host.process.wait()
+        self._changed.set()
+
+    # -- endings -------------------------------------------------------------------------------
+
+    def _finish(self, outcome: Outcome) -> None:
+        stopped = self._stop.is_set() and outcome.first_failure is None
+        failure = None if stopped else self._failure_reason(outcome)
+        try:
+            self._upload()
+        except Exception as exc:
+            log.exception("training job %s: upload failed", self.name)
+            if failure is None and not stopped:
+                failure = f"ClientError: could not upload the model artifacts: {exc}"
+        end = time.time()
+        if stopped:
+            final = _S.MAX_RUNTIME_EXCEEDED if self._max_runtime_hit else _S.STOPPED
+            message = (
+                "Training job stopped: MaxRuntimeInSeconds exceeded"
+                if self._max_runtime_hit
+                else "Training job stopped by StopTrainingJob"
+            )
+            self._transition(final, message, training_end_time=end)
+        elif failure is not None:
+            self._transition(
+                _S.FAILED,
+                "Training job failed",
+                failure_reason=failure[: names.MAX_FAILURE_REASON],
+                training_end_time=end,
+            )
+        else:
+            self._transition(_S.COMPLETED, "Training job completed", training_end_time=end)
+
+    def _upload(self) -> None:
+        if self._stop.is_set():
+            current = self.engine.training_jobs.secondary_status(self.name)
+            if current is not _S.STOPPING:
+                self._transition(_S.STOPPING, "Stopping the training job")
+        self._transition(_S.UPLOADING, "Uploading generated training model")
+        folders = [h.opt_ml for h in self.hosts]
+        total = sum(_folder_bytes(f.model_dir) + _folder_bytes(f.output_data_dir) for f in folders)
+        _, report = self._progress("Uploading generated training model", total)
+        upload_artifacts(
+            self.engine.store,
+            self.request.output_data_config.s3_output_path,
+            self.name,
+            [f.model_dir for f in folders],
+            [f.output_data_dir for f in folders],
+            self.folder,
+            progress=report,
+        )
+
+    def _failure_reason(self, outcome: Outcome) -> str | None:
+        failed = [h for h in self.hosts if outcome.exits.get(h.name, 0) != 0]
+        if not failed:
+            return None
+        # A failure file written by the program wins, from any host, lowest host first.
+        for host in self.hosts:
+            path = host.opt_ml.failure_file
+            if path.is_file():
+                text = path.read_text(encoding="utf-8", errors="replace")[
+                    : names.MAX_FAILURE_REASON
+                ]
+                if text.strip():
+                    return text
+        host = outcome.first_failure or failed[0]
+        code = outcome.exits[host.name]
+        how = f"exited with code {code}"
+        if code > 128 and code - 128 in _SIGNAL_NAMES:
+            how += f" (ended by {_SIGNAL_NAMES[code - 128]})"
+        tail = "\n".join(host.stderr_tail)
+        reason = f"AlgorithmError: the training program on {host.name} {how}."
+        if tail:
+            reason += f" Last lines of stderr:\n{tail}"
+        return (
+            reason[-names.MAX_FAILURE_REASON :]
+            if len(reason) > names.MAX_FAILURE_REASON
+            else reason
+        )
+
+    def _finish_failed(self, reason: str) -> None:
+        current = self.engine.training_jobs.secondary_status(self.name)
+        if current in (_S.COMPLETED, _S.FAILED, _S.STOPPED, _S.MAX_RUNTIME_EXCEEDED):
+            return
+        self._transition(
+            _S.FAILED,
+            "Training job failed",
+            failure_reason=reason[: names.MAX_FAILURE_REASON],
+            training_end_time=time.time(),
+        )
+
+    def _finish_stopped(self, *, trained: bool) -> None:
+        current = self.engine.training_jobs.secondary_status(self.name)
+        if current is not _S.STOPPING:
+            self._transition(_S.STOPPING, "Stopping the training job")
+        self._transition(
+            _S.STOPPED,
+            "Training job stopped before training started",
+            training_end_time=time.time(),
+        )
+
+
+@dataclass
+class Outcome:
+    exits: dict[str, int]
+    first_failure: Host | None
+
+
+_SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if count < 1024 or unit == "GiB":
+            return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
+        count /= 1024
+    return f"{count:.1f} GiB"
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0

@@ -1,0 +1,304 @@
+"""Training jobs end to end through the engine: failures, stops, hosts, channels, isolation."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+from pathlib import Path
+
+from tests.conftest import RunningServer, channel, make_image, training_request, wait_for_job
+
+FAILING = """
+import sys
+open("/opt/ml/output/failure", "w").write("ValueError: target column 'nope' not in the data")
+print("about to fail", file=sys.stderr)
+sys.exit(1)
+"""
+
+CRASHING = """
+import sys
+print("loading data", file=sys.stderr)
+raise RuntimeError("boom at step 3")
+"""
+
+STUBBORN = """
+import signal, time, pathlib
+def on_term(*_):
+    pathlib.Path("/opt/ml/model/saved-in-grace.txt").write_text("late")
+signal.signal(signal.SIGTERM, on_term)
+print("ignoring SIGTERM from now on", flush=True)
+while True:
+    time.sleep(0.05)
+"""
+
+
+def test_failure_file_becomes_the_failure_reason(server: RunningServer, tmp_path: Path) -> None:
+    sagemaker = server.client("sagemaker")
+    sagemaker.create_training_job(**training_request("fails", make_image(tmp_path / "i", FAILING)))
+    described = wait_for_job(sagemaker, "fails")
+    assert described["TrainingJobStatus"] == "Failed"
+    assert described["FailureReason"] == "ValueError: target column 'nope' not in the data"
+    assert described["SecondaryStatusTransitions"][-1]["Status"] == "Failed"
+
+
+def test_without_failure_file_the_reason_names_exit_code_and_stderr(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    sagemaker = server.client("sagemaker")
+    sagemaker.create_training_job(**training_request("crash", make_image(tmp_path / "i", CRASHING)))
+    reason = wait_for_job(sagemaker, "crash")["FailureReason"]
+    assert reason.startswith("AlgorithmError: the training program on algo-1 exited with code 1.")
+    assert "RuntimeError: boom at step 3" in reason
+    assert len(reason) <= 1024
+
+
+def test_max_runtime_stops_a_program_that_ignores_sigterm(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    sagemaker = server.client("sagemaker")
+    request = training_request(
+        "stubborn",
+        make_image(tmp_path / "i", STUBBORN),
+        StoppingCondition={"MaxRuntimeInSeconds": 1},
+    )
+    started = time.monotonic()
+    sagemaker.create_training_job(**request)
+    described = wait_for_job(sagemaker, "stubborn")
+    # 1 s of runtime + the 2 s grace the fixture configures, then SIGKILL.
+    assert time.monotonic() - started < 30
+    assert described["TrainingJobStatus"] == "Stopped"
+    assert described["SecondaryStatus"] == "MaxRuntimeExceeded"
+    statuses = [t["Status"] for t in described["SecondaryStatusTransitions"]]
+    assert statuses[-3:] == ["Stopping", "Uploading", "MaxRuntimeExceeded"]
+    # What the program wrote in its grace period is kept in model.tar.gz.
+    model = server.engine.store.get_bytes("bucket", "out/stubborn/output/model.tar.gz")
+    with tarfile.open(fileobj=io.BytesIO(model)) as archive:
+        assert "saved-in-grace.txt" in archive.getnames()
+
+
+def test_stop_training_job(server: RunningServer, tmp_path: Path) -> None:
+    sagemaker = server.client("sagemaker")
+    program = "import time\nprint('waiting', flush=True)\ntime.sleep(600)\n"
+    sagemaker.create_training_job(
+        **training_request("to-stop", make_image(tmp_path / "i", program))
+    )
+    deadline = time.monotonic() + 30
+    while (
+        sagemaker.describe_training_job(TrainingJobName="to-stop")["SecondaryStatus"] != "Training"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    sagemaker.stop_training_job(TrainingJobName="to-stop")
+    assert sagemaker.describe_training_job(TrainingJobName="to-stop")["TrainingJobStatus"] in (
+        "Stopping",
+        "Stopped",
+    )
+    described = wait_for_job(sagemaker, "to-stop")
+    assert described["TrainingJobStatus"] == "Stopped"
+    assert described["SecondaryStatus"] == "Stopped"
+
+
+TWO_HOSTS = """
+import json, socket, sys, time, pathlib
+rc = json.load(open("/opt/ml/input/config/resourceconfig.json"))
+me = rc["current_host"]
+files = sorted(p.name for p in pathlib.Path("/opt/ml/input/data/train").rglob("*") if p.is_file())
+pathlib.Path("/opt/ml/model", me + ".json").write_text(json.dumps({"rc": rc, "files": files,
+    "hostname": socket.gethostname()}))
+if me == "algo-2":
+    server = socket.create_server((socket.gethostbyname("algo-2"), 7777))
+    conn, _ = server.accept()
+    conn.sendall(b"hello from algo-2")
+    conn.close()
+else:
+    deadline = time.time() + 20
+    while True:
+        try:
+            with socket.create_connection(("algo-2", 7777), timeout=1) as conn:
+                greeting = conn.recv(100).decode()
+                break
+        except OSError:
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+    pathlib.Path("/opt/ml/model/greeting.txt").write_text(greeting)
+    print("algo-1 got:", greeting)
+"""
+
+
+def test_two_hosts_differ_only_in_current_host_and_reach_each_other(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for i in range(6):
+        (data / f"part-{i}.csv").write_text(f"{i}\n")
+    sagemaker = server.client("sagemaker")
+    request = training_request(
+        "two-hosts",
+        make_image(tmp_path / "i", TWO_HOSTS),
+        InputDataConfig=[channel("train", f"file://{data}", "ShardedByS3Key")],
+    )
+    request["ResourceConfig"]["InstanceCount"] = 2
+    sagemaker.create_training_job(**request)
+    described = wait_for_job(sagemaker, "two-hosts")
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    hosts = {
+        name: json.loads(
+            (
+                server.settings.jobs_dir / "two-hosts" / "hosts" / name / "model" / f"{name}.json"
+            ).read_text()
+        )
+        for name in ("algo-1", "algo-2")
+    }
+    rc1, rc2 = hosts["algo-1"]["rc"], hosts["algo-2"]["rc"]
+    assert rc1["current_host"] == "algo-1" and rc2["current_host"] == "algo-2"
+    assert {k: v for k, v in rc1.items() if k != "current_host"} == {
+        k: v for k, v in rc2.items() if k != "current_host"
+    }
+    assert rc1["hosts"] == ["algo-1", "algo-2"]
+    assert hosts["algo-2"]["hostname"] == "algo-2"
+    # ShardedByS3Key: disjoint halves that together are the whole channel.
+    files1, files2 = set(hosts["algo-1"]["files"]), set(hosts["algo-2"]["files"])
+    assert files1.isdisjoint(files2)
+    assert files1 | files2 == {f"part-{i}.csv" for i in range(6)}
+    assert len(files1) == len(files2) == 3
+    greeting = (
+        server.settings.jobs_dir / "two-hosts" / "hosts" / "algo-1" / "model" / "greeting.txt"
+    ).read_text()
+    assert greeting == "hello from algo-2"
+
+
+SNOOP = """
+import json, os, pathlib, sys
+home, other = sys.argv[2], sys.argv[3]
+result = {}
+targets = [("home_db", home + "/dockyard.db"), ("home_listing", home), ("other_job", other)]
+for label, path in targets:
+    try:
+        if os.path.isdir(path):
+            result[label] = os.listdir(path)
+        else:
+            result[label] = open(path, "rb").read(16).hex()
+    except OSError as exc:
+        result[label] = "denied: " + type(exc).__name__
+pathlib.Path("/opt/ml/model/snoop.json").write_text(json.dumps(result))
+"""
+
+
+def test_a_job_cannot_see_dockyard_home_or_other_jobs(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    sagemaker = server.client("sagemaker")
+    secret_job = make_image(
+        tmp_path / "secret", "open('/opt/ml/model/secret.txt', 'w').write('s3cr3t')"
+    )
+    sagemaker.create_training_job(**training_request("secret-job", secret_job))
+    assert wait_for_job(sagemaker, "secret-job")["TrainingJobStatus"] == "Completed"
+    home = server.settings.home
+    other = home / "jobs" / "secret-job" / "hosts" / "algo-1" / "model"
+    assert (other / "secret.txt").read_text() == "s3cr3t"  # it is there, on the host
+    request = training_request("snoop", make_image(tmp_path / "snoop", SNOOP))
+    request["AlgorithmSpecification"]["ContainerArguments"] = ["train", str(home), str(other)]
+    sagemaker.create_training_job(**request)
+    assert wait_for_job(sagemaker, "snoop")["TrainingJobStatus"] == "Completed"
+    seen = json.loads(
+        (home / "jobs" / "snoop" / "hosts" / "algo-1" / "model" / "snoop.json").read_text()
+    )
+    assert seen["home_db"].startswith("denied")
+    assert seen["home_listing"] in ([], "denied: FileNotFoundError", "denied: PermissionError")
+    assert seen["other_job"] != ["secret.txt"] and "secret.txt" not in seen["other_job"]
+
+
+PIPE_READER = """
+import json, pathlib
+got = []
+for epoch in range(2):
+    with open(f"/opt/ml/input/data/train_{epoch}", "rb") as pipe:
+        got.append(pipe.read().decode())
+config = json.load(open("/opt/ml/input/config/inputdataconfig.json"))
+pathlib.Path("/opt/ml/model/pipe.json").write_text(json.dumps({"epochs": got, "config": config}))
+"""
+
+
+def test_pipe_mode_feeds_a_fifo_per_epoch(server: RunningServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "a.txt").write_text("first,")
+    (data / "b.txt").write_text("second")
+    sagemaker = server.client("sagemaker")
+    request = training_request(
+        "piped",
+        make_image(tmp_path / "i", PIPE_READER),
+        InputDataConfig=[channel("train", f"file://{data}", InputMode="Pipe")],
+    )
+    sagemaker.create_training_job(**request)
+    assert wait_for_job(sagemaker, "piped")["TrainingJobStatus"] == "Completed"
+    seen = json.loads(
+        (
+            server.settings.jobs_dir / "piped" / "hosts" / "algo-1" / "model" / "pipe.json"
+        ).read_text()
+    )
+    assert seen["epochs"] == ["first,second", "first,second"]
+    assert seen["config"]["train"]["TrainingInputMode"] == "Pipe"
+
+
+CHECKPOINTER = """
+import os, pathlib
+ck = pathlib.Path("/opt/ml/checkpoints")
+before = sorted(p.name for p in ck.iterdir())
+(ck / "step-2.ckpt").write_text("2")
+if (ck / "step-0.ckpt").exists():
+    (ck / "step-0.ckpt").unlink()
+pathlib.Path("/opt/ml/model/restored.txt").write_text(",".join(before))
+"""
+
+
+def test_checkpoints_restore_and_mirror(server: RunningServer, tmp_path: Path) -> None:
+    store = server.engine.store
+    store.create_bucket("ckpt")
+    store.put_bytes("ckpt", "run/step-0.ckpt", b"0")
+    store.put_bytes("ckpt", "run/step-1.ckpt", b"1")
+    sagemaker = server.client("sagemaker")
+    request = training_request(
+        "ckpt-job",
+        make_image(tmp_path / "i", CHECKPOINTER),
+        CheckpointConfig={"S3Uri": "s3://ckpt/run"},
+    )
+    sagemaker.create_training_job(**request)
+    assert wait_for_job(sagemaker, "ckpt-job")["TrainingJobStatus"] == "Completed"
+    restored = (
+        server.settings.jobs_dir / "ckpt-job" / "hosts" / "algo-1" / "model" / "restored.txt"
+    ).read_text()
+    assert restored == "step-0.ckpt,step-1.ckpt"
+    keys = sorted(info.key for info in store.list_objects("ckpt", "run/"))
+    assert keys == ["run/step-1.ckpt", "run/step-2.ckpt"]
+
+
+def test_channels_are_read_only_inside_the_sandbox(server: RunningServer, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "x.csv").write_text("original")
+    program = (
+        "import pathlib\n"
+        "p = pathlib.Path('/opt/ml/input/data/train/x.csv')\n"
+        "try:\n    p.write_text('changed'); outcome = 'written'\n"
+        "except OSError as e:\n    outcome = type(e).__name__\n"
+        "pathlib.Path('/opt/ml/model/outcome.txt').write_text(outcome)\n"
+    )
+    sagemaker = server.client("sagemaker")
+    sagemaker.create_training_job(
+        **training_request(
+            "read-only",
+            make_image(tmp_path / "i", program),
+            InputDataConfig=[channel("train", f"file://{data}")],
+        )
+    )
+    assert wait_for_job(sagemaker, "read-only")["TrainingJobStatus"] == "Completed"
+    outcome = (
+        server.settings.jobs_dir / "read-only" / "hosts" / "algo-1" / "model" / "outcome.txt"
+    ).read_text()
+    assert outcome == "OSError"
+    assert (data / "x.csv").read_text() == "original"

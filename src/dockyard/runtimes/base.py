@@ -1,0 +1,64 @@
+"""The Runtime interface: start one host of a job from an ImageSpec and control it while it runs."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from dockyard.runtimes.images import ImageSpec
+
+# (stream, line): stream is "stdout" or "stderr", the line has no trailing newline.
+OutputSink = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """Everything a runtime needs to run one host (`algo-1`, ...) of a job."""
+
+    image: ImageSpec
+    argv: list[str]
+    hostname: str
+    opt_ml: Path  # host folder seen read-write at /opt/ml
+    # (host path, sandbox path), applied after /opt/ml, so /opt/ml/input/data/train may be one.
+    read_only_binds: list[tuple[Path, str]] = field(default_factory=list)
+    env: Mapping[str, str] = field(default_factory=dict)  # platform env, over the image's ENV
+    hosts: Mapping[str, str] = field(default_factory=dict)  # hostname -> IPv4 for /etc/hosts
+    hidden_paths: list[Path] = field(default_factory=list)  # host paths the program must not see
+    # "private" gives the host its own network namespace (serving instances on the same port).
+    network: Literal["host", "private"] = "host"
+
+
+class RunningHost(ABC):
+    """A started host. Exit codes follow Docker: 128+N when the program died of signal N."""
+
+    pid: int
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> int | None:
+        """The exit code once the program and its output readers are done; None on timeout."""
+
+    @abstractmethod
+    def signal(self, sig: int) -> None:
+        """Deliver `sig` to the user's processes (SIGTERM for a graceful stop)."""
+
+    @abstractmethod
+    def kill(self) -> None:
+        """SIGKILL everything of this host."""
+
+    @property
+    @abstractmethod
+    def returncode(self) -> int | None:
+        """The exit code, or None while the host runs."""
+
+
+class Runtime(ABC):
+    """Runs hosts of jobs; adapters are chosen by name (`process`, `docker`, ...)."""
+
+    name: str
+
+    @abstractmethod
+    def start(self, spec: HostSpec, on_output: OutputSink) -> RunningHost:
+        """Start the host's program; raises SandboxError when it cannot be started."""

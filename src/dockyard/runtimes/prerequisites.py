@@ -1,0 +1,310 @@
+"""An image's RUN lines are not executed: they name prerequisites the host must already meet."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import posixpath
+import re
+import shlex
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+_SEPARATORS = frozenset(";&|()\n")
+_REDIRECT = re.compile(r"^[0-9]*(>>?|<<?|>&|<&|&>>?)$")
+# Words that can precede the real command without changing what it installs.
+_PREFIXES = frozenset(
+    {"sudo", "env", "command", "exec", "time", "nohup", "then", "else", "do", "!", "{", "if"}
+)
+# Commands that only tidy the image and need nothing from the host.
+_HOUSEKEEPING = frozenset({"rm", "set", "true", ":", "cd", "fi", "done", "}"})
+_APT = frozenset({"apt-get", "apt", "aptitude"})
+_APT_VALUE_OPTIONS = frozenset(
+    {"-o", "-c", "-t", "--option", "--config-file", "--target-release", "--default-release"}
+)
+_DEBIAN_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+$")
+_PIP_PROGRAM = re.compile(r"^pip[0-9.]*$")
+_PYTHON_PROGRAM = re.compile(r"^python[0-9.]*$")
+_PIP_VALUE_OPTIONS = frozenset(
+    {
+        "-r", "--requirement", "-c", "--constraint", "-e", "--editable", "-i", "--index-url",
+        "--extra-index-url", "-f", "--find-links", "-t", "--target", "--prefix", "--root", "--src",
+        "--platform", "--python-version", "--implementation", "--abi", "--only-binary",
+        "--no-binary", "--progress-bar", "--cache-dir", "--log", "--timeout", "--retries",
+        "--trusted-host", "--proxy", "--upgrade-strategy", "-C", "--config-settings",
+        "--global-option", "--root-user-action", "--report", "--python",
+    }
+)  # fmt: skip
+_PYTHON_NAME = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)(\[[^\]]*\])?")
+_R_INSTALL = re.compile(
+    r"(?:install\.packages|BiocManager::install)\(\s*(c\([^)]*\)|[\"'][^\"']+[\"'])"
+)
+_R_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
+
+
+@dataclass(frozen=True)
+class Prerequisite:
+    """What one RUN line needs of the host, and what of it is missing.
+
+    `kind` is "apt", "pip", "r" or "other"; "other" lines are listed, not checked."""
+
+    line: str
+    kind: str
+    missing: list[str]
+    checked: bool
+    packages: list[str] = field(default_factory=list)
+
+
+def check_prerequisites(run_lines: Iterable[str]) -> list[Prerequisite]:
+    """Check every RUN line against this machine: one dpkg-query and one Rscript call at most."""
+    wanted = [(line, kind, packages) for line in run_lines for kind, packages in _needs(line)]
+    apt_missing = _missing_debian_packages(
+        _unique(p for _, kind, packages in wanted if kind == "apt" for p in packages)
+    )
+    r_missing = _missing_r_packages(
+        _unique(p for _, kind, packages in wanted if kind == "r" for p in packages)
+    )
+    prerequisites = []
+    for line, kind, packages in wanted:
+        missing: set[str] | None
+        if kind == "apt":
+            missing = apt_missing
+        elif kind == "r":
+            missing = r_missing
+        elif kind == "pip":
+            missing = _missing_python_packages(packages)
+        else:
+            missing = None
+        prerequisites.append(
+            Prerequisite(
+                line=line,
+                kind=kind,
+                missing=[p for p in packages if missing is not None and p in missing],
+                checked=missing is not None,
+                packages=packages,
+            )
+        )
+    return prerequisites
+
+
+def describe_missing(prerequisites: Iterable[Prerequisite]) -> str | None:
+    """One line naming every missing package, its RUN line and how to install it; None if none."""
+    parts = []
+    for prerequisite in prerequisites:
+        if not prerequisite.missing:
+            continue
+        names = " ".join(prerequisite.missing)
+        one = len(prerequisite.missing) == 1
+        package, which, it = ("package", "is", "it") if one else ("packages", "are", "them")
+        line = _short(prerequisite.line)
+        if prerequisite.kind == "apt":
+            what, where, how = "Debian", "on this machine", f"apt-get install {names}"
+        elif prerequisite.kind == "pip":
+            what, where = "Python", f"in dockyard's Python environment ({sys.prefix})"
+            how = f"pip install {names}"
+        else:
+            debian = " ".join(f"r-cran-{name.lower()}" for name in prerequisite.missing)
+            quoted = ", ".join(f"'{name}'" for name in prerequisite.missing)
+            what, where = "R", "on this machine"
+            how = f'apt-get install {debian}, or Rscript -e "install.packages(c({quoted}))"'
+        parts.append(
+            f"the image's RUN line `{line}` needs {what} {package} {names.replace(' ', ', ')}, "
+            f"which {which} not installed {where}: install {it} ({how}) and run the job again"
+        )
+    return "; ".join(parts) or None
+
+
+def _short(line: str, limit: int = 160) -> str:
+    line = " ".join(line.split())
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# -- reading a RUN line -------------------------------------------------------------------------
+
+
+def _needs(line: str) -> list[tuple[str, list[str]]]:
+    """(kind, packages) for each installer the line runs; ("other", []) for anything else in it."""
+    try:
+        commands = _commands(line)
+    except ValueError:
+        return [("other", [])]
+    found: dict[str, list[str]] = {}
+    other = False
+    for words in commands:
+        program = posixpath.basename(words[0])
+        need = _installer(program, words[1:])
+        if need is not None:
+            kind, packages = need
+            found.setdefault(kind, []).extend(packages)
+        elif program not in _HOUSEKEEPING and program not in _APT:  # apt-get update, clean, ...
+            other = True
+    needs = [(kind, _unique(packages)) for kind, packages in found.items()]
+    if other or not needs:
+        needs.append(("other", []))
+    return needs
+
+
+def _commands(line: str) -> list[list[str]]:
+    """The simple commands of a shell line, split at ; && || | and newlines, minus redirections."""
+    lexer = shlex.shlex(line, posix=True, punctuation_chars="();<>|&\n")
+    lexer.whitespace = " \t\r"
+    lexer.whitespace_split = True
+    commands: list[list[str]] = []
+    words: list[str] = []
+    skip_next = False
+    for token in lexer:
+        if skip_next:
+            skip_next = False
+        elif _REDIRECT.match(token) and any(ch in token for ch in "<>"):
+            skip_next = True
+            if words and words[-1].isdigit():
+                words.pop()  # the 2 of 2>&1
+        elif set(token) <= _SEPARATORS:
+            commands.append(words)
+            words = []
+        else:
+            words.append(token)
+    commands.append(words)
+    result = []
+    for command in commands:
+        while command and (command[0] in _PREFIXES or re.match(r"^[A-Za-z_]\w*=", command[0])):
+            command = command[1:]
+        if command:
+            result.append(command)
+    return result
+
+
+def _installer(program: str, args: list[str]) -> tuple[str, list[str]] | None:
+    if program in _APT:
+        positional = _positional(args, _APT_VALUE_OPTIONS)
+        if positional[:1] == ["install"]:
+            return "apt", [n for n in map(_debian_name, positional[1:]) if n]
+        return None
+    if program in ("Rscript", "R"):
+        expressions = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "-e"]
+        names = [name for expression in expressions for name in _r_names(expression)]
+        return ("r", names) if names else None
+    if _PYTHON_PROGRAM.match(program) and "-m" in args:
+        module_args = args[args.index("-m") + 1 :]
+        if module_args[:1] == ["pip"]:
+            return _pip(module_args[1:])
+        return None
+    if _PIP_PROGRAM.match(program):
+        return _pip(args)
+    if program == "uv" and args[:1] == ["pip"]:
+        return _pip(args[1:])
+    return None
+
+
+def _positional(args: list[str], value_options: frozenset[str]) -> list[str]:
+    positional, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg in value_options:
+            skip = True
+        elif not arg.startswith("-"):
+            positional.append(arg)
+    return positional
+
+
+def _debian_name(word: str) -> str | None:
+    if word.startswith((".", "/")) or word.endswith(".deb"):
+        return None  # a local .deb file, not a package name
+    name = re.split(r"[=/:]", word, maxsplit=1)[0].rstrip("+")
+    return name if _DEBIAN_NAME.match(name) and not word.endswith("-") else None
+
+
+def _pip(args: list[str]) -> tuple[str, list[str]] | None:
+    positional = _positional(args, _PIP_VALUE_OPTIONS)
+    if positional[:1] != ["install"]:
+        return None
+    names = []
+    for word in positional[1:]:
+        if (
+            "://" in word
+            or word.startswith((".", "/", "git+", "@"))
+            or word.endswith((".whl", ".zip", ".tar.gz"))
+        ):
+            continue
+        match = _PYTHON_NAME.match(word)
+        # pip upgrading itself is not something the program needs.
+        if match and match.group(1).lower() != "pip":
+            names.append(match.group(1))
+    return "pip", names
+
+
+def _r_names(expression: str) -> list[str]:
+    names: list[str] = []
+    for match in _R_INSTALL.finditer(expression):
+        names.extend(
+            n for n in re.findall(r"[\"']([^\"']+)[\"']", match.group(1)) if _R_NAME.match(n)
+        )
+    return names
+
+
+# -- checking the host --------------------------------------------------------------------------
+
+
+def _missing_debian_packages(packages: list[str]) -> set[str] | None:
+    """Packages dpkg does not report as `install ok installed`; None when dpkg is not here."""
+    if not packages:
+        return set()
+    try:
+        result = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Package}\t${Status}\n", *packages],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    installed = set()
+    for row in result.stdout.splitlines():
+        name, _, status = row.partition("\t")
+        if status == "install ok installed":
+            installed.add(name)
+    return set(packages) - installed
+
+
+def _missing_python_packages(packages: list[str]) -> set[str]:
+    # Checked in the interpreter dockyard runs with (sys.executable's environment), which is what a
+    # process-runtime program gets today; framework images will map to their own environments later.
+    missing = set()
+    for name in packages:
+        try:
+            importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.add(name)
+    return missing
+
+
+def _missing_r_packages(packages: list[str]) -> set[str] | None:
+    """Packages `requireNamespace` cannot load; all of them when R is not installed."""
+    if not packages:
+        return set()
+    names = ", ".join(f"'{name}'" for name in packages)  # names matched _R_NAME: safe to quote
+    script = (
+        f"for (p in c({names})) if (!requireNamespace(p, quietly = TRUE)) cat(p, '\\n', sep = '')"
+    )
+    try:
+        result = subprocess.run(
+            ["Rscript", "--vanilla", "-e", script],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    except FileNotFoundError:
+        return set(packages)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if result.returncode != 0:
+        return None
+    return set(result.stdout.split()) & set(packages)

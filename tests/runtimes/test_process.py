@@ -1,0 +1,585 @@
+"""The process runtime against real bubblewrap: isolation, mounts, environment, output, signals."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dockyard.contract.errors import ImageError, SandboxError
+from dockyard.runtimes.base import HostSpec
+from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec, read_image
+from dockyard.runtimes.process import ProcessHost, ProcessRuntime, bwrap_argv, find_program
+
+HOSTS = {"algo-1": "127.0.10.1", "algo-2": "127.0.10.2"}
+
+
+class Output:
+    """Collects what a sandbox prints and lets a test wait for a line."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, stream: str, line: str) -> None:
+        with self._changed:
+            self.lines.append((stream, line))
+            self._changed.notify_all()
+
+    @property
+    def stdout(self) -> list[str]:
+        return [line for stream, line in self.lines if stream == "stdout"]
+
+    @property
+    def stderr(self) -> list[str]:
+        return [line for stream, line in self.lines if stream == "stderr"]
+
+    def wait_for(self, line: str, timeout: float = 30.0) -> None:
+        with self._changed:
+            if not self._changed.wait_for(lambda: ("stdout", line) in self.lines, timeout):
+                raise TimeoutError(f"{line!r} not printed within {timeout} s: {self.lines}")
+
+
+def shell_spec(tmp_path: Path, script: str, **overrides: Any) -> HostSpec:
+    opt_ml = tmp_path / "opt_ml"
+    opt_ml.mkdir(exist_ok=True)
+    image = overrides.pop("image", None) or ImageSpec(
+        context=tmp_path, dockerfile=tmp_path / "Dockerfile"
+    )
+    values: dict[str, Any] = {
+        "image": image,
+        "argv": ["/bin/sh", "-c", script],
+        "hostname": "algo-1",
+        "opt_ml": opt_ml,
+        "hosts": HOSTS,
+        **overrides,
+    }
+    return HostSpec(**values)
+
+
+def run(spec: HostSpec, timeout: float = 30.0) -> tuple[int, Output]:
+    output = Output()
+    host = ProcessRuntime().start(spec, output)
+    code = host.wait(timeout)
+    if code is None:
+        host.kill()
+        raise TimeoutError(f"sandbox still running after {timeout} s: {output.lines}")
+    return code, output
+
+
+def run_shell(tmp_path: Path, script: str, **overrides: Any) -> tuple[int, Output]:
+    return run(shell_spec(tmp_path, script, **overrides))
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(0.01)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes of a process group."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                raw = Path(f"/proc/{entry}/stat").read_bytes()
+            except OSError:
+                continue
+            state, _, group = raw[raw.rindex(b")") + 2 :].split()[:3]
+            if int(group) == pgid and state != b"Z":
+                members.append(int(entry))
+    return members
+
+
+@pytest.fixture
+def visible_dir() -> Iterator[Path]:
+    """A host folder outside /tmp and /root, so the sandbox would see it unless it is hidden."""
+    path = Path(tempfile.mkdtemp(prefix="dockyard-test-", dir="/var/tmp"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path)
+
+
+# -- the host's root -----------------------------------------------------------------------------
+
+
+def test_host_root_is_read_only(tmp_path: Path) -> None:
+    code, output = run_shell(
+        tmp_path,
+        "touch /usr/dockyard-probe || echo usr-read-only; "
+        "mkdir /dockyard-probe || echo root-read-only; "
+        "ls /usr/bin/env >/dev/null && echo usr-readable",
+    )
+    assert code == 0
+    assert output.stdout == ["usr-read-only", "root-read-only", "usr-readable"]
+    assert not Path("/usr/dockyard-probe").exists()
+    assert not Path("/dockyard-probe").exists()
+
+
+def test_private_tmp(tmp_path: Path) -> None:
+    (tmp_path / "host-file").write_text("host")
+    code, output = run_shell(
+        tmp_path,
+        f"test -e {tmp_path}/host-file || echo host-tmp-hidden; "
+        "echo mine > /tmp/dockyard-sandbox-file && cat /tmp/dockyard-sandbox-file",
+    )
+    assert (code, output.stdout) == (0, ["host-tmp-hidden", "mine"])
+    assert not Path("/tmp/dockyard-sandbox-file").exists()
+
+
+def test_own_proc_dev_and_pid_namespace(tmp_path: Path) -> None:
+    code, output = run_shell(
+        tmp_path,
+        "echo $$; ls /proc | grep -c '^[0-9]'; "
+        "echo discard > /dev/null && test -c /dev/urandom && echo dev-ok",
+    )
+    assert code == 0
+    pid, process_count, dev = output.stdout
+    assert int(pid) <= 3  # bwrap's init is 1: the program is one of the first
+    assert int(process_count) <= 5
+    assert dev == "dev-ok"
+
+
+def test_hostname_and_etc_hosts(tmp_path: Path) -> None:
+    code, output = run_shell(
+        tmp_path,
+        "hostname; echo $HOSTNAME; getent hosts algo-2; getent hosts algo-1; "
+        "head -n 1 /etc/hosts; touch /etc/hosts || echo hosts-read-only",
+    )
+    assert code == 0
+    assert [" ".join(line.split()) for line in output.stdout] == [
+        "algo-1",
+        "algo-1",
+        "127.0.10.2 algo-2",
+        "127.0.10.1 algo-1",
+        "127.0.0.1 localhost",
+        "hosts-read-only",
+    ]
+
+
+def test_own_hostname_resolves_without_a_hosts_entry(tmp_path: Path) -> None:
+    code, output = run_shell(tmp_path, "getent hosts algo-9", hostname="algo-9", hosts={})
+    assert code == 0
+    assert output.stdout[0].split() == ["127.0.0.1", "algo-9"]
+
+
+def test_root_home_is_a_private_tmpfs(tmp_path: Path) -> None:
+    code, output = run_shell(
+        tmp_path,
+        'echo "$HOME"; ls -A /root | wc -l; echo x > /root/f && cat /root/f; '
+        "test -e /root/.dockyard || echo no-dockyard-state",
+    )
+    assert output.stdout == ["/root", "0", "x", "no-dockyard-state"]
+    assert code == 0
+    assert not Path("/root/f").exists()
+
+
+def test_hidden_paths_cannot_be_read(tmp_path: Path, visible_dir: Path) -> None:
+    home = visible_dir / "dockyard-home"
+    (home / "jobs" / "job-a" / "opt_ml").mkdir(parents=True)
+    (home / "jobs" / "job-b").mkdir(parents=True)
+    (home / "state.db").write_text("secret state\n")
+    (home / "jobs" / "job-b" / "model.bin").write_text("another job's model\n")
+    secret_file = visible_dir / "credentials"
+    secret_file.write_text("secret file\n")
+    script = (
+        f"cat {home}/state.db; cat {home}/jobs/job-b/model.bin; cat {secret_file}; "
+        f"ls -A {home} | wc -l; echo own > /opt/ml/own && cat /opt/ml/own"
+    )
+    opt_ml = home / "jobs" / "job-a" / "opt_ml"
+
+    # Without hiding, the sandbox sees these files: the check below means something.
+    code, output = run_shell(tmp_path, script, opt_ml=opt_ml)
+    assert output.stdout == ["secret state", "another job's model", "secret file", "2", "own"]
+
+    code, output = run_shell(
+        tmp_path,
+        script,
+        opt_ml=opt_ml,
+        hidden_paths=[home, home / "jobs" / "job-b", secret_file, visible_dir / "absent"],
+    )
+    assert code == 0
+    assert output.stdout == ["0", "own"]
+    # The two folders' files are gone; the hidden file is /dev/null on a nodev mount: unreadable.
+    assert [line.rsplit(": ", 1)[1] for line in output.stderr] == [
+        "No such file or directory",
+        "No such file or directory",
+        "Permission denied",
+    ]
+    assert (opt_ml / "own").read_text() == "own\n"
+    assert (home / "state.db").read_text() == "secret state\n"
+
+
+# -- /opt/ml and binds ---------------------------------------------------------------------------
+
+
+def test_opt_ml_is_the_job_folder_and_opt_keeps_its_host_entries(tmp_path: Path) -> None:
+    code, output = run_shell(
+        tmp_path,
+        "mkdir -p /opt/ml/model && echo weights > /opt/ml/model/w; ls /opt; "
+        "touch /opt/new || echo opt-read-only",
+    )
+    assert code == 0
+    assert (tmp_path / "opt_ml" / "model" / "w").read_text() == "weights\n"
+    host_opt = sorted({*os.listdir("/opt"), "ml"})
+    assert output.stdout == [*host_opt, "opt-read-only"]
+
+
+def test_read_only_binds_inside_opt_ml(tmp_path: Path) -> None:
+    channel = tmp_path / "staged-train"
+    channel.mkdir()
+    (channel / "data.csv").write_text("1,2\n")
+    config = tmp_path / "hyperparameters.json"
+    config.write_text("{}")
+    spec = shell_spec(
+        tmp_path,
+        "cat /opt/ml/input/data/train/data.csv; cat /opt/ml/input/config/hyperparameters.json; "
+        "echo; touch /opt/ml/input/data/train/x || echo channel-read-only; "
+        "echo out > /opt/ml/output/result && echo output-writable",
+        read_only_binds=[
+            (channel, "/opt/ml/input/data/train"),
+            (config, "/opt/ml/input/config/hyperparameters.json"),
+        ],
+    )
+    (spec.opt_ml / "output").mkdir()
+    code, output = run(spec)
+    assert code == 0
+    assert output.stdout == ["1,2", "{}", "channel-read-only", "output-writable"]
+    assert (spec.opt_ml / "input" / "data" / "train").is_dir()  # the mount point, made for it
+    assert not (channel / "x").exists()
+    assert (spec.opt_ml / "output" / "result").read_text() == "out\n"
+
+
+def test_two_sandboxes_at_once_do_not_interfere(tmp_path: Path) -> None:
+    script = (
+        "echo $MARK > /opt/ml/mark; echo $MARK > /tmp/mark; echo ready; "
+        "i=0; while [ ! -e /opt/ml/go ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; "
+        "cat /opt/ml/mark /tmp/mark; ls /opt/ml"
+    )
+    hosts: list[tuple[ProcessHost, Output, Path]] = []
+    for mark in ("first", "second"):
+        folder = tmp_path / mark
+        folder.mkdir()
+        output = Output()
+        spec = shell_spec(folder, script, env={"MARK": mark})
+        hosts.append((ProcessRuntime().start(spec, output), output, spec.opt_ml))
+    for _, output, _ in hosts:
+        output.wait_for("ready")  # both are running now
+    for _, _, opt_ml in hosts:
+        (opt_ml / "go").touch()
+    for (host, output, _), mark in zip(hosts, ("first", "second"), strict=True):
+        assert host.wait(30) == 0
+        assert output.stdout == ["ready", mark, mark, "go", "mark"]
+
+
+# -- image content -------------------------------------------------------------------------------
+
+
+def test_copies_are_placed_read_only(tmp_path: Path) -> None:
+    image = tmp_path / "image"
+    (image / "program").mkdir(parents=True)
+    (image / "program" / "train").write_text("#!/bin/sh\necho training in $PWD\n")
+    (image / "program" / "train").chmod(0o755)
+    (image / "tool").write_text("#!/bin/sh\necho tool ran\n")
+    (image / "tool").chmod(0o755)
+    (image / "app.txt").write_text("app\n")
+    (image / "Dockerfile").write_text(
+        "FROM debian\n"
+        "COPY program /opt/program\n"
+        "COPY app.txt /app/\n"
+        "COPY tool /usr/local/bin/dockyard-test-tool\n"
+        "ENV PATH=/opt/program:$PATH\n"
+        "WORKDIR /opt/program\n"
+    )
+    spec = shell_spec(
+        tmp_path,
+        "train; cat /app/app.txt; dockyard-test-tool; ls /usr/local/bin; "
+        "echo x > /opt/program/train || echo copy-read-only; "
+        "touch /usr/local/bin/other || echo bin-read-only",
+        image=read_image(str(image)),
+    )
+    host_bin_before = sorted(os.listdir("/usr/local/bin"))
+    code, output = run(spec)
+    assert code == 0, output.lines
+    assert output.stdout == [
+        "training in /opt/program",
+        "app",
+        "tool ran",
+        *sorted([*host_bin_before, "dockyard-test-tool"]),
+        "copy-read-only",
+        "bin-read-only",
+    ]
+    assert sorted(os.listdir("/usr/local/bin")) == host_bin_before  # nothing written to the host
+    assert (image / "program" / "train").read_text().startswith("#!/bin/sh")
+
+
+def test_copies_below_opt_ml_survive_the_job_folder(tmp_path: Path) -> None:
+    image = tmp_path / "image"
+    image.mkdir()
+    (image / "train.py").write_text("print('hi')\n")
+    (image / "Dockerfile").write_text("FROM debian\nWORKDIR /opt/ml/code\nCOPY train.py .\n")
+    code, output = run_shell(tmp_path, "pwd; cat train.py", image=read_image(str(image)))
+    assert (code, output.stdout) == (0, ["/opt/ml/code", "print('hi')"])
+
+
+def test_missing_workdir_is_created_in_the_sandbox(tmp_path: Path) -> None:
+    image = ImageSpec(
+        context=tmp_path, dockerfile=tmp_path / "Dockerfile", workdir="/srv/dockyard-wd/deep"
+    )
+    code, output = run_shell(tmp_path, "pwd", image=image)
+    assert (code, output.stdout) == (0, ["/srv/dockyard-wd/deep"])
+    assert not Path("/srv/dockyard-wd").exists()
+
+
+def test_environment_is_clean_defaults_then_image_then_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOST_ONLY_VARIABLE", "leak")
+    image = ImageSpec(
+        context=tmp_path,
+        dockerfile=tmp_path / "Dockerfile",
+        env={"PATH": f"/opt/program:{DEFAULT_PATH}", "FROM_IMAGE": "image", "OVERRIDDEN": "image"},
+    )
+    code, output = run_shell(
+        tmp_path,
+        "env | sort",
+        image=image,
+        env={"TRAINING_JOB_NAME": "job", "OVERRIDDEN": "platform"},
+    )
+    assert code == 0
+    assert output.stdout == [
+        "FROM_IMAGE=image",
+        "HOME=/root",
+        "HOSTNAME=algo-1",
+        "LANG=C.UTF-8",
+        "OVERRIDDEN=platform",
+        f"PATH=/opt/program:{DEFAULT_PATH}",
+        "PWD=/",
+        "TRAINING_JOB_NAME=job",
+    ]
+
+
+def test_private_network_has_only_loopback(tmp_path: Path) -> None:
+    script = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"
+    code, output = run_shell(tmp_path, script, network="private")
+    assert (code, output.stdout) == (0, ["lo"])
+    code, output = run_shell(tmp_path, script)
+    assert len(output.stdout) > 1  # the host's network: more than loopback
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def test_output_lines_streams_decoding_and_stdin(tmp_path: Path) -> None:
+    code, output = run_shell(
+        tmp_path,
+        "printf 'a\\nb\\n'; printf 'err\\n' >&2; printf '\\377caf\\303\\251\\n'; "
+        "if read line; then echo got-input; else echo stdin-empty; fi; "
+        "printf 'partial'; exit 3",
+    )
+    assert code == 3
+    assert output.stdout == ["a", "b", "\ufffdcafé", "stdin-empty", "partial"]
+    assert output.stderr == ["err"]
+
+
+def test_a_failing_sink_does_not_block_the_program(tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def sink(stream: str, line: str) -> None:
+        seen.append(line)
+        raise RuntimeError("sink broke")
+
+    spec = shell_spec(tmp_path, "seq 1 20000")
+    host = ProcessRuntime().start(spec, sink)
+    assert host.wait(30) == 0
+    assert len(seen) == 20000
+
+
+# -- signals -------------------------------------------------------------------------------------
+
+
+def test_sigterm_reaches_the_program_for_a_graceful_stop(tmp_path: Path) -> None:
+    output = Output()
+    spec = shell_spec(
+        tmp_path,
+        "trap 'echo saved > /opt/ml/stopped; exit 7' TERM; echo ready; "
+        "while :; do sleep 0.05; done",
+    )
+    host = ProcessRuntime().start(spec, output)
+    output.wait_for("ready")
+    host.signal(signal.SIGTERM)
+    assert host.wait(30) == 7
+    assert host.returncode == 7
+    assert (spec.opt_ml / "stopped").read_text() == "saved\n"
+
+
+def test_kill_ends_a_program_that_ignores_sigterm(tmp_path: Path) -> None:
+    output = Output()
+    spec = shell_spec(tmp_path, "trap '' TERM; echo ready; while :; do sleep 0.05; done")
+    host = ProcessRuntime().start(spec, output)
+    output.wait_for("ready")
+    host.signal(signal.SIGTERM)
+    assert host.wait(0.5) is None  # still running: SIGTERM is ignored
+    assert host.returncode is None
+    host.kill()
+    assert host.wait(30) == 128 + signal.SIGKILL
+    wait_until(lambda: group_members(host.pid) == [])
+
+
+def test_program_killed_by_a_signal_exits_128_plus_n(tmp_path: Path) -> None:
+    code, _ = run_shell(tmp_path, "kill -INT $$")
+    assert code == 128 + signal.SIGINT
+
+
+def test_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
+    opt_ml = tmp_path / "opt_ml"
+    opt_ml.mkdir()
+    parent_code = textwrap.dedent(
+        f"""
+        import sys, threading
+        from pathlib import Path
+        from dockyard.runtimes.base import HostSpec
+        from dockyard.runtimes.images import ImageSpec
+        from dockyard.runtimes.process import ProcessRuntime
+        ready = threading.Event()
+        spec = HostSpec(
+            image=ImageSpec(context=Path("/"), dockerfile=Path("/Dockerfile")),
+            argv=["/bin/sh", "-c", "echo ready; exec sleep 300"],
+            hostname="algo-1",
+            opt_ml=Path({str(opt_ml)!r}),
+        )
+        host = ProcessRuntime().start(spec, lambda stream, line: ready.set())
+        ready.wait(30)
+        print(host.pid, flush=True)
+        sys.stdin.read()
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", parent_code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")},
+    )
+    assert parent.stdout is not None
+    sandbox_pgid = int(parent.stdout.readline())
+    assert len(group_members(sandbox_pgid)) >= 3  # bwrap, its init, sleep
+    parent.kill()
+    parent.wait(30)
+    wait_until(lambda: group_members(sandbox_pgid) == [])
+    if parent.stdin:
+        parent.stdin.close()
+    parent.stdout.close()
+
+
+def test_a_sandbox_outlives_the_thread_that_started_it(tmp_path: Path) -> None:
+    # bwrap's --die-with-parent uses PR_SET_PDEATHSIG, which Linux ties to the parent *thread*:
+    # a sandbox started from a worker thread must not die when that thread ends.
+    output = Output()
+    spec = shell_spec(
+        tmp_path,
+        "echo ready; i=0; while [ ! -e /opt/ml/go ] && [ $i -lt 3000 ]; do sleep 0.01; "
+        "i=$((i+1)); done; test -e /opt/ml/go && echo went",
+    )
+    started: list[ProcessHost] = []
+    starter = threading.Thread(target=lambda: started.append(ProcessRuntime().start(spec, output)))
+    starter.start()
+    starter.join()
+    output.wait_for("ready")
+    (spec.opt_ml / "go").touch()
+    assert started[0].wait(30) == 0
+    assert output.stdout == ["ready", "went"]
+
+
+# -- errors and the command line -----------------------------------------------------------------
+
+
+def test_missing_bwrap(tmp_path: Path) -> None:
+    runtime = ProcessRuntime(bwrap="dockyard-no-such-bwrap")
+    with pytest.raises(SandboxError, match=r"^bubblewrap \(bwrap\) is not installed"):
+        runtime.start(shell_spec(tmp_path, "true"), Output())
+
+
+def test_missing_folders_are_refused_before_start(tmp_path: Path) -> None:
+    spec = shell_spec(tmp_path, "true", read_only_binds=[(tmp_path / "nope", "/opt/ml/input")])
+    with pytest.raises(SandboxError, match=r"nope at /opt/ml/input: it does not exist"):
+        ProcessRuntime().start(spec, Output())
+    spec = shell_spec(tmp_path, "true", opt_ml=tmp_path / "no-job-folder")
+    with pytest.raises(SandboxError, match=r"no-job-folder for /opt/ml does not exist"):
+        ProcessRuntime().start(spec, Output())
+
+
+def test_a_program_missing_from_the_sandbox_is_an_image_error(tmp_path: Path) -> None:
+    spec = shell_spec(tmp_path, "true")
+    for argv, message in [
+        (["train"], r"^the program train is not in the image: nothing at any folder of its PATH"),
+        (["/opt/program/train"], r"nothing at /opt/program/train"),
+        (["./train"], r"the program ./train is not in the image"),
+    ]:
+        with pytest.raises(ImageError, match=message):
+            ProcessRuntime().start(dataclasses.replace(spec, argv=argv), Output())
+
+
+def test_find_program_searches_the_sandboxs_path(tmp_path: Path) -> None:
+    image = tmp_path / "image"
+    (image / "program").mkdir(parents=True)
+    (image / "program" / "train").write_text("#!/bin/sh\n")
+    (image / "Dockerfile").write_text(
+        "FROM debian\nCOPY program /opt/program\nENV PATH=/opt/program:$PATH\nWORKDIR /opt\n"
+    )
+    spec = shell_spec(tmp_path, "true", image=read_image(str(image)))
+    assert find_program(dataclasses.replace(spec, argv=["train"])) == "/opt/program/train"
+    assert find_program(dataclasses.replace(spec, argv=["program/train"])) == "/opt/program/train"
+    assert find_program(dataclasses.replace(spec, argv=["sh"])) == shutil.which(
+        "sh", path=DEFAULT_PATH
+    )
+    assert find_program(dataclasses.replace(spec, argv=["no-such-program"])) is None
+
+
+def test_bad_host_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(SandboxError, match="not a host name"):
+        ProcessRuntime().start(shell_spec(tmp_path, "true", hosts={"algo 1": "x"}), Output())
+
+
+def test_bwrap_argv_is_inspectable_and_writes_nothing(tmp_path: Path) -> None:
+    channel = tmp_path / "channel"
+    channel.mkdir()
+    spec = shell_spec(tmp_path, "true", read_only_binds=[(channel, "/opt/ml/input/data/train")])
+    argv = bwrap_argv(spec, hosts_fd=9, bwrap="/usr/bin/bwrap")
+    assert argv[0] == "/usr/bin/bwrap"
+    assert argv[-4:] == ["--", "/bin/sh", "-c", "true"]
+    for flag in ("--die-with-parent", "--unshare-pid", "--unshare-uts", "--cap-drop"):
+        assert flag in argv
+    assert "--new-session" not in argv
+    assert "--unshare-net" not in argv
+    assert argv[argv.index("--hostname") + 1] == "algo-1"
+    assert argv[argv.index("--chdir") + 1] == "/"
+
+    def position(*words: str) -> int:
+        return next(i for i in range(len(argv)) if argv[i : i + len(words)] == list(words))
+
+    opt_ml_bind = position("--bind", str(spec.opt_ml), "/opt/ml")
+    assert position("--tmpfs", "/opt") < opt_ml_bind
+    assert opt_ml_bind < position("--ro-bind", str(channel), "/opt/ml/input/data/train")
+    assert position("--ro-bind-data", "9", "/etc/hosts") > position("--ro-bind", "/etc", "/etc")
+    assert position("--remount-ro", "/") > position("--tmpfs", "/tmp")
+    assert list(spec.opt_ml.iterdir()) == []  # planning the mounts created nothing
+    assert "--unshare-net" in bwrap_argv(
+        shell_spec(tmp_path, "true", network="private"), hosts_fd=9
+    )

@@ -302,3 +302,17 @@ def test_channels_are_read_only_inside_the_sandbox(server: RunningServer, tmp_pa
     ).read_text()
     assert outcome == "OSError"
     assert (data / "x.csv").read_text() == "original"
+
+
+def test_a_program_missing_from_the_image_fails_with_a_client_error(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    image = tmp_path / "no-program"
+    image.mkdir()
+    (image / "Dockerfile").write_text('FROM scratch\nENTRYPOINT ["/opt/program/missing-train"]\n')
+    sagemaker = server.client("sagemaker")
+    sagemaker.create_training_job(**training_request("no-program", image))
+    described = wait_for_job(sagemaker, "no-program")
+    assert described["TrainingJobStatus"] == "Failed"
+    assert described["FailureReason"].startswith("ClientError:")
+    assert "missing-train" in described["FailureReason"]

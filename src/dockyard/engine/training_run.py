@@ -221,6 +221,9 @@ class TrainingRun:
             return
         try:
             outcome = self._train(image, argv, binds, feeders)
+        except JobFailed as failed:
+            self._finish_failed(failed.reason)
+            return
         finally:
             for feeder in feeders:
                 feeder.stop()
@@ -407,9 +410,17 @@ class TrainingRun:
     ) -> Outcome:
         scanner = MetricScanner(self.request.algorithm_specification.metric_definitions)
         runtime = self.engine.runtime
-        for host in self.hosts:
-            spec = self._host_spec(host, image, argv, binds[host.name])
-            host.process = runtime.start(spec, self._on_output(host, scanner))
+        try:
+            for host in self.hosts:
+                spec = self._host_spec(host, image, argv, binds[host.name])
+                host.process = runtime.start(spec, self._on_output(host, scanner))
+        except DockyardError as exc:
+            # e.g. the image's program is not there: a user error, reported as such.
+            for host in self.hosts:
+                if host.process is not None:
+                    host.process.kill()
+                    host.process.wait()
+            raise JobFailed(f"ClientError: {exc}") from exc
         for feeder in feeders:
             feeder.start()
         for host in self.hosts:

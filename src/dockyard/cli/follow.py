@@ -36,8 +36,9 @@ class LogTail:
         self.job = job
         self.tokens: dict[str, str | None] = {}
 
-    def poll(self) -> list[tuple[str, str]]:
-        lines: list[tuple[str, str]] = []
+    def poll(self) -> list[tuple[float, str, str]]:
+        """New lines of every stream as (epoch seconds, host, message)."""
+        lines: list[tuple[float, str, str]] = []
         try:
             streams = self.client.logs.describe_log_streams(
                 logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job}/"
@@ -57,7 +58,10 @@ class LogTail:
                     kwargs["nextToken"] = token
                 response = self.client.logs.get_log_events(**kwargs)
                 host = name.split("/", 1)[1].rsplit("-", 1)[0]
-                lines.extend((host, event["message"]) for event in response["events"])
+                lines.extend(
+                    (event["timestamp"] / 1000, host, event["message"])
+                    for event in response["events"]
+                )
                 self.tokens[name] = response["nextForwardToken"]
                 if not response["events"]:
                     break
@@ -69,53 +73,67 @@ def _bytes(value: str, unit: str) -> int:
 
 
 def follow_job(client: Client, job: str, console: Console, *, show_logs: bool = True) -> str:
-    """Stream a job until it ends; return its final status."""
+    """Stream a job until it ends, status transitions and log lines in time order; return its
+    final status."""
     tail = LogTail(client, job)
     seen_transitions = 0
-    progress: Progress | None = None
-    task: TaskID | None = None
-    multi_host = False
+    bar = _ProgressBar(console)
     while True:
         described = client.sagemaker.describe_training_job(TrainingJobName=job)
         multi_host = described["ResourceConfig"]["InstanceCount"] > 1
-        transitions = described.get("SecondaryStatusTransitions", [])
-        for item in transitions[seen_transitions:]:
-            if progress is not None:
-                progress.stop()
-                progress, task = None, None
-            console.print(
-                f"[bold cyan]{item['Status']}[/]: {item.get('StatusMessage', '')}", highlight=False
-            )
-        seen_transitions = len(transitions)
-        if transitions:
-            message = transitions[-1].get("StatusMessage", "")
-            match = _PROGRESS.match(message or "")
-            if match:
-                total = _bytes(match["total"], match["tu"])
-                if progress is None:
-                    progress = Progress(
-                        TextColumn("{task.description}"),
-                        BarColumn(),
-                        DownloadColumn(),
-                        TransferSpeedColumn(),
-                        console=console,
-                        transient=True,
-                    )
-                    progress.start()
-                    task = progress.add_task(match["verb"], total=total)
-                assert task is not None
-                progress.update(task, completed=_bytes(match["done"], match["du"]), total=total)
-        if show_logs:
-            for host, line in tail.poll():
-                prefix = f"[{host}] " if multi_host else ""
-                console.print(f"{prefix}{line}", markup=False, highlight=False)
         status = described["TrainingJobStatus"]
+        transitions = described.get("SecondaryStatusTransitions", [])
+        events: list[tuple[float, int, str, str]] = [
+            (item["StartTime"].timestamp(), 0, item["Status"], item.get("StatusMessage", ""))
+            for item in transitions[seen_transitions:]
+        ]
+        seen_transitions = len(transitions)
+        if show_logs:
+            events.extend((at, 1, host, line) for at, host, line in tail.poll())
+        for _at, kind, first, second in sorted(events, key=lambda e: (e[0], e[1])):
+            bar.stop()
+            if kind == 0:
+                console.print(f"[bold cyan]{first}[/]: {second}", highlight=False)
+            else:
+                prefix = f"[{first}] " if multi_host else ""
+                console.print(f"{prefix}{second}", markup=False, highlight=False, soft_wrap=True)
         if status in TERMINAL:
-            if progress is not None:
-                progress.stop()
-            if show_logs:
-                for host, line in tail.poll():
-                    prefix = f"[{host}] " if multi_host else ""
-                    console.print(f"{prefix}{line}", markup=False, highlight=False)
+            bar.stop()
             return str(status)
+        if transitions:
+            bar.show(transitions[-1].get("StatusMessage") or "")
         time.sleep(0.3)
+
+
+class _ProgressBar:
+    """A transfer bar drawn from the `<verb>: <done> of <total>` status messages."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+
+    def show(self, message: str) -> None:
+        match = _PROGRESS.match(message)
+        if match is None:
+            self.stop()
+            return
+        total = _bytes(match["total"], match["tu"])
+        if self.progress is None:
+            self.progress = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                console=self.console,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(match["verb"], total=total)
+        assert self.task is not None
+        self.progress.update(self.task, completed=_bytes(match["done"], match["du"]), total=total)
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress, self.task = None, None

@@ -91,11 +91,10 @@ def logs(settings: Settings, name: str, follow: bool) -> None:
             in TERMINAL
         )
         lines = tail.poll()
-        hosts = {host for host, _ in lines}
-        for host, line in lines:
-            console.print(
-                f"[{host}] {line}" if len(hosts) > 1 else line, markup=False, highlight=False
-            )
+        hosts = {host for _, host, _ in lines}
+        for _, host, line in sorted(lines, key=lambda item: item[0]):
+            shown = f"[{host}] {line}" if len(hosts) > 1 else line
+            console.print(shown, markup=False, highlight=False, soft_wrap=True)
         if not follow or done:
             return
         time.sleep(0.3)

@@ -36,27 +36,31 @@ def make_tarball(folders: list[Path], dest: Path) -> int:
     return dest.stat().st_size
 
 
-def upload_artifacts(
-    store: ObjectStore,
-    output_path: str,
-    job_name: str,
-    model_folders: list[Path],
-    output_folders: list[Path],
-    work_dir: Path,
-    progress: Callable[[int], None] | None = None,
-) -> str:
-    """Tar and upload both archives to `<S3OutputPath>/<job>/output/`; return the model's URI."""
-    base = S3Uri.parse(output_path).join(job_name, "output")
-    store.create_bucket(base.bucket)
+def pack_artifacts(
+    model_folders: list[Path], output_folders: list[Path], work_dir: Path
+) -> list[Path]:
+    """model.tar.gz from every host's /opt/ml/model, output.tar.gz from /opt/ml/output/data."""
     model_tar = work_dir / "model.tar.gz"
     output_tar = work_dir / "output.tar.gz"
     make_tarball(model_folders, model_tar)
     make_tarball(output_folders, output_tar)
-    model_uri = base.join("model.tar.gz")
-    store.put_file(model_uri.bucket, model_uri.key, model_tar, progress=progress, move=True)
-    output_uri = base.join("output.tar.gz")
-    store.put_file(output_uri.bucket, output_uri.key, output_tar, progress=progress, move=True)
-    return str(model_uri)
+    return [model_tar, output_tar]
+
+
+def upload_artifacts(
+    store: ObjectStore,
+    output_path: str,
+    job_name: str,
+    tarballs: list[Path],
+    progress: Callable[[int], None] | None = None,
+) -> str:
+    """Move the archives to `<S3OutputPath>/<job>/output/`; return the model's URI."""
+    base = S3Uri.parse(output_path).join(job_name, "output")
+    store.create_bucket(base.bucket)
+    for tarball in tarballs:
+        target = base.join(tarball.name)
+        store.put_file(target.bucket, target.key, tarball, progress=progress, move=True)
+    return str(base.join("model.tar.gz"))
 
 
 def model_artifacts_uri(output_path: str, job_name: str) -> str:

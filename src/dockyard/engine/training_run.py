@@ -30,7 +30,7 @@ from dockyard.contract.training_jobs import (
     CreateTrainingJobRequest,
     SecondaryStatus,
 )
-from dockyard.engine.artifacts import upload_artifacts
+from dockyard.engine.artifacts import pack_artifacts, upload_artifacts
 from dockyard.engine.checkpoints import CheckpointMirror
 from dockyard.engine.logs import TRAINING_LOG_GROUP, LogWriter, stream_name
 from dockyard.engine.metrics import MetricScanner
@@ -517,15 +517,16 @@ class TrainingRun:
                 self._transition(_S.STOPPING, "Stopping the training job")
         self._transition(_S.UPLOADING, "Uploading generated training model")
         folders = [h.opt_ml for h in self.hosts]
-        total = sum(_folder_bytes(f.model_dir) + _folder_bytes(f.output_data_dir) for f in folders)
+        tarballs = pack_artifacts(
+            [f.model_dir for f in folders], [f.output_data_dir for f in folders], self.folder
+        )
+        total = sum(t.stat().st_size for t in tarballs)
         _, report = self._progress("Uploading generated training model", total)
         upload_artifacts(
             self.engine.store,
             self.request.output_data_config.s3_output_path,
             self.name,
-            [f.model_dir for f in folders],
-            [f.output_data_dir for f in folders],
-            self.folder,
+            tarballs,
             progress=report,
         )
 
@@ -594,7 +595,3 @@ def _size(count: float) -> str:
             return f"{count:.1f} {unit}" if unit != "B" else f"{int(count)} B"
         count /= 1024
     return f"{count:.1f} GiB"
-
-
-def _folder_bytes(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0

@@ -24,10 +24,10 @@ from dockyard.storage.objects import (
     ObjectInfo,
     ObjectStore,
     key_relative_to_prefix,
-    open_object_store,
     plan_prefix_download,
 )
 from dockyard.storage.s3_store import S3ObjectStore
+from dockyard.storage.stores import open_object_store
 
 MIB = 1024 * 1024
 
@@ -440,7 +440,7 @@ def test_unknown_store_kind_lists_the_known_ones(tmp_path: Path) -> None:
 def test_boto3_loads_only_when_an_s3_store_is_opened(tmp_path: Path) -> None:
     program = (
         "import sys, pathlib\n"
-        "from dockyard.storage.objects import open_object_store\n"
+        "from dockyard.storage.stores import open_object_store\n"
         f"store = open_object_store('local', root=pathlib.Path({str(tmp_path)!r}))\n"
         "store.list_buckets()\n"
         "print('boto3' in sys.modules, 'botocore' in sys.modules)\n"

@@ -8,19 +8,8 @@ import click
 from rich.console import Console
 
 from dockyard.settings import Settings
-from dockyard.storage.objects import ObjectStore, S3Uri, open_object_store
-
-
-def _store(settings: Settings) -> ObjectStore:
-    return open_object_store(
-        settings.store,
-        root=settings.store_root,
-        endpoint_url=settings.s3_endpoint_url,
-        region=settings.s3_region,
-        access_key_id=settings.s3_access_key_id,
-        secret_access_key=settings.s3_secret_access_key,
-        cache_dir=settings.cache_dir / "s3",
-    )
+from dockyard.storage.objects import ObjectStore, S3Uri
+from dockyard.storage.stores import store_from_settings
 
 
 @click.group()
@@ -34,7 +23,7 @@ def s3() -> None:
 @click.pass_obj
 def ls(settings: Settings, uri: str | None, recursive: bool) -> None:
     """List buckets, or the objects and folders under a prefix."""
-    store = _store(settings)
+    store = store_from_settings(settings)
     console = Console(highlight=False)
     if not uri:
         for bucket in store.list_buckets():
@@ -63,7 +52,7 @@ def ls(settings: Settings, uri: str | None, recursive: bool) -> None:
 @click.pass_obj
 def cp(settings: Settings, source: str, destination: str, recursive: bool) -> None:
     """Copy a file or folder to s3://, or an object or prefix to a local path."""
-    store = _store(settings)
+    store = store_from_settings(settings)
     if source.startswith("s3://") and not destination.startswith("s3://"):
         _download(store, S3Uri.parse(source), Path(destination), recursive)
     elif destination.startswith("s3://") and not source.startswith("s3://"):

@@ -41,13 +41,19 @@ class WireShape(BaseModel):
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
 
 
+def _short(value: object, limit: int = 60) -> str:
+    """Long values (a 2,500-character hyperparameter) are cut, not echoed whole."""
+    text = str(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _camel_path(loc: tuple[int | str, ...]) -> str:
     parts = []
     for item in loc:
         if isinstance(item, int):
             parts.append(f"{item + 1}")
         else:
-            parts.append(item[:1].lower() + item[1:])
+            parts.append(_short(item[:1].lower() + item[1:]))
     return ".".join(parts) or "request"
 
 
@@ -64,7 +70,7 @@ def describe_validation_error(exc: pydantic.ValidationError) -> str:
             )
             continue
         value = err.get("input")
-        shown = value if isinstance(value, str | int | float) else type(value).__name__
+        shown = _short(value) if isinstance(value, str | int | float) else type(value).__name__
         message = _constraint(err)
         lines.append(f"Value '{shown}' at '{where}' failed to satisfy constraint: {message}")
     count = len(errors)

@@ -249,8 +249,23 @@ class RetryStrategy(WireShape):
     maximum_retry_attempts: Annotated[int, Field(ge=1, le=30)]
 
 
-HyperParameters = Annotated[dict[str, str], Field(max_length=names.MAX_HYPERPARAMETERS)]
-Environment = Annotated[dict[str, str], Field(max_length=names.MAX_ENVIRONMENT_ENTRIES)]
+HyperParameters = Annotated[
+    dict[
+        Annotated[str, Field(max_length=names.MAX_HYPERPARAMETER_KEY_LENGTH)],
+        Annotated[str, Field(max_length=names.MAX_HYPERPARAMETER_VALUE_LENGTH)],
+    ],
+    Field(max_length=names.MAX_HYPERPARAMETERS),
+]
+Environment = Annotated[
+    dict[
+        Annotated[
+            str,
+            Field(max_length=names.MAX_ENVIRONMENT_KEY_LENGTH, pattern=names.ENV_KEY.pattern),
+        ],
+        Annotated[str, Field(max_length=names.MAX_ENVIRONMENT_VALUE_LENGTH)],
+    ],
+    Field(max_length=names.MAX_ENVIRONMENT_ENTRIES),
+]
 
 
 class CreateTrainingJobRequest(WireShape):
@@ -269,35 +284,6 @@ class CreateTrainingJobRequest(WireShape):
     enable_network_isolation: bool | None = None
     enable_inter_container_traffic_encryption: bool | None = None
     enable_managed_spot_training: bool | None = None
-
-    @field_validator("hyper_parameters")
-    @classmethod
-    def _hyperparameters(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
-            if len(key) > names.MAX_HYPERPARAMETER_KEY_LENGTH:
-                raise ValueError(
-                    f"Member key {key[:40]!r}... must have length less than or equal to 256"
-                )
-            if len(item) > names.MAX_HYPERPARAMETER_VALUE_LENGTH:
-                raise ValueError(
-                    f"Member value of {key!r} must have length less than or equal to 2500"
-                )
-        return value
-
-    @field_validator("environment")
-    @classmethod
-    def _environment(cls, value: dict[str, str]) -> dict[str, str]:
-        for key, item in value.items():
-            if not names.ENV_KEY.match(key) or len(key) > names.MAX_ENVIRONMENT_KEY_LENGTH:
-                raise ValueError(
-                    f"Member key {key!r} must satisfy regular expression pattern: "
-                    f"{names.ENV_KEY.pattern} (at most 512 characters)"
-                )
-            if len(item) > names.MAX_ENVIRONMENT_VALUE_LENGTH:
-                raise ValueError(
-                    f"Member value of {key!r} must have length less than or equal to 512"
-                )
-        return value
 
     @field_validator("input_data_config")
     @classmethod

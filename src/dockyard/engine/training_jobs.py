@@ -6,31 +6,28 @@ import json
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dockyard.contract import names
 from dockyard.contract.errors import ValidationError
 from dockyard.contract.instance_types import instance_type
 from dockyard.contract.opt_ml import CONTAINER_ROOT
 from dockyard.contract.training_jobs import (
-    TERMINAL_STATUSES,
     CreateTrainingJobRequest,
     ListTrainingJobsRequest,
     ListTrainingJobsResponse,
     SecondaryStatus,
     TrainingJobStatus,
     TrainingJobSummary,
-    check_transition,
 )
 from dockyard.engine.artifacts import model_artifacts_uri
+from dockyard.engine.context import EngineContext
+from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.staging import find_channel_source
 from dockyard.engine.training_run import TrainingRun
 from dockyard.runtimes.images import read_image
 from dockyard.storage.metadata import TrainingJobRecord, Transition
 from dockyard.storage.objects import S3Uri
-
-if TYPE_CHECKING:
-    from dockyard.engine.core import Engine
 
 log = logging.getLogger(__name__)
 
@@ -38,37 +35,11 @@ START_MESSAGE = "Starting the training job"
 
 
 class TrainingJobs:
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self.lifecycle = TrainingLifecycle(ctx.metadata)
         self._runs: dict[str, TrainingRun] = {}
-        self._locks: dict[str, threading.RLock] = {}
         self._guard = threading.Lock()
-
-    # -- the one place a status changes -------------------------------------------------------
-
-    def lock(self, name: str) -> threading.RLock:
-        """The job's lock: held across a status change and whatever must happen with it."""
-        with self._guard:
-            return self._locks.setdefault(name, threading.RLock())
-
-    def transition(
-        self, name: str, target: SecondaryStatus, message: str | None = None, **fields: Any
-    ) -> TrainingJobStatus:
-        """Move a job to `target` if the transition table allows it, recording the transition
-        and any other fields (times, failure reason) in the same step."""
-        with self.lock(name):
-            record = self.engine.metadata.training_job(name)
-            primary = check_transition(SecondaryStatus(record.secondary_status), target)
-            now = time.time()
-            if fields:
-                self.engine.metadata.update_training_job(name, **fields)
-            self.engine.metadata.transition(name, target.value, primary.value, now, message)
-            if primary in TERMINAL_STATUSES:
-                self.engine.metadata.close_transitions(name, now)
-            return primary
-
-    def secondary_status(self, name: str) -> SecondaryStatus:
-        return SecondaryStatus(self.engine.metadata.training_job(name).secondary_status)
 
     # -- API operations ------------------------------------------------------------------------
 
@@ -81,8 +52,8 @@ class TrainingJobs:
             arn=names.arn(
                 "training-job",
                 request.training_job_name,
-                self.engine.settings.region,
-                self.engine.settings.account_id,
+                self.ctx.settings.region,
+                self.ctx.settings.account_id,
             ),
             status=TrainingJobStatus.IN_PROGRESS.value,
             secondary_status=SecondaryStatus.STARTING.value,
@@ -97,10 +68,10 @@ class TrainingJobs:
             training_end_time=None,
             stop_requested=False,
         )
-        self.engine.metadata.insert_training_job(
+        self.ctx.metadata.insert_training_job(
             record, Transition(SecondaryStatus.STARTING.value, now, None, START_MESSAGE)
         )
-        run = TrainingRun(self.engine, request, record)
+        run = TrainingRun(self.ctx, self.lifecycle, request, record, on_finished=self.finished)
         with self._guard:
             self._runs[record.name] = run
         run.start()
@@ -122,12 +93,12 @@ class TrainingJobs:
                 )
             find_channel_source(
                 channel.s3.s3_uri,
-                self.engine.store,
-                forbidden=self.engine.forbidden_paths,
-                remote=self.engine.remote_store,
+                self.ctx.store,
+                forbidden=self.ctx.forbidden_paths,
+                remote=self.ctx.remote_store,
             )
         output = S3Uri.parse(request.output_data_config.s3_output_path)
-        if self.engine.remote_store and not self.engine.store.bucket_exists(output.bucket):
+        if self.ctx.remote_store and not self.ctx.store.bucket_exists(output.bucket):
             raise ValidationError(f"output bucket {output.bucket} does not exist: create it first")
         checkpoint = request.checkpoint_config
         if checkpoint is not None:
@@ -140,7 +111,7 @@ class TrainingJobs:
                 )
 
     def describe(self, name: str) -> dict[str, Any]:
-        metadata = self.engine.metadata
+        metadata = self.ctx.metadata
         record = metadata.training_job(name)
         request = json.loads(record.request)
         out: dict[str, Any] = {
@@ -200,7 +171,7 @@ class TrainingJobs:
 
     def list(self, request: ListTrainingJobsRequest) -> ListTrainingJobsResponse:
         offset = _decode_token(request.next_token)
-        rows = self.engine.metadata.list_training_jobs(
+        rows = self.ctx.metadata.list_training_jobs(
             name_contains=request.name_contains,
             status=request.status_equals.value if request.status_equals else None,
             creation_after=request.creation_time_after,
@@ -231,7 +202,7 @@ class TrainingJobs:
         return ListTrainingJobsResponse(training_job_summaries=summaries, next_token=token)
 
     def stop(self, name: str) -> None:
-        record = self.engine.metadata.training_job(name)
+        record = self.ctx.metadata.training_job(name)
         if record.status != TrainingJobStatus.IN_PROGRESS.value:
             if record.status == TrainingJobStatus.STOPPING.value:
                 return
@@ -249,31 +220,19 @@ class TrainingJobs:
     def finished(self, name: str) -> None:
         with self._guard:
             self._runs.pop(name, None)
-            self._locks.pop(name, None)
+        self.lifecycle.forget(name)
 
     def recover(self) -> None:
         """Jobs that were running when the server last stopped cannot be re-attached (their
         sandboxes died with it): fail them with a reason that says so."""
-        for record in self.engine.metadata.training_jobs_with_status(
+        for record in self.ctx.metadata.training_jobs_with_status(
             [TrainingJobStatus.IN_PROGRESS.value, TrainingJobStatus.STOPPING.value]
         ):
-            self._fail_orphan(record.name)
-
-    def _fail_orphan(self, name: str) -> None:
-        with self.lock(name):
-            record = self.engine.metadata.training_job(name)
-            now = time.time()
-            reason = (
+            self.lifecycle.fail_orphan(
+                record.name,
                 "InternalServerError: the dockyard server stopped while this job was running; "
-                "start the job again under a new name"
+                "start the job again under a new name",
             )
-            self.engine.metadata.update_training_job(
-                name, failure_reason=reason, training_end_time=record.training_end_time or now
-            )
-            self.engine.metadata.transition(
-                name, SecondaryStatus.FAILED.value, TrainingJobStatus.FAILED.value, now, reason
-            )
-            self.engine.metadata.close_transitions(name, now)
 
     def shutdown(self) -> None:
         with self._guard:

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dockyard.contract import names
 from dockyard.contract.errors import DockyardError, InvalidTransition
@@ -32,6 +31,8 @@ from dockyard.contract.training_jobs import (
 )
 from dockyard.engine.artifacts import pack_artifacts, upload_artifacts
 from dockyard.engine.checkpoints import CheckpointMirror
+from dockyard.engine.context import EngineContext
+from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.logs import TRAINING_LOG_GROUP, LogWriter, stream_name
 from dockyard.engine.metrics import MetricScanner
 from dockyard.engine.pipes import PipeFeeder
@@ -46,9 +47,6 @@ from dockyard.runtimes.base import HostSpec, RunningHost
 from dockyard.runtimes.images import ImageSpec, read_image
 from dockyard.runtimes.prerequisites import check_prerequisites, describe_missing
 from dockyard.storage.metadata import TrainingJobRecord
-
-if TYPE_CHECKING:
-    from dockyard.engine.core import Engine
 
 log = logging.getLogger(__name__)
 
@@ -84,13 +82,20 @@ def host_address(index: int) -> str:
 
 class TrainingRun:
     def __init__(
-        self, engine: Engine, request: CreateTrainingJobRequest, record: TrainingJobRecord
-    ):
-        self.engine = engine
+        self,
+        ctx: EngineContext,
+        lifecycle: TrainingLifecycle,
+        request: CreateTrainingJobRequest,
+        record: TrainingJobRecord,
+        on_finished: Callable[[str], None],
+    ) -> None:
+        self.ctx = ctx
+        self.lifecycle = lifecycle
+        self._on_finished = on_finished
         self.request = request
         self.name = request.training_job_name
         self.record = record
-        self.folder = engine.settings.jobs_dir / self.name
+        self.folder = ctx.settings.jobs_dir / self.name
         self._stop = threading.Event()
         self._changed = threading.Event()
         self._abort = threading.Event()
@@ -103,7 +108,7 @@ class TrainingRun:
             Host(name, i, OptMl(self.folder / "hosts" / name), stream_name(self.name, name, epoch))
             for i, name in enumerate(host_names(count))
         ]
-        self.logs = LogWriter(engine.metadata, TRAINING_LOG_GROUP)
+        self.logs = LogWriter(ctx.metadata, TRAINING_LOG_GROUP)
 
     # -- control from other threads ------------------------------------------------------------
 
@@ -115,7 +120,7 @@ class TrainingRun:
 
     def request_stop(self) -> None:
         """StopTrainingJob: the status turns Stopping now; the runner does the rest."""
-        jobs = self.engine.training_jobs
+        jobs = self.lifecycle
         with jobs.lock(self.name):
             if self._stop.is_set():
                 return
@@ -125,7 +130,7 @@ class TrainingRun:
                 return  # already uploading or ending: the job finishes as it was going to
             # Set under the lock, so a runner whose next step was refused sees why.
             self._stop.set()
-        self.engine.metadata.update_training_job(self.name, stop_requested=1)
+        self.ctx.metadata.update_training_job(self.name, stop_requested=1)
         self._changed.set()
 
     def abort(self) -> None:
@@ -141,7 +146,7 @@ class TrainingRun:
     def _transition(
         self, target: SecondaryStatus, message: str | None = None, **fields: object
     ) -> None:
-        self.engine.training_jobs.transition(self.name, target, message, **fields)
+        self.lifecycle.transition(self.name, target, message, **fields)
 
     def _advance(self, target: SecondaryStatus, message: str, **fields: object) -> bool:
         """Move forward to the next phase; False when a stop got there first."""
@@ -164,12 +169,12 @@ class TrainingRun:
             self._finish_failed(f"InternalServerError: {type(exc).__name__}: {exc}")
         finally:
             self.logs.close()
-            self.engine.training_jobs.finished(self.name)
+            self._on_finished(self.name)
 
     def _run(self) -> None:
         instance = instance_type(self.request.resource_config.instance_type or "")
-        demand = self.engine.capacity.demand(instance, len(self.hosts))
-        if not self.engine.capacity.acquire(
+        demand = self.ctx.capacity.demand(instance, len(self.hosts))
+        if not self.ctx.capacity.acquire(
             demand,
             on_wait=lambda message: self._transition(_S.PENDING, message),
             cancelled=self._stop.is_set,
@@ -179,7 +184,7 @@ class TrainingRun:
         try:
             self._run_with_capacity()
         finally:
-            self.engine.capacity.release(demand)
+            self.ctx.capacity.release(demand)
 
     def _stopped_early(self) -> bool:
         if self._abort.is_set():
@@ -288,7 +293,7 @@ class TrainingRun:
             now = time.monotonic()
             if now - self._progress_at >= 0.5 or done[0] >= total:
                 self._progress_at = now
-                self.engine.metadata.set_transition_message(
+                self.ctx.metadata.set_transition_message(
                     self.name, f"{verb}: {_size(done[0])} of {_size(total)}"
                 )
 
@@ -298,13 +303,13 @@ class TrainingRun:
         """Per host: read-only binds for File/FastFile channels and feeders for Pipe ones."""
         binds: dict[str, list[tuple[Path, str]]] = {h.name: [] for h in self.hosts}
         feeders: list[PipeFeeder] = []
-        store = self.engine.store
+        store = self.ctx.store
         for channel in self.request.channels:
             source = find_channel_source(
                 channel.s3.s3_uri,
                 store,
-                forbidden=self.engine.forbidden_paths,
-                remote=self.engine.remote_store,
+                forbidden=self.ctx.forbidden_paths,
+                remote=self.ctx.remote_store,
             )
             if source.remote:
                 _, report = self._progress("Downloading input data", source.total_bytes)
@@ -360,7 +365,7 @@ class TrainingRun:
         local = checkpoint.local_path or "/opt/ml/checkpoints"
         relative = local.removeprefix("/opt/ml/").strip("/")
         mirror = CheckpointMirror(
-            self.engine.store, checkpoint.s3_uri, [h.opt_ml.root / relative for h in self.hosts]
+            self.ctx.store, checkpoint.s3_uri, [h.opt_ml.root / relative for h in self.hosts]
         )
         restored = mirror.restore()
         self._platform_log(f"checkpoints: restored {restored} files from {checkpoint.s3_uri}")
@@ -370,7 +375,7 @@ class TrainingRun:
     def _host_spec(
         self, host: Host, image: ImageSpec, argv: list[str], binds: list[tuple[Path, str]]
     ) -> HostSpec:
-        settings = self.engine.settings
+        settings = self.ctx.settings
         env = {
             "TRAINING_JOB_NAME": self.name,
             "TRAINING_JOB_ARN": self.record.arn,
@@ -386,7 +391,7 @@ class TrainingRun:
             read_only_binds=binds,
             env=env,
             hosts={h.name: host_address(h.index) for h in self.hosts},
-            hidden_paths=self.engine.forbidden_paths,
+            hidden_paths=self.ctx.forbidden_paths,
         )
 
     def _on_output(self, host: Host, scanner: MetricScanner) -> Callable[[str, str], None]:
@@ -397,7 +402,7 @@ class TrainingRun:
                 host.stderr_tail.append(line)
             points = scanner.scan(line, now)
             if points:
-                self.engine.metadata.add_metric_points(self.name, points)
+                self.ctx.metadata.add_metric_points(self.name, points)
 
         return sink
 
@@ -409,7 +414,7 @@ class TrainingRun:
         feeders: list[PipeFeeder],
     ) -> Outcome:
         scanner = MetricScanner(self.request.algorithm_specification.metric_definitions)
-        runtime = self.engine.runtime
+        runtime = self.ctx.runtime
         try:
             for host in self.hosts:
                 spec = self._host_spec(host, image, argv, binds[host.name])
@@ -430,7 +435,7 @@ class TrainingRun:
         deadline = time.monotonic() + self.request.stopping_condition.max_runtime_in_seconds
         exits: dict[str, int] = {}
         terminating_since: float | None = None
-        grace = self.engine.settings.stop_grace_seconds
+        grace = self.ctx.settings.stop_grace_seconds
         first_failure: Host | None = None
         while True:
             # Woken by a host exiting or a stop request; otherwise by the next deadline.
@@ -512,7 +517,7 @@ class TrainingRun:
 
     def _upload(self) -> None:
         if self._stop.is_set():
-            current = self.engine.training_jobs.secondary_status(self.name)
+            current = self.lifecycle.secondary_status(self.name)
             if current is not _S.STOPPING:
                 self._transition(_S.STOPPING, "Stopping the training job")
         self._transition(_S.UPLOADING, "Uploading generated training model")
@@ -523,7 +528,7 @@ class TrainingRun:
         total = sum(t.stat().st_size for t in tarballs)
         _, report = self._progress("Uploading generated training model", total)
         upload_artifacts(
-            self.engine.store,
+            self.ctx.store,
             self.request.output_data_config.s3_output_path,
             self.name,
             tarballs,
@@ -559,7 +564,7 @@ class TrainingRun:
         )
 
     def _finish_failed(self, reason: str) -> None:
-        current = self.engine.training_jobs.secondary_status(self.name)
+        current = self.lifecycle.secondary_status(self.name)
         if current in (_S.COMPLETED, _S.FAILED, _S.STOPPED, _S.MAX_RUNTIME_EXCEEDED):
             return
         self._transition(
@@ -570,7 +575,7 @@ class TrainingRun:
         )
 
     def _finish_stopped(self, *, trained: bool) -> None:
-        current = self.engine.training_jobs.secondary_status(self.name)
+        current = self.lifecycle.secondary_status(self.name)
         if current is not _S.STOPPING:
             self._transition(_S.STOPPING, "Stopping the training job")
         self._transition(

@@ -15,7 +15,6 @@ from dockyard.contract.errors import StorageError, ValidationError
 
 S3_SCHEME = "s3://"
 MAX_KEY_BYTES = 1024
-OBJECT_STORE_KINDS = ("local", "s3")
 
 _BUCKET_SHAPE = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
 _IP_ADDRESS_SHAPE = re.compile(r"\d+\.\d+\.\d+\.\d+")
@@ -315,36 +314,3 @@ class ObjectStore(ABC):
                 # Fail fast: do not start the remaining downloads after the first error.
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
-
-
-def open_object_store(
-    kind: str,
-    *,
-    root: Path,
-    endpoint_url: str | None = None,
-    region: str = "us-east-1",
-    access_key_id: str | None = None,
-    secret_access_key: str | None = None,
-    cache_dir: Path | None = None,
-) -> ObjectStore:
-    """The object store named by `kind`: "local" keeps objects under `root`; "s3" talks to an
-    S3-compatible endpoint (AWS when `endpoint_url` is None) and ignores `root`."""
-    # Adapters are imported here, and only here, so boto3 loads only when an S3 store is
-    # configured (uvicorn's import strings serve the same purpose).
-    if kind == "local":
-        from dockyard.storage.local_store import LocalObjectStore
-
-        return LocalObjectStore(root)
-    if kind == "s3":
-        from dockyard.storage.s3_store import S3ObjectStore
-
-        return S3ObjectStore(
-            endpoint_url=endpoint_url,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-            cache_dir=cache_dir,
-        )
-    raise ValidationError(
-        f"unknown object store kind {kind!r}; known kinds: {', '.join(OBJECT_STORE_KINDS)}"
-    )

@@ -316,3 +316,22 @@ def test_a_program_missing_from_the_image_fails_with_a_client_error(
     assert described["TrainingJobStatus"] == "Failed"
     assert described["FailureReason"].startswith("ClientError:")
     assert "missing-train" in described["FailureReason"]
+
+
+def test_a_long_stderr_keeps_the_head_and_the_exception_line(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    program = (
+        "import sys\n"
+        "for i in range(200):\n"
+        "    print('noise line', i, 'x' * 80, file=sys.stderr)\n"
+        "raise KeyError('the-real-cause')\n"
+    )
+    sagemaker = server.client("sagemaker")
+    sagemaker.create_training_job(
+        **training_request("long-err", make_image(tmp_path / "i", program))
+    )
+    reason = wait_for_job(sagemaker, "long-err")["FailureReason"]
+    assert len(reason) <= 1024
+    assert reason.startswith("AlgorithmError: the training program on algo-1 exited with code 1.")
+    assert reason.rstrip().endswith("KeyError: 'the-real-cause'")

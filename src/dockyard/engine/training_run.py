@@ -3,14 +3,11 @@ metrics and logs, stop and timeout handling, artifacts. Runs on its own thread."
 
 from __future__ import annotations
 
-import collections
 import logging
 import shutil
-import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from dockyard.contract import names
@@ -32,6 +29,7 @@ from dockyard.contract.training_jobs import (
 from dockyard.engine.artifacts import pack_artifacts, upload_artifacts
 from dockyard.engine.checkpoints import CheckpointMirror
 from dockyard.engine.context import EngineContext
+from dockyard.engine.hosts import Host, HostGroup, Outcome, failure_reason, host_address
 from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.logs import TRAINING_LOG_GROUP, LogWriter, stream_name
 from dockyard.engine.metrics import MetricScanner
@@ -43,7 +41,7 @@ from dockyard.engine.staging import (
     link_files,
     shard,
 )
-from dockyard.runtimes.base import HostSpec, RunningHost
+from dockyard.runtimes.base import HostSpec
 from dockyard.runtimes.images import ImageSpec, read_image
 from dockyard.runtimes.prerequisites import check_prerequisites, describe_missing
 from dockyard.storage.metadata import TrainingJobRecord
@@ -51,7 +49,6 @@ from dockyard.storage.metadata import TrainingJobRecord
 log = logging.getLogger(__name__)
 
 _S = SecondaryStatus
-_STDERR_TAIL = 10
 
 
 class JobFailed(Exception):
@@ -60,24 +57,6 @@ class JobFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason[: names.MAX_FAILURE_REASON]
-
-
-@dataclass
-class Host:
-    name: str
-    index: int
-    opt_ml: OptMl
-    stream: str
-    stderr_tail: collections.deque[str] = field(
-        default_factory=lambda: collections.deque(maxlen=_STDERR_TAIL)
-    )
-    process: RunningHost | None = None
-
-
-def host_address(index: int) -> str:
-    """Each host gets its own loopback address (127.0.10.N), so hosts reach each other by name
-    on the shared host network and a program can bind its own host's address."""
-    return f"127.0.10.{index + 1}"
 
 
 class TrainingRun:
@@ -109,6 +88,13 @@ class TrainingRun:
             for i, name in enumerate(host_names(count))
         ]
         self.logs = LogWriter(ctx.metadata, TRAINING_LOG_GROUP)
+        self._group = HostGroup(
+            self.hosts,
+            ctx.runtime,
+            ctx.settings.stop_grace_seconds,
+            self._changed,
+            self._platform_log,
+        )
 
     # -- control from other threads ------------------------------------------------------------
 
@@ -137,9 +123,7 @@ class TrainingRun:
         """The server is going away: kill the hosts now, no grace period."""
         self._abort.set()
         self._stop.set()
-        for host in self.hosts:
-            if host.process is not None:
-                host.process.kill()
+        self._group.kill()
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -179,7 +163,7 @@ class TrainingRun:
             on_wait=lambda message: self._transition(_S.PENDING, message),
             cancelled=self._stop.is_set,
         ):
-            self._finish_stopped(trained=False)
+            self._finish_stopped()
             return
         try:
             self._run_with_capacity()
@@ -190,13 +174,13 @@ class TrainingRun:
         if self._abort.is_set():
             return True
         if self._stop.is_set():
-            self._finish_stopped(trained=False)
+            self._finish_stopped()
             return True
         return False
 
     def _run_with_capacity(self) -> None:
         if not self._advance(_S.DOWNLOADING, "Preparing the instances for training"):
-            self._finish_stopped(trained=False)
+            self._finish_stopped()
             return
         spec = self.request.algorithm_specification
         assert spec.training_image is not None
@@ -222,7 +206,7 @@ class TrainingRun:
         ):
             if mirror is not None:
                 mirror.close()
-            self._finish_stopped(trained=False)
+            self._finish_stopped()
             return
         try:
             outcome = self._train(image, argv, binds, feeders)
@@ -414,82 +398,38 @@ class TrainingRun:
         feeders: list[PipeFeeder],
     ) -> Outcome:
         scanner = MetricScanner(self.request.algorithm_specification.metric_definitions)
-        runtime = self.ctx.runtime
         try:
-            for host in self.hosts:
-                spec = self._host_spec(host, image, argv, binds[host.name])
-                host.process = runtime.start(spec, self._on_output(host, scanner))
+            self._group.start(
+                {h.name: self._host_spec(h, image, argv, binds[h.name]) for h in self.hosts},
+                {h.name: self._on_output(h, scanner) for h in self.hosts},
+            )
         except DockyardError as exc:
             # e.g. the image's program is not there: a user error, reported as such.
-            for host in self.hosts:
-                if host.process is not None:
-                    host.process.kill()
-                    host.process.wait()
             raise JobFailed(f"ClientError: {exc}") from exc
         for feeder in feeders:
             feeder.start()
-        for host in self.hosts:
-            threading.Thread(
-                target=self._watch, args=(host,), name=f"wait-{host.name}", daemon=True
-            ).start()
-        deadline = time.monotonic() + self.request.stopping_condition.max_runtime_in_seconds
-        exits: dict[str, int] = {}
-        terminating_since: float | None = None
-        grace = self.ctx.settings.stop_grace_seconds
-        first_failure: Host | None = None
-        while True:
-            # Woken by a host exiting or a stop request; otherwise by the next deadline.
-            self._changed.clear()
-            for host in self.hosts:
-                assert host.process is not None
-                code = host.process.returncode
-                if host.name in exits or code is None:
-                    continue
-                exits[host.name] = code
-                if code != 0 and first_failure is None and terminating_since is None:
-                    first_failure = host
-            if len(exits) == len(self.hosts):
-                break
-            now = time.monotonic()
-            wants_stop = self._stop.is_set() or first_failure is not None
-            if not wants_stop and now >= deadline:
-                self._max_runtime_hit = True
-                self._stop.set()
-                self._platform_log("MaxRuntimeInSeconds reached: stopping the hosts (SIGTERM)")
-                self._transition(
-                    _S.STOPPING, "Stopping the training job: MaxRuntimeInSeconds exceeded"
-                )
-                wants_stop = True
-            if wants_stop and terminating_since is None:
-                terminating_since = now
-                for host in self.hosts:
-                    if host.name not in exits and host.process is not None:
-                        host.process.signal(signal.SIGTERM)
-            if terminating_since is not None and now - terminating_since >= grace:
-                for host in self.hosts:
-                    if host.name not in exits and host.process is not None:
-                        self._platform_log(f"{host.name} did not stop within {grace:g} s: SIGKILL")
-                        host.process.kill()
-                terminating_since = float("inf")
-            if terminating_since is None:
-                wake = deadline
-            elif terminating_since != float("inf"):
-                wake = terminating_since + grace
-            else:
-                wake = now + 1.0
-            self._changed.wait(timeout=max(min(wake - time.monotonic(), 1.0), 0.001))
-        return Outcome(exits=exits, first_failure=first_failure)
+        return self._group.wait(
+            self.request.stopping_condition.max_runtime_in_seconds,
+            self._stop,
+            self._max_runtime_reached,
+        )
 
-    def _watch(self, host: Host) -> None:
-        assert host.process is not None
-        host.process.wait()
-        self._changed.set()
+    def _max_runtime_reached(self) -> bool:
+        """Turn the job Stopping for MaxRuntimeInSeconds, unless a user stop got there first."""
+        with self.lifecycle.lock(self.name):
+            if self._stop.is_set():
+                return False
+            self._transition(_S.STOPPING, "Stopping the training job: MaxRuntimeInSeconds exceeded")
+            self._max_runtime_hit = True
+            self._stop.set()
+        self._platform_log("MaxRuntimeInSeconds reached: stopping the hosts (SIGTERM)")
+        return True
 
     # -- endings -------------------------------------------------------------------------------
 
     def _finish(self, outcome: Outcome) -> None:
         stopped = self._stop.is_set() and outcome.first_failure is None
-        failure = None if stopped else self._failure_reason(outcome)
+        failure = None if stopped else failure_reason(self.hosts, outcome)
         try:
             self._upload()
         except Exception as exc:
@@ -535,34 +475,6 @@ class TrainingRun:
             progress=report,
         )
 
-    def _failure_reason(self, outcome: Outcome) -> str | None:
-        failed = [h for h in self.hosts if outcome.exits.get(h.name, 0) != 0]
-        if not failed:
-            return None
-        # A failure file written by the program wins, from any host, lowest host first.
-        for host in self.hosts:
-            path = host.opt_ml.failure_file
-            if path.is_file():
-                text = path.read_text(encoding="utf-8", errors="replace")[
-                    : names.MAX_FAILURE_REASON
-                ]
-                if text.strip():
-                    return text
-        host = outcome.first_failure or failed[0]
-        code = outcome.exits[host.name]
-        how = f"exited with code {code}"
-        if code > 128 and code - 128 in _SIGNAL_NAMES:
-            how += f" (ended by {_SIGNAL_NAMES[code - 128]})"
-        tail = "\n".join(host.stderr_tail)
-        reason = f"AlgorithmError: the training program on {host.name} {how}."
-        if tail:
-            reason += f" Last lines of stderr:\n{tail}"
-        return (
-            reason[-names.MAX_FAILURE_REASON :]
-            if len(reason) > names.MAX_FAILURE_REASON
-            else reason
-        )
-
     def _finish_failed(self, reason: str) -> None:
         current = self.lifecycle.secondary_status(self.name)
         if current in (_S.COMPLETED, _S.FAILED, _S.STOPPED, _S.MAX_RUNTIME_EXCEEDED):
@@ -574,7 +486,7 @@ class TrainingRun:
             training_end_time=time.time(),
         )
 
-    def _finish_stopped(self, *, trained: bool) -> None:
+    def _finish_stopped(self) -> None:
         current = self.lifecycle.secondary_status(self.name)
         if current is not _S.STOPPING:
             self._transition(_S.STOPPING, "Stopping the training job")
@@ -583,15 +495,6 @@ class TrainingRun:
             "Training job stopped before training started",
             training_end_time=time.time(),
         )
-
-
-@dataclass
-class Outcome:
-    exits: dict[str, int]
-    first_failure: Host | None
-
-
-_SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
 
 
 def _size(count: float) -> str:

@@ -1,0 +1,168 @@
+"""The hosts of one job: start their sandboxes, wait for them, stop them (SIGTERM, a grace
+period, SIGKILL) and tell how they ended."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from dockyard.contract import names
+from dockyard.contract.opt_ml import OptMl
+from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost, Runtime
+
+_STDERR_TAIL = 10
+_SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
+
+
+@dataclass
+class Host:
+    name: str
+    index: int
+    opt_ml: OptMl
+    stream: str
+    stderr_tail: collections.deque[str] = field(
+        default_factory=lambda: collections.deque(maxlen=_STDERR_TAIL)
+    )
+    process: RunningHost | None = None
+
+
+def host_address(index: int) -> str:
+    """Each host gets its own loopback address (127.0.10.N), so hosts reach each other by name
+    on the shared host network and a program can bind its own host's address."""
+    return f"127.0.10.{index + 1}"
+
+
+@dataclass
+class Outcome:
+    exits: dict[str, int]
+    first_failure: Host | None
+
+
+class HostGroup:
+    def __init__(
+        self,
+        hosts: list[Host],
+        runtime: Runtime,
+        grace_seconds: float,
+        changed: threading.Event,
+        log: Callable[[str], None],
+    ) -> None:
+        self.hosts = hosts
+        self._runtime = runtime
+        self._grace = grace_seconds
+        # Set by a host exiting or by a stop request: what wakes `wait`.
+        self._changed = changed
+        self._log = log
+
+    def start(self, specs: Mapping[str, HostSpec], sinks: Mapping[str, OutputSink]) -> None:
+        """Start every host; if one can't start, the ones already started are killed."""
+        try:
+            for host in self.hosts:
+                host.process = self._runtime.start(specs[host.name], sinks[host.name])
+        except Exception:
+            self.kill()
+            for host in self.hosts:
+                if host.process is not None:
+                    host.process.wait()
+            raise
+        for host in self.hosts:
+            threading.Thread(
+                target=self._watch, args=(host,), name=f"wait-{host.name}", daemon=True
+            ).start()
+
+    def _watch(self, host: Host) -> None:
+        assert host.process is not None
+        host.process.wait()
+        self._changed.set()
+
+    def kill(self) -> None:
+        for host in self.hosts:
+            if host.process is not None:
+                host.process.kill()
+
+    def wait(
+        self,
+        max_runtime: float,
+        stop: threading.Event,
+        on_max_runtime: Callable[[], bool],
+    ) -> Outcome:
+        """Until every host has exited. A host failing, `stop` being set, or `max_runtime`
+        passing (when `on_max_runtime()` agrees) SIGTERMs the others; after the grace period
+        whoever is left gets SIGKILL."""
+        deadline = time.monotonic() + max_runtime
+        exits: dict[str, int] = {}
+        terminating_since: float | None = None
+        first_failure: Host | None = None
+        while True:
+            self._changed.clear()
+            for host in self.hosts:
+                assert host.process is not None
+                code = host.process.returncode
+                if host.name in exits or code is None:
+                    continue
+                exits[host.name] = code
+                # Exits after we began stopping the hosts are the stop's doing, not failures.
+                if code != 0 and first_failure is None and terminating_since is None:
+                    first_failure = host
+            if len(exits) == len(self.hosts):
+                return Outcome(exits=exits, first_failure=first_failure)
+            now = time.monotonic()
+            wants_stop = stop.is_set() or first_failure is not None
+            if not wants_stop and now >= deadline:
+                wants_stop = on_max_runtime() or stop.is_set()
+            if wants_stop and terminating_since is None:
+                terminating_since = now
+                self._signal_running(exits, signal.SIGTERM)
+            if terminating_since is not None and now - terminating_since >= self._grace:
+                for host in self.hosts:
+                    if host.name not in exits:
+                        self._log(f"{host.name} did not stop within {self._grace:g} s: SIGKILL")
+                self._signal_running(exits, signal.SIGKILL)
+                terminating_since = float("inf")
+            if terminating_since is None:
+                wake = deadline
+            elif terminating_since != float("inf"):
+                wake = terminating_since + self._grace
+            else:
+                wake = now + 1.0
+            self._changed.wait(timeout=max(min(wake - time.monotonic(), 1.0), 0.001))
+
+    def _signal_running(self, exits: Mapping[str, int], sig: int) -> None:
+        for host in self.hosts:
+            if host.name in exits or host.process is None:
+                continue
+            if sig == signal.SIGKILL:
+                host.process.kill()
+            else:
+                host.process.signal(sig)
+
+
+def failure_reason(hosts: list[Host], outcome: Outcome) -> str | None:
+    """FailureReason for hosts that did not all exit 0: the first 1024 characters of a
+    /opt/ml/output/failure file (any host, lowest first), else which host ended how, with the
+    last lines of its stderr."""
+    failed = [h for h in hosts if outcome.exits.get(h.name, 0) != 0]
+    if not failed:
+        return None
+    for host in hosts:
+        path = host.opt_ml.failure_file
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace")[: names.MAX_FAILURE_REASON]
+            if text.strip():
+                return text
+    host = outcome.first_failure or failed[0]
+    code = outcome.exits[host.name]
+    how = f"exited with code {code}"
+    if code > 128 and code - 128 in _SIGNAL_NAMES:
+        how += f" (ended by {_SIGNAL_NAMES[code - 128]})"
+    reason = f"AlgorithmError: the training program on {host.name} {how}."
+    if host.stderr_tail:
+        reason += " Last lines of stderr:"
+        room = names.MAX_FAILURE_REASON - len(reason) - 1
+        # Keep the end of the tail: the exception line comes last.
+        reason += "\n" + "\n".join(host.stderr_tail)[-room:]
+    return reason

@@ -168,3 +168,21 @@ def test_server_start_status_stop(cli_env: dict[str, str]) -> None:
     assert dockyard(cli_env, "server", "status").returncode == 0
     assert "stopped" in dockyard(cli_env, "server", "stop").stdout
     assert dockyard(cli_env, "server", "status").returncode == 1
+
+
+def test_detach_then_follow_the_log_of_two_hosts(cli_env: dict[str, str]) -> None:
+    submitted = dockyard(
+        cli_env, "train", "--image", "examples/python-byoc", "--input", "train=examples/data/iris",
+        "--hp", "epochs=4", "--hp", "sleep_per_epoch=0.3", "--instance-count", "2",
+        "--name", "py-2", "--detach",
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    assert "created" in submitted.stdout and "epoch=" not in submitted.stdout
+    followed = dockyard(cli_env, "jobs", "logs", "py-2", "--follow")
+    assert followed.returncode == 0, followed.stderr
+    # Lines of both hosts, each marked with its host, through to the end of training.
+    assert '[algo-1] current_host=algo-1 hosts=["algo-1", "algo-2"]' in followed.stdout
+    assert '[algo-2] current_host=algo-2 hosts=["algo-1", "algo-2"]' in followed.stdout
+    assert "[algo-2] epoch=4" in followed.stdout
+    described = json.loads(dockyard(cli_env, "jobs", "describe", "py-2").stdout)
+    assert described["TrainingJobStatus"] == "Completed"

@@ -8,6 +8,9 @@ import tarfile
 import time
 from pathlib import Path
 
+from dockyard.contract.training_jobs import CreateTrainingJobRequest
+from dockyard.engine.core import Engine
+from dockyard.settings import Settings
 from tests.conftest import RunningServer, channel, make_image, training_request, wait_for_job
 
 FAILING = """
@@ -335,3 +338,80 @@ def test_a_long_stderr_keeps_the_head_and_the_exception_line(
     assert len(reason) <= 1024
     assert reason.startswith("AlgorithmError: the training program on algo-1 exited with code 1.")
     assert reason.rstrip().endswith("KeyError: 'the-real-cause'")
+
+
+GATED = """
+import pathlib, time
+gate = pathlib.Path("/opt/ml/input/data/control/go")
+deadline = time.time() + 60
+while not gate.exists():
+    if time.time() > deadline:
+        raise SystemExit("the test never opened the gate")
+    time.sleep(0.02)
+print("through the gate")
+"""
+
+
+def test_jobs_queue_while_the_machine_is_taken(server: RunningServer, tmp_path: Path) -> None:
+    control = tmp_path / "control"
+    control.mkdir()
+    (control / "placeholder").write_text("")
+    sagemaker = server.client("sagemaker")
+    image = make_image(tmp_path / "gated", GATED)
+    gated = [channel("control", f"file://{control}")]
+    # The fixture's machine is the real one; `local` asks for all of it, so the second job
+    # must wait for the first.
+    for name in ("first", "second"):
+        request = training_request(name, image, InputDataConfig=gated)
+        request["ResourceConfig"]["InstanceType"] = "local"
+        sagemaker.create_training_job(**request)
+        if name == "first":
+            deadline = time.monotonic() + 30
+            while (
+                sagemaker.describe_training_job(TrainingJobName="first")["SecondaryStatus"]
+                != "Training"
+            ):
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+    deadline = time.monotonic() + 30
+    while (second := sagemaker.describe_training_job(TrainingJobName="second"))[
+        "SecondaryStatus"
+    ] != "Pending":
+        assert time.monotonic() < deadline, second["SecondaryStatus"]
+        time.sleep(0.02)
+    assert second["SecondaryStatusTransitions"][-1]["StatusMessage"].startswith(
+        "Waiting for capacity"
+    )
+    assert sagemaker.describe_training_job(TrainingJobName="first")["SecondaryStatus"] == "Training"
+    (control / "go").write_text("")
+    for name in ("first", "second"):
+        assert wait_for_job(sagemaker, name)["TrainingJobStatus"] == "Completed"
+    statuses = [
+        t["Status"]
+        for t in sagemaker.describe_training_job(TrainingJobName="second")[
+            "SecondaryStatusTransitions"
+        ]
+    ]
+    assert statuses[:3] == ["Starting", "Pending", "Downloading"]
+
+
+def test_a_server_restart_fails_running_jobs_and_keeps_the_record(
+    dockyard_settings: Settings, tmp_path: Path
+) -> None:
+    engine = Engine.open(dockyard_settings)
+    request = CreateTrainingJobRequest.from_wire(
+        training_request("orphan", make_image(tmp_path / "i", "import time\ntime.sleep(600)\n"))
+    )
+    engine.training_jobs.create(request)
+    deadline = time.monotonic() + 30
+    while engine.training_jobs.describe("orphan")["SecondaryStatus"] != "Training":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    engine.close()
+    reopened = Engine.open(dockyard_settings)
+    try:
+        described = reopened.training_jobs.describe("orphan")
+        assert described["TrainingJobStatus"] == "Failed"
+        assert "server stopped while this job was running" in described["FailureReason"]
+    finally:
+        reopened.close()

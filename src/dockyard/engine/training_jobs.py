@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import logging
 import threading
 import time
@@ -160,7 +161,8 @@ class TrainingJobs:
         if request.get("CheckpointConfig"):
             out["CheckpointConfig"] = request["CheckpointConfig"]
         if record.training_start_time is not None and record.training_end_time is not None:
-            seconds = max(int(record.training_end_time - record.training_start_time), 0)
+            # Whole seconds, rounded up, as SageMaker bills: a 0.6 s job reports 1.
+            seconds = math.ceil(max(record.training_end_time - record.training_start_time, 0))
             out["TrainingTimeInSeconds"] = seconds
             out["BillableTimeInSeconds"] = seconds
         if request.get("Environment"):

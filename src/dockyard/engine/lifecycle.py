@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from dockyard.contract.training_jobs import (
+    PRIMARY_OF,
     TERMINAL_STATUSES,
     SecondaryStatus,
     TrainingJobStatus,
@@ -37,28 +38,39 @@ class TrainingLifecycle:
         self, name: str, target: SecondaryStatus, message: str | None = None, **fields: Any
     ) -> TrainingJobStatus:
         """Move a job to `target` if the transition table allows it, recording the transition
-        and any other fields (times, failure reason) with it."""
+        and any other fields (times, failure reason) in the same transaction."""
+        primary = PRIMARY_OF[target]
+
+        def check(current: str) -> str:
+            return check_transition(SecondaryStatus(current), target).value
+
         with self.lock(name):
-            current = self.secondary_status(name)
-            primary = check_transition(current, target)
-            now = time.time()
-            if fields:
-                self._metadata.update_training_job(name, **fields)
-            self._metadata.transition(name, target.value, primary.value, now, message)
-            if primary in TERMINAL_STATUSES:
-                self._metadata.close_transitions(name, now)
-            return primary
+            self._metadata.transition(
+                name,
+                target.value,
+                time.time(),
+                message,
+                check,
+                fields,
+                final=primary in TERMINAL_STATUSES,
+            )
+        return primary
 
     def fail_orphan(self, name: str, reason: str) -> None:
-        """Fail a job whose runner is gone (the server stopped under it). Bypasses the table on
-        purpose: any non-final status may end this way."""
+        """Fail a job whose runner is gone (the server stopped under it). Any status that is
+        not final may end this way, so the table is not consulted."""
+        now = time.time()
+
+        def any_status(_current: str) -> str:
+            return TrainingJobStatus.FAILED.value
+
         with self.lock(name):
-            record = self._metadata.training_job(name)
-            now = time.time()
-            self._metadata.update_training_job(
-                name, failure_reason=reason, training_end_time=record.training_end_time or now
-            )
             self._metadata.transition(
-                name, SecondaryStatus.FAILED.value, TrainingJobStatus.FAILED.value, now, reason
+                name,
+                SecondaryStatus.FAILED.value,
+                now,
+                reason,
+                any_status,
+                {"failure_reason": reason, "training_end_time": now},
+                final=True,
             )
-            self._metadata.close_transitions(name, now)

@@ -130,16 +130,17 @@ def download_remote(
     dest: Path,
     progress: Callable[[int], None] | None = None,
 ) -> ChannelSource:
-    """Fetch a remote channel once per job into `dest`; every host then binds the same files."""
+    """Fetch a remote channel once per job into `dest`; every host then binds the same files.
+    The store fetches concurrently and from its content cache, using what the listing said."""
     assert source.bucket is not None
     dest.mkdir(parents=True, exist_ok=True)
-    files = []
-    for item in source.files:
-        assert item.key is not None
-        target = dest / item.relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        store.get_file(source.bucket, item.key, target, progress=progress)
-        files.append(ChannelFile(item.relative, item.size, local=target, key=item.key))
+    prefix = S3Uri.parse(source.uri).key
+    paths = store.get_prefix(source.bucket, prefix, dest, progress=progress)
+    files = [
+        ChannelFile(path.relative_to(dest).as_posix(), path.stat().st_size, local=path)
+        for path in paths
+    ]
+    files.sort(key=lambda f: f.relative)
     return ChannelSource(source.uri, files, folder=dest, bucket=source.bucket, remote=True)
 
 

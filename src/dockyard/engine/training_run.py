@@ -80,7 +80,6 @@ class TrainingRun:
         self._abort = threading.Event()
         self._max_runtime_hit = False
         self._thread = threading.Thread(target=self._main, name=f"job-{self.name}", daemon=True)
-        self._progress_at = 0.0
         count = request.resource_config.instance_count
         epoch = int(record.creation_time)
         self.hosts = [
@@ -153,6 +152,10 @@ class TrainingRun:
             self._finish_failed(f"InternalServerError: {type(exc).__name__}: {exc}")
         finally:
             self.logs.close()
+            # Staged inputs are copies or links of data that lives in the store; the hosts'
+            # /opt/ml folders stay for inspection.
+            for scratch in ("staging", "channels"):
+                shutil.rmtree(self.folder / scratch, ignore_errors=True)
             self._on_finished(self.name)
 
     def _run(self) -> None:
@@ -272,11 +275,14 @@ class TrainingRun:
     def _progress(self, verb: str, total: int) -> tuple[list[int], Callable[[int], None]]:
         done = [0]
 
+        last = [time.monotonic()]
+
         def report(count: int) -> None:
+            # At most two writes a second, and none for a transfer that is over in less.
             done[0] += count
             now = time.monotonic()
-            if now - self._progress_at >= 0.5 or done[0] >= total:
-                self._progress_at = now
+            if now - last[0] >= 0.5:
+                last[0] = now
                 self.ctx.metadata.set_transition_message(
                     self.name, f"{verb}: {_size(done[0])} of {_size(total)}"
                 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -176,31 +176,40 @@ class MetadataStore:
             )
 
     def transition(
-        self, name: str, status: str, primary: str, at: float, message: str | None = None
+        self,
+        name: str,
+        status: str,
+        at: float,
+        message: str | None,
+        check: Callable[[str], str],
+        fields: Mapping[str, Any] | None = None,
+        final: bool = False,
     ) -> None:
-        """Close the open transition and open a new one, in one transaction with the status."""
+        """One transaction: read the job's secondary status, let `check` approve the move and
+        name the primary status, close the open transition, open the new one (closed at once
+        when `final`), and write the status with any other fields."""
         with self._write() as session:
+            row = session.get(TrainingJobRow, name)
+            if row is None:
+                raise NotFoundError("Requested resource not found.")
+            primary = check(row.secondary_status)
             session.execute(
                 update(StatusTransitionRow)
                 .where(StatusTransitionRow.job_name == name, StatusTransitionRow.end_time.is_(None))
                 .values(end_time=at)
             )
             session.add(
-                StatusTransitionRow(job_name=name, status=status, start_time=at, message=message)
+                StatusTransitionRow(
+                    job_name=name,
+                    status=status,
+                    start_time=at,
+                    end_time=at if final else None,
+                    message=message,
+                )
             )
-            session.execute(
-                update(TrainingJobRow)
-                .where(TrainingJobRow.name == name)
-                .values(status=primary, secondary_status=status, last_modified_time=at)
-            )
-
-    def close_transitions(self, name: str, at: float) -> None:
-        with self._write() as session:
-            session.execute(
-                update(StatusTransitionRow)
-                .where(StatusTransitionRow.job_name == name, StatusTransitionRow.end_time.is_(None))
-                .values(end_time=at)
-            )
+            for key, value in (fields or {}).items():
+                setattr(row, key, value)
+            row.status, row.secondary_status, row.last_modified_time = primary, status, at
 
     def set_transition_message(self, name: str, message: str) -> None:
         with self._write() as session:

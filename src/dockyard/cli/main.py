@@ -8,10 +8,10 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dockyard import __version__
-from dockyard.cli import server as server_control
 from dockyard.cli.jobs import jobs
 from dockyard.cli.s3 import s3
 from dockyard.cli.train import train
+from dockyard.client import local_server as server_control
 from dockyard.contract.errors import DockyardError
 from dockyard.settings import Settings
 

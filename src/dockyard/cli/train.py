@@ -7,9 +7,9 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from dockyard.cli.client import Client
 from dockyard.cli.follow import follow_job
 from dockyard.cli.options import data_uri, image_ref, key_values
+from dockyard.client import Client
 from dockyard.contract.names import job_name_from_base
 from dockyard.settings import Settings
 

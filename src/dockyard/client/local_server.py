@@ -1,4 +1,4 @@
-"""`dockyard server`: run the API in the foreground, or start, stop and find a background one."""
+"""The background server of this DOCKYARD_HOME: find it, start it, stop it."""
 
 from __future__ import annotations
 

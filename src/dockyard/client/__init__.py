@@ -1,4 +1,4 @@
-"""The one way the CLI reaches dockyard: boto3 clients pointed at the server's endpoint."""
+"""The one way the faces (CLI, SDK) reach dockyard: boto3 clients pointed at the server."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from dockyard.cli.server import start_background
+from dockyard.client.local_server import start_background
 from dockyard.settings import Settings
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any
 
-from botocore.exceptions import ClientError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -18,54 +16,13 @@ from rich.progress import (
 )
 
 from dockyard.client import Client
+from dockyard.client.logs import TERMINAL, LogTail
 
-LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-TERMINAL = {"Completed", "Failed", "Stopped"}
 _PROGRESS = re.compile(
     r"^(?P<verb>[^:]+): (?P<done>[\d.]+) (?P<du>B|KiB|MiB|GiB)"
     r" of (?P<total>[\d.]+) (?P<tu>B|KiB|MiB|GiB)$"
 )
 _UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
-
-
-class LogTail:
-    """Reads every host stream of a job forward from where it last stopped."""
-
-    def __init__(self, client: Client, job: str) -> None:
-        self.client = client
-        self.job = job
-        self.tokens: dict[str, str | None] = {}
-
-    def poll(self) -> list[tuple[float, str, str]]:
-        """New lines of every stream as (epoch seconds, host, message)."""
-        lines: list[tuple[float, str, str]] = []
-        try:
-            streams = self.client.logs.describe_log_streams(
-                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{self.job}/"
-            )["logStreams"]
-        except ClientError:
-            return lines
-        for stream in streams:
-            name = stream["logStreamName"]
-            while True:
-                kwargs: dict[str, Any] = {
-                    "logGroupName": LOG_GROUP,
-                    "logStreamName": name,
-                    "startFromHead": True,
-                }
-                token = self.tokens.get(name)
-                if token:
-                    kwargs["nextToken"] = token
-                response = self.client.logs.get_log_events(**kwargs)
-                host = name.split("/", 1)[1].rsplit("-", 1)[0]
-                lines.extend(
-                    (event["timestamp"] / 1000, host, event["message"])
-                    for event in response["events"]
-                )
-                self.tokens[name] = response["nextForwardToken"]
-                if not response["events"]:
-                    break
-        return lines
 
 
 def _bytes(value: str, unit: str) -> int:

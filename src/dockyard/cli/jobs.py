@@ -11,8 +11,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from dockyard.cli.follow import TERMINAL, LogTail
 from dockyard.client import Client
+from dockyard.client.logs import TERMINAL, LogTail
 from dockyard.settings import Settings
 
 

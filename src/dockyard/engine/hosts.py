@@ -14,7 +14,9 @@ from dockyard.contract import names
 from dockyard.contract.opt_ml import OptMl
 from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost, Runtime
 
-_STDERR_TAIL = 10
+# Enough of stderr to hold a Python traceback and the lines a toolkit logs after it.
+_STDERR_TAIL = 60
+_REASON_TAIL_LINES = 10
 _SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
 
 
@@ -144,25 +146,55 @@ class HostGroup:
 def failure_reason(hosts: list[Host], outcome: Outcome) -> str | None:
     """FailureReason for hosts that did not all exit 0: the first 1024 characters of a
     /opt/ml/output/failure file (any host, lowest first), else which host ended how, with the
-    last lines of its stderr."""
+    last lines of its stderr. Either way, when the host's stderr ends in a Python traceback that
+    the reason does not show, its last frame and exception line are added: the training
+    toolkit's own failure file says only `ExecuteUserScriptError ... ErrorMessage ""`."""
     failed = [h for h in hosts if outcome.exits.get(h.name, 0) != 0]
     if not failed:
         return None
-    for host in hosts:
-        path = host.opt_ml.failure_file
-        if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace")[: names.MAX_FAILURE_REASON]
-            if text.strip():
-                return text
     host = outcome.first_failure or failed[0]
+    traceback = last_traceback(list(host.stderr_tail))
+    for candidate in hosts:
+        path = candidate.opt_ml.failure_file
+        if path.is_file():
+            text = path.read_text(encoding="utf-8", errors="replace").strip()
+            if text:
+                return _with_traceback(text, traceback)
     code = outcome.exits[host.name]
     how = f"exited with code {code}"
     if code > 128 and code - 128 in _SIGNAL_NAMES:
         how += f" (ended by {_SIGNAL_NAMES[code - 128]})"
     reason = f"AlgorithmError: the training program on {host.name} {how}."
-    if host.stderr_tail:
+    tail = list(host.stderr_tail)[-_REASON_TAIL_LINES:]
+    if tail:
         reason += " Last lines of stderr:"
         room = names.MAX_FAILURE_REASON - len(reason) - 1
         # Keep the end of the tail: the exception line comes last.
-        reason += "\n" + "\n".join(host.stderr_tail)[-room:]
+        reason += "\n" + "\n".join(tail)[-room:]
     return reason
+
+
+def _with_traceback(text: str, traceback: str | None) -> str:
+    limit = names.MAX_FAILURE_REASON
+    if traceback is None or traceback.splitlines()[-1] in text:
+        return text[:limit]
+    room = limit - len(traceback) - 1
+    return f"{text[:room].rstrip()}\n{traceback}"[:limit]
+
+
+def last_traceback(lines: list[str]) -> str | None:
+    """The last Python traceback in `lines`, cut to its last frame and exception line:
+    `File "/opt/ml/code/train.py", line 9, in <module>` / `raise ...` / `ValueError: ...`."""
+    starts = [
+        i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")
+    ]
+    if not starts:
+        return None
+    block = lines[starts[-1] + 1 :]
+    frames = [i for i, line in enumerate(block) if line.lstrip().startswith('File "')]
+    end = next((i for i, line in enumerate(block) if line and not line[0].isspace()), None)
+    if end is None or not frames:
+        return None
+    last = frames[-1] if frames[-1] < end else max(i for i in frames if i < end)
+    frame = [line.strip() for line in block[last:end]]
+    return "\n".join(["Traceback (last frame):", *frame, block[end].strip()])

@@ -22,6 +22,7 @@ from dockyard.contract.training_jobs import (
     TrainingJobSummary,
 )
 from dockyard.engine.artifacts import model_artifacts_uri
+from dockyard.engine.code import find_code, submit_directory
 from dockyard.engine.context import EngineContext
 from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.staging import find_channel_source
@@ -101,6 +102,9 @@ class TrainingJobs:
         output = S3Uri.parse(request.output_data_config.s3_output_path)
         if self.ctx.remote_store and not self.ctx.store.bucket_exists(output.bucket):
             raise ValidationError(f"output bucket {output.bucket} does not exist: create it first")
+        code = submit_directory(request.hyper_parameters)
+        if code is not None:
+            find_code(code, self.ctx.store, self.ctx.forbidden_paths)
         checkpoint = request.checkpoint_config
         if checkpoint is not None:
             S3Uri.parse(checkpoint.s3_uri)

@@ -28,6 +28,7 @@ from dockyard.contract.training_jobs import (
 )
 from dockyard.engine.artifacts import pack_artifacts, upload_artifacts
 from dockyard.engine.checkpoints import CheckpointMirror
+from dockyard.engine.code import find_code, stage_code, submit_directory
 from dockyard.engine.context import EngineContext
 from dockyard.engine.hosts import Host, HostGroup, Outcome, failure_reason, host_address
 from dockyard.engine.lifecycle import TrainingLifecycle
@@ -192,6 +193,7 @@ class TrainingRun:
             argv = image.argv(spec.container_entrypoint, spec.container_arguments, "train")
             self._check_prerequisites(image)
             self._prepare_hosts()
+            self._stage_code()
             binds, feeders = self._stage_channels()
         except JobFailed as failed:
             self._finish_failed(failed.reason)
@@ -271,6 +273,15 @@ class TrainingRun:
                     else None
                 ),
             )
+
+    def _stage_code(self) -> None:
+        uri = submit_directory(self.request.hyper_parameters)
+        if uri is None:
+            return
+        source = find_code(uri, self.ctx.store, self.ctx.forbidden_paths)
+        for host in self.hosts:
+            stage_code(source, self.ctx.store, host.opt_ml.code_dir, self.folder / "staging")
+        self._platform_log(f"code from {uri} is in /opt/ml/code")
 
     def _progress(self, verb: str, total: int) -> tuple[list[int], Callable[[int], None]]:
         done = [0]

@@ -8,8 +8,9 @@ import click
 from rich.console import Console
 
 from dockyard.cli.follow import follow_job
-from dockyard.cli.options import data_uri, image_ref, key_values
+from dockyard.cli.options import key_values
 from dockyard.client import Client
+from dockyard.client.uris import data_uri, image_ref
 from dockyard.contract.names import job_name_from_base
 from dockyard.settings import Settings
 

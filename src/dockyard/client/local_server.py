@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -118,6 +119,10 @@ def stop_background(settings: Settings, timeout: float = 30.0) -> bool:
         return False
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        # A server this process started is its child: reap it, or it lingers as a zombie
+        # that still answers kill(pid, 0).
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(info.pid, os.WNOHANG)
         try:
             os.kill(info.pid, 0)
         except ProcessLookupError:

@@ -1,0 +1,5 @@
+"""PyTorch script mode, as `sagemaker.pytorch`."""
+
+from dockyard.sdk.pytorch.estimator import PyTorch
+
+__all__ = ["PyTorch"]

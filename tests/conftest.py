@@ -204,3 +204,12 @@ def channel(
 
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="session")
+def shared_envs_dir() -> Path:
+    """`<repo>/.test-envs/`: framework environments are built once per machine and reused by
+    every later test and test run (each is named by the hash of what it holds)."""
+    folder = Path(__file__).resolve().parent.parent / ".test-envs"
+    folder.mkdir(exist_ok=True)
+    return folder

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -50,6 +50,19 @@ class Settings(BaseSettings):
     # Capacity the scheduler hands out; the machine's own by default.
     cpus: int = Field(default_factory=lambda: os.cpu_count() or 1)
     memory_gib: float = Field(default_factory=_machine_memory_gib)
+
+    # Framework environments (dockyard/python:3.11, SageMaker framework image URIs): where they
+    # are built (default <home>/envs), extra frameworks (a JSON file), the Python to build from
+    # (default: the first python3.<minor> the sandbox can see).
+    envs_dir: Path = Field(default=None, validate_default=True)
+    frameworks_file: Path | None = None
+    framework_python: str | None = None
+
+    @field_validator("envs_dir", mode="before")
+    @classmethod
+    def _envs_dir_under_home(cls, value: object, info: ValidationInfo) -> object:
+        home = info.data.get("home")  # absent when home itself was invalid
+        return Path(home) / "envs" if value is None and home is not None else value
 
     @property
     def jobs_dir(self) -> Path:

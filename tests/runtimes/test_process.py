@@ -266,6 +266,58 @@ def test_read_only_binds_inside_opt_ml(tmp_path: Path) -> None:
     assert (spec.opt_ml / "output" / "result").read_text() == "out\n"
 
 
+def test_binds_at_their_own_path_show_folders_inside_hidden_ones(
+    tmp_path: Path, visible_dir: Path
+) -> None:
+    """A framework environment lives in dockyard's hidden state folder and is shown again,
+    read-only, at its own path; so is a folder in /tmp (a private tmpfs in the sandbox) or
+    elsewhere."""
+    home = visible_dir / "dockyard-home"
+    environment = home / "envs" / "python-3.11-abc"
+    (environment / "bin").mkdir(parents=True)
+    (environment / "bin" / "dockyard-env-tool").write_text("#!/bin/sh\necho environment tool\n")
+    (environment / "bin" / "dockyard-env-tool").chmod(0o755)
+    (home / "envs" / "another-env").mkdir()
+    (home / "dockyard.db").write_text("secret state\n")
+    layer = tmp_path / "envs" / "layer-abc"
+    layer.mkdir(parents=True)
+    (layer / "marker").write_text("layer\n")
+    elsewhere = visible_dir / "interpreter-prefix"
+    elsewhere.mkdir()
+    (elsewhere / "lib.txt").write_text("prefix\n")
+    image = ImageSpec(
+        context=tmp_path,
+        dockerfile=tmp_path / "Dockerfile",
+        env={"PATH": f"{environment / 'bin'}:{DEFAULT_PATH}"},
+    )
+    spec = shell_spec(
+        tmp_path,
+        f"dockyard-env-tool; ls {home}; ls {home / 'envs'}; cat {home}/dockyard.db; "
+        f"cat {layer}/marker {elsewhere}/lib.txt; "
+        f"touch {environment}/x || echo environment-read-only; "
+        f"touch {layer}/x || echo layer-read-only",
+        image=image,
+        hidden_paths=[home],
+        read_only_binds=[(p, str(p)) for p in (environment, layer, elsewhere)],
+    )
+    assert find_program(dataclasses.replace(spec, argv=["dockyard-env-tool"])) == str(
+        environment / "bin" / "dockyard-env-tool"
+    )
+    code, output = run(spec)
+    assert output.stdout == [
+        "environment tool",
+        "envs",
+        "python-3.11-abc",  # not another-env, not dockyard.db
+        "layer",
+        "prefix",
+        "environment-read-only",
+        "layer-read-only",
+    ]
+    assert output.stderr[0].endswith("No such file or directory")  # dockyard.db stays hidden
+    assert code == 0
+    assert not (environment / "x").exists() and not (layer / "x").exists()
+
+
 def test_two_sandboxes_at_once_do_not_interfere(tmp_path: Path) -> None:
     script = (
         "echo $MARK > /opt/ml/mark; echo $MARK > /tmp/mark; echo ready; "

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from dockyard.engine.scheduler import Capacity
 from dockyard.runtimes.base import Runtime
+from dockyard.runtimes.environments import Environments
+from dockyard.runtimes.frameworks import Framework
 from dockyard.settings import Settings
 from dockyard.storage.metadata import MetadataStore
 from dockyard.storage.objects import ObjectStore
@@ -19,6 +21,9 @@ class EngineContext:
     store: ObjectStore
     runtime: Runtime
     capacity: Capacity
+    environments: Environments
+    # Frameworks added by the settings' frameworks file, beside the built-in ones.
+    frameworks: dict[str, Framework]
 
     @property
     def remote_store(self) -> bool:

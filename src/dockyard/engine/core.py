@@ -5,6 +5,8 @@ from __future__ import annotations
 from dockyard.engine.context import EngineContext
 from dockyard.engine.scheduler import Capacity
 from dockyard.engine.training_jobs import TrainingJobs
+from dockyard.runtimes.environments import Environments
+from dockyard.runtimes.frameworks import load_frameworks_file
 from dockyard.runtimes.process import ProcessRuntime
 from dockyard.settings import Settings
 from dockyard.storage.metadata import MetadataStore
@@ -29,6 +31,10 @@ class Engine:
             store=store_from_settings(settings),
             runtime=ProcessRuntime(settings.bwrap),
             capacity=Capacity(settings.cpus, settings.memory_gib),
+            environments=Environments(settings.envs_dir, settings.framework_python),
+            frameworks=(
+                load_frameworks_file(settings.frameworks_file) if settings.frameworks_file else {}
+            ),
         )
         engine = cls(ctx)
         engine.training_jobs.recover()

@@ -27,6 +27,7 @@ from dockyard.engine.context import EngineContext
 from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.staging import find_channel_source
 from dockyard.engine.training_run import TrainingRun
+from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.images import read_image
 from dockyard.storage.metadata import TrainingJobRecord, Transition
 from dockyard.storage.objects import S3Uri
@@ -85,8 +86,9 @@ class TrainingJobs:
             raise ValidationError("local_gpu needs a GPU, and this machine has none: use 'local'")
         spec = request.algorithm_specification
         assert spec.training_image is not None
-        image = read_image(spec.training_image)
-        image.argv(spec.container_entrypoint, spec.container_arguments, default_argument="train")
+        if resolve_framework(spec.training_image, self.ctx.frameworks) is None:
+            image = read_image(spec.training_image)
+            image.argv(spec.container_entrypoint, spec.container_arguments, "train")
         for channel in request.channels:
             if channel.s3.s3_data_type != "S3Prefix":
                 raise ValidationError(

@@ -43,6 +43,8 @@ from dockyard.engine.staging import (
     shard,
 )
 from dockyard.runtimes.base import HostSpec
+from dockyard.runtimes.environments import framework_image
+from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.images import ImageSpec, read_image
 from dockyard.runtimes.prerequisites import check_prerequisites, describe_missing
 from dockyard.storage.metadata import TrainingJobRecord
@@ -80,6 +82,8 @@ class TrainingRun:
         self._changed = threading.Event()
         self._abort = threading.Event()
         self._max_runtime_hit = False
+        self._environment_binds: list[tuple[Path, str]] = []
+        self._environment_vars: dict[str, str] = {}
         self._thread = threading.Thread(target=self._main, name=f"job-{self.name}", daemon=True)
         count = request.resource_config.instance_count
         epoch = int(record.creation_time)
@@ -189,11 +193,11 @@ class TrainingRun:
         spec = self.request.algorithm_specification
         assert spec.training_image is not None
         try:
-            image = read_image(spec.training_image)
-            argv = image.argv(spec.container_entrypoint, spec.container_arguments, "train")
-            self._check_prerequisites(image)
             self._prepare_hosts()
             self._stage_code()
+            image = self._image(spec.training_image)
+            argv = image.argv(spec.container_entrypoint, spec.container_arguments, "train")
+            self._check_prerequisites(image)
             binds, feeders = self._stage_channels()
         except JobFailed as failed:
             self._finish_failed(failed.reason)
@@ -273,6 +277,24 @@ class TrainingRun:
                     else None
                 ),
             )
+
+    def _image(self, name: str) -> ImageSpec:
+        """A folder with a Dockerfile, or a framework image: its environment (built or reused)
+        with the code's requirements in a layer over it, all made before the sandbox starts."""
+        framework = resolve_framework(name, self.ctx.frameworks)
+        if framework is None:
+            return read_image(name)
+        if framework.note:
+            self._platform_log(framework.note)
+        environments = self.ctx.environments
+        env = environments.framework(framework, self._platform_log)
+        env = environments.with_requirements(
+            env, self.hosts[0].opt_ml.code_dir, log=self._platform_log
+        )
+        self._environment_binds = [(path, str(path)) for path in env.visible_paths]
+        # Tells the toolkit (through dockyard's shim) not to run pip in the read-only sandbox.
+        self._environment_vars = {"DOCKYARD_CODE_INSTALLED": env.key}
+        return framework_image(framework, env)
 
     def _stage_code(self) -> None:
         uri = submit_directory(self.request.hyper_parameters)
@@ -382,6 +404,7 @@ class TrainingRun:
             "TRAINING_JOB_ARN": self.record.arn,
             "AWS_REGION": settings.region,
             "AWS_DEFAULT_REGION": settings.region,
+            **self._environment_vars,
             **self.request.environment,
         }
         return HostSpec(
@@ -389,7 +412,7 @@ class TrainingRun:
             argv=argv,
             hostname=host.name,
             opt_ml=host.opt_ml.root,
-            read_only_binds=binds,
+            read_only_binds=[*binds, *self._environment_binds],
             env=env,
             hosts={h.name: host_address(h.index) for h in self.hosts},
             hidden_paths=self.ctx.forbidden_paths,

@@ -109,12 +109,8 @@ def _plan_mounts(spec: HostSpec, hosts_fd: int) -> _MountPlan:
     plan.place(OPT_ML, _Node("bind", source=spec.opt_ml, writable=True))
     for item in in_opt_ml:
         plan.copy(item.destination, item.source)
-    for source, destination in spec.read_only_binds:
-        plan.place(destination, _Node("bind", source=source))
-    plan.place("/etc/hosts", _Node("data", fd=hosts_fd))
-    workdir = posixpath.normpath(spec.image.workdir)
-    if plan.kind_at(workdir) is None:
-        plan.make_dir(workdir)
+    # Hidden paths go before the binds, so a bind may show something inside one again (a framework
+    # environment inside dockyard's hidden state folder, at its own path).
     for hidden in spec.hidden_paths:
         real = os.path.realpath(hidden)
         kind = plan.kind_at(real)
@@ -122,6 +118,12 @@ def _plan_mounts(spec: HostSpec, hosts_fd: int) -> _MountPlan:
             plan.place(real, _Node("tmpfs"))
         elif kind == "file":
             plan.place(real, _Node("bind", source=Path(os.devnull)))
+    for source, destination in spec.read_only_binds:
+        plan.place(destination, _Node("bind", source=source))
+    plan.place("/etc/hosts", _Node("data", fd=hosts_fd))
+    workdir = posixpath.normpath(spec.image.workdir)
+    if plan.kind_at(workdir) is None:
+        plan.make_dir(workdir)
     return plan
 
 

@@ -21,6 +21,7 @@ import pytest
 
 from dockyard.runtimes import environments
 from dockyard.runtimes.base import HostSpec
+from dockyard.runtimes.code_requirements import CodeRequirements
 from dockyard.runtimes.environments import (
     EnvironmentBuildError,
     Environments,
@@ -420,7 +421,7 @@ def test_the_layer_key_follows_the_content_pip_reads(
     _, base = python_env
 
     def key(folder: Path, ordered: bool = True) -> str:
-        return environments._layer_key(base, environments._Code.read(folder), ordered)
+        return environments._layer_key(base, CodeRequirements.read(folder), ordered)
 
     assert key(code) == layer.key
     assert key(code, ordered=False) != layer.key

@@ -92,6 +92,11 @@ class NoSuchKey(StorageError):
     code = "NoSuchKey"
 
 
+class EnvironmentBuildError(DockyardError):
+    """A framework environment or a requirements layer could not be built; the message carries
+    pip's own last error lines."""
+
+
 class SandboxError(DockyardError):
     """The runtime could not start or control a host's sandbox."""
 

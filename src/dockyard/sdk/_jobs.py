@@ -8,13 +8,23 @@ import sys
 import time
 import warnings
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from dockyard.client import Client
 from dockyard.client.logs import TERMINAL, LogTail
 from dockyard.sdk.exceptions import CapacityError, UnexpectedStatusException
 
-if TYPE_CHECKING:
-    from dockyard.sdk.session import Session
+
+class JobSession(Protocol):
+    """What following a job needs of a Session (kept apart so the session module can use this
+    one without an import circle)."""
+
+    client: Client
+
+    def describe_training_job(self, job_name: str) -> dict[str, Any]: ...
+
+    def stop_training_job(self, job_name: str) -> None: ...
+
 
 LOG_TYPES = ("All", "None", "Training", "Rules")
 POLL_SECONDS = 0.3
@@ -26,7 +36,7 @@ _HOST_COLORS = (34, 35, 32, 36, 33)
 class TrainingJob:
     """The job an estimator started (`estimator.latest_training_job`)."""
 
-    def __init__(self, sagemaker_session: Session, job_name: str) -> None:
+    def __init__(self, sagemaker_session: JobSession, job_name: str) -> None:
         self.sagemaker_session = sagemaker_session
         self.job_name = job_name
 
@@ -60,7 +70,7 @@ def normalise_log_type(logs: str | bool | None) -> str:
 
 
 def follow_job(
-    session: Session,
+    session: JobSession,
     job_name: str,
     *,
     wait: bool,

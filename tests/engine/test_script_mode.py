@@ -302,3 +302,54 @@ def test_two_hosts_all_reduce_with_torch_distributed(
     assert all(r["world"] == 2 and r["sum"] == 3.0 and r["master"] == "algo-1" for r in results)
     assert {r["host"] for r in results} == {"algo-1", "algo-2"}
     assert time.monotonic() - started < 1200
+
+
+def test_entry_point_kinds_package_and_shell_script(
+    framework_server: RunningServer, tmp_path: Path
+) -> None:
+    """The toolkit's three entry-point kinds (§2.8): a .py script (above), a package with a
+    setup.py (run as `python -m`), and a shell script (run through /bin/sh)."""
+    package = tmp_path / "package"
+    (package / "trainer").mkdir(parents=True)
+    (package / "setup.py").write_text(
+        "from setuptools import setup\nsetup(name='trainer', version='1.0', packages=['trainer'])\n"
+    )
+    (package / "trainer" / "__init__.py").write_text("GREETING = 'from the package'\n")
+    (package / "train.py").write_text(
+        "import pathlib, sys, trainer\n"
+        "pathlib.Path('/opt/ml/model/package.txt').write_text(trainer.GREETING + ' ' + __name__)\n"
+    )
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    (shell / "train.sh").write_text('#!/bin/sh\necho "args: $@" > /opt/ml/model/shell.txt\n')
+    sagemaker = framework_server.client("sagemaker")
+    sagemaker.create_training_job(**script_job("as-package", package))
+    sagemaker.create_training_job(**script_job("as-shell", shell, entry="train.sh", epochs="2"))
+    for name in ("as-package", "as-shell"):
+        described = wait_for_job(sagemaker, name, deadline_seconds=900)
+        assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    model = framework_server.settings.jobs_dir
+    assert (model / "as-package/hosts/algo-1/model/package.txt").read_text() == (
+        "from the package __main__"
+    )
+    assert (
+        model / "as-shell/hosts/algo-1/model/shell.txt"
+    ).read_text().strip() == "args: --epochs 2"
+
+
+def test_an_unknown_framework_image_is_refused_with_the_known_ones(
+    framework_server: RunningServer, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text("print('never runs')\n")
+    request = script_job(
+        "mxnet",
+        source,
+        image="763104351884.dkr.ecr.us-east-1.amazonaws.com/mxnet-training:1.9.0-cpu-py38",
+    )
+    sagemaker = framework_server.client("sagemaker")
+    with pytest.raises(sagemaker.exceptions.ClientError) as error:
+        sagemaker.create_training_job(**request)
+    message = error.value.response["Error"]["Message"]
+    assert "mxnet" in message and "pytorch" in message and "DOCKYARD_FRAMEWORKS_FILE" in message

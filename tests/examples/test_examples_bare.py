@@ -16,7 +16,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -32,8 +31,13 @@ PY_EXAMPLE = EXAMPLES / "python-byoc"
 
 # The Dockerfiles' ENV lines and commands, as the process runtime would apply them.
 R_ENV = {"PATH": f"/opt/program:{os.environ.get('PATH', '/usr/bin:/bin')}"}
-PY_ENV = {"PYTHONUNBUFFERED": "TRUE"}
-PY_ARGV = [sys.executable, "/opt/program/program.py"]
+# The image's own command, on a container's PATH: never this test's interpreter, which may live
+# under /tmp (hidden by the sandbox's private /tmp) on a CI machine.
+PY_ENV = {
+    "PYTHONUNBUFFERED": "TRUE",
+    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+}
+PY_ARGV = ["python3", "/opt/program/program.py"]
 
 # One typical flower of each species, as the feature columns in training order.
 SAMPLES = {

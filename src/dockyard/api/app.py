@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard import __version__
-from dockyard.api import logs, training_jobs
+from dockyard.api import logs, models, training_jobs
 from dockyard.api.protocol import Operation, aws_error, aws_response, error_response, read_json_body
 from dockyard.engine.core import Engine
 
@@ -26,7 +26,7 @@ LOGS_TARGET = "Logs_20140328"
 
 def create_app(engine: Engine, *, close_engine: bool = True) -> Starlette:
     services: dict[str, dict[str, Operation]] = {
-        SAGEMAKER_TARGET: training_jobs.operations(engine),
+        SAGEMAKER_TARGET: {**training_jobs.operations(engine), **models.operations(engine)},
         LOGS_TARGET: logs.operations(engine),
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dockyard.engine.context import EngineContext
+from dockyard.engine.models import EndpointConfigs, Models
 from dockyard.engine.scheduler import Capacity
 from dockyard.engine.training_jobs import TrainingJobs
 from dockyard.runtimes.environments import Environments
@@ -20,6 +21,8 @@ class Engine:
         self.metadata = ctx.metadata
         self.store = ctx.store
         self.training_jobs = TrainingJobs(ctx)
+        self.models = Models(ctx)
+        self.endpoint_configs = EndpointConfigs(ctx)
 
     @classmethod
     def open(cls, settings: Settings) -> Engine:

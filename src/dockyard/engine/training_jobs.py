@@ -25,6 +25,7 @@ from dockyard.engine.artifacts import model_artifacts_uri
 from dockyard.engine.code import find_code, submit_directory
 from dockyard.engine.context import EngineContext
 from dockyard.engine.lifecycle import TrainingLifecycle
+from dockyard.engine.paging import decode_token, encode_token
 from dockyard.engine.staging import find_channel_source
 from dockyard.engine.training_run import TrainingRun
 from dockyard.runtimes.frameworks import resolve_framework
@@ -178,7 +179,7 @@ class TrainingJobs:
         return out
 
     def list(self, request: ListTrainingJobsRequest) -> ListTrainingJobsResponse:
-        offset = _decode_token(request.next_token)
+        offset = decode_token(request.next_token)
         rows = self.ctx.metadata.list_training_jobs(
             name_contains=request.name_contains,
             status=request.status_equals.value if request.status_equals else None,
@@ -206,7 +207,7 @@ class TrainingJobs:
             )
             for r in page
         ]
-        token = _encode_token(offset + len(page)) if more else None
+        token = encode_token(offset + len(page)) if more else None
         return ListTrainingJobsResponse(training_job_summaries=summaries, next_token=token)
 
     def stop(self, name: str) -> None:
@@ -257,19 +258,3 @@ class TrainingJobs:
             run = self._runs.get(name)
         if run is not None:
             run.join(timeout)
-
-
-def _encode_token(offset: int) -> str:
-    return f"offset:{offset}"
-
-
-def _decode_token(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        kind, value = token.split(":", 1)
-        if kind != "offset" or int(value) < 0:
-            raise ValueError
-        return int(value)
-    except ValueError:
-        raise ValidationError(f"NextToken {token!r} is not one this server gave out") from None

@@ -16,10 +16,11 @@ from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dockyard.contract.errors import NotFoundError, ResourceInUse
+from dockyard.contract.errors import NotFoundError, ResourceInUse, ValidationError
 from dockyard.storage.tables import (
     LogEventRow,
     MetricPointRow,
+    ResourceRow,
     StatusTransitionRow,
     TrainingJobRow,
 )
@@ -41,6 +42,15 @@ class TrainingJobRecord:
     training_start_time: float | None
     training_end_time: float | None
     stop_requested: bool
+
+
+@dataclass(frozen=True)
+class ResourceRecord:
+    kind: str
+    name: str
+    arn: str
+    request: str
+    creation_time: float
 
 
 @dataclass(frozen=True)
@@ -276,6 +286,63 @@ class MetadataStore:
                 select(TrainingJobRow).where(TrainingJobRow.status.in_(list(statuses)))
             )
             return [_record(row) for row in rows]
+
+    # -- immutable named resources (models, endpoint configs) ------------------------------------
+
+    def insert_resource(self, record: ResourceRecord, exists_message: str) -> None:
+        try:
+            with self._write() as session:
+                session.add(
+                    ResourceRow(
+                        kind=record.kind,
+                        name=record.name,
+                        arn=record.arn,
+                        request=record.request,
+                        creation_time=record.creation_time,
+                    )
+                )
+        except IntegrityError:
+            raise ValidationError(exists_message) from None
+
+    def resource(self, kind: str, name: str) -> ResourceRecord | None:
+        with self._sessions() as session:
+            row = session.get(ResourceRow, (kind, name))
+            if row is None:
+                return None
+            return ResourceRecord(row.kind, row.name, row.arn, row.request, row.creation_time)
+
+    def delete_resource(self, kind: str, name: str) -> bool:
+        with self._write() as session:
+            row = session.get(ResourceRow, (kind, name))
+            if row is None:
+                return False
+            session.delete(row)
+            return True
+
+    def list_resources(
+        self,
+        kind: str,
+        *,
+        name_contains: str | None = None,
+        creation_after: float | None = None,
+        creation_before: float | None = None,
+        sort_by: str = "CreationTime",
+        descending: bool = True,
+        offset: int = 0,
+        limit: int = 10,
+    ) -> list[ResourceRecord]:
+        query = select(ResourceRow).where(ResourceRow.kind == kind)
+        if name_contains:
+            query = query.where(ResourceRow.name.contains(name_contains, autoescape=True))
+        if creation_after is not None:
+            query = query.where(ResourceRow.creation_time > creation_after)
+        if creation_before is not None:
+            query = query.where(ResourceRow.creation_time < creation_before)
+        column = ResourceRow.name if sort_by == "Name" else ResourceRow.creation_time
+        query = query.order_by(column.desc() if descending else column.asc(), ResourceRow.name)
+        with self._sessions() as session:
+            rows = session.scalars(query.offset(offset).limit(limit))
+            return [ResourceRecord(r.kind, r.name, r.arn, r.request, r.creation_time) for r in rows]
 
     # -- metrics -------------------------------------------------------------------------------
 

@@ -65,3 +65,15 @@ class LogEventRow(Base):
     message: Mapped[str] = mapped_column(Text)
 
     __table_args__ = (Index("ix_log_events_stream", "group_name", "stream_name", "id"),)
+
+
+class ResourceRow(Base):
+    """An immutable named resource (model, endpoint config): its validated request in wire form."""
+
+    __tablename__ = "resources"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(256))
+    request: Mapped[str] = mapped_column(Text)
+    creation_time: Mapped[float] = mapped_column(Float, index=True)

@@ -1,0 +1,135 @@
+"""Models and endpoint configurations: immutable resources, checked when they are created."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from dockyard.contract import names
+from dockyard.contract.errors import NotFoundError
+from dockyard.contract.instance_types import instance_type
+from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest, ListRequest
+from dockyard.engine.context import EngineContext
+from dockyard.engine.paging import decode_token, encode_token
+from dockyard.engine.staging import local_path_of
+from dockyard.runtimes.frameworks import resolve_framework
+from dockyard.runtimes.images import read_image
+from dockyard.storage.metadata import ResourceRecord
+from dockyard.storage.objects import S3Uri
+
+MODEL = "model"
+ENDPOINT_CONFIG = "endpoint-config"
+
+
+class _Resources:
+    """What models and endpoint configs share: store a validated request, describe it back,
+    list and delete. Not-found and duplicates are ValidationException, as SageMaker answers."""
+
+    kind = ""
+    label = ""  # "model", "endpoint configuration": for messages
+    list_key = ""  # "Models", "EndpointConfigs"
+    name_key = ""  # "ModelName", "EndpointConfigName"
+
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+
+    def _arn(self, name: str) -> str:
+        settings = self.ctx.settings
+        return names.arn(self.kind, name, settings.region, settings.account_id)
+
+    def _store(self, name: str, wire: dict[str, Any]) -> str:
+        record = ResourceRecord(self.kind, name, self._arn(name), json.dumps(wire), time.time())
+        self.ctx.metadata.insert_resource(
+            record, f'Cannot create already existing {self.label} "{record.arn}".'
+        )
+        return record.arn
+
+    def record(self, name: str) -> ResourceRecord:
+        found = self.ctx.metadata.resource(self.kind, name)
+        if found is None:
+            raise NotFoundError(f'Could not find {self.label} "{self._arn(name)}".')
+        return found
+
+    def delete(self, name: str) -> None:
+        if not self.ctx.metadata.delete_resource(self.kind, name):
+            raise NotFoundError(f'Could not find {self.label} "{self._arn(name)}".')
+
+    def list(self, request: ListRequest) -> dict[str, Any]:
+        offset = decode_token(request.next_token)
+        rows = self.ctx.metadata.list_resources(
+            self.kind,
+            name_contains=request.name_contains,
+            creation_after=request.creation_time_after,
+            creation_before=request.creation_time_before,
+            sort_by=request.sort_by,
+            descending=request.sort_order == "Descending",
+            offset=offset,
+            limit=request.max_results + 1,
+        )
+        page = rows[: request.max_results]
+        arn_key = self.name_key.removesuffix("Name") + "Arn"
+        out: dict[str, Any] = {
+            self.list_key: [
+                {self.name_key: r.name, arn_key: r.arn, "CreationTime": r.creation_time}
+                for r in page
+            ]
+        }
+        if len(rows) > request.max_results:
+            out["NextToken"] = encode_token(offset + len(page))
+        return out
+
+
+class Models(_Resources):
+    kind, label, list_key, name_key = MODEL, "model", "Models", "ModelName"
+
+    def create(self, request: CreateModelRequest) -> str:
+        container = request.container
+        if resolve_framework(container.image, self.ctx.frameworks) is None:
+            read_image(container.image)  # a clear error now, not when an endpoint starts
+        url = container.model_data_url
+        if url is not None:
+            path = local_path_of(url)
+            if path is not None:
+                if not path.is_file():
+                    raise NotFoundError(f"ModelDataUrl {url}: {path} is not a file")
+            else:
+                target = S3Uri.parse(url)
+                self.ctx.store.head(target.bucket, target.key)
+        return self._store(request.model_name, request.to_wire())
+
+    def describe(self, name: str) -> dict[str, Any]:
+        record = self.record(name)
+        request = json.loads(record.request)
+        out: dict[str, Any] = {"ModelName": record.name}
+        for key in ("PrimaryContainer", "Containers", "ExecutionRoleArn"):
+            if key in request:
+                out[key] = request[key]
+        out["CreationTime"] = record.creation_time
+        out["ModelArn"] = record.arn
+        out["EnableNetworkIsolation"] = bool(request.get("EnableNetworkIsolation", False))
+        return out
+
+
+class EndpointConfigs(_Resources):
+    kind, label = ENDPOINT_CONFIG, "endpoint configuration"
+    list_key, name_key = "EndpointConfigs", "EndpointConfigName"
+
+    def create(self, request: CreateEndpointConfigRequest) -> str:
+        for variant in request.production_variants:
+            instance_type(variant.instance_type)
+            if self.ctx.metadata.resource(MODEL, variant.model_name) is None:
+                raise NotFoundError(
+                    f'Could not find model "{names.arn(MODEL, variant.model_name)}".'
+                )
+        return self._store(request.endpoint_config_name, request.to_wire())
+
+    def describe(self, name: str) -> dict[str, Any]:
+        record = self.record(name)
+        request = json.loads(record.request)
+        return {
+            "EndpointConfigName": record.name,
+            "EndpointConfigArn": record.arn,
+            "ProductionVariants": request["ProductionVariants"],
+            "CreationTime": record.creation_time,
+        }

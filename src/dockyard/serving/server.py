@@ -1,0 +1,351 @@
+"""The pre-fork server: one listening socket, N worker processes, each an asyncio HTTP/1.1 loop."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+from . import invocations
+from .errors import HandlerLoadError
+from .handlers import Handlers, load_handlers
+from .http1 import ProtocolError, Request, RequestParser, response_head
+from .invocations import Result
+from .settings import MIB, ServingSettings
+
+log = logging.getLogger(__name__)
+
+KEEPALIVE_SECONDS = 75.0  # longer than common client pool idle times (60 s on AWS load balancers)
+DRAIN_SECONDS = 10.0  # how long a stopping worker lets in-flight requests finish
+BOOT_ERROR = 3  # a worker's exit code when the model cannot be loaded: restarting will not help
+_MAX_QUEUED = 32  # pipelined requests buffered per connection before reading pauses
+_ROUTES = {"/ping": ("GET", "HEAD"), "/invocations": ("POST",), "/execution-parameters": ("GET",)}
+
+
+class Worker:
+    """One worker process's state: the loaded handlers, a thread pool and the open connections."""
+
+    def __init__(self, settings: ServingSettings, handlers: Handlers) -> None:
+        self.settings = settings
+        self.handlers = handlers
+        self.pool = ThreadPoolExecutor(thread_name_prefix="invocation")
+        self.connections: set[Connection] = set()
+        self.stopping = False
+
+    async def handle(self, request: Request) -> Result:
+        allowed = _ROUTES.get(request.path)
+        if allowed is None:
+            return invocations.error(
+                404, f"no route {request.path}; the routes are {', '.join(_ROUTES)}"
+            )
+        if request.method not in allowed:
+            result = invocations.error(405, f"{request.path} takes {' or '.join(allowed)}")
+            return Result(
+                result.status, result.body, result.content_type, (("Allow", ", ".join(allowed)),)
+            )
+        if request.path == "/ping":
+            return invocations.ping(self.handlers)
+        if request.path == "/execution-parameters":
+            return invocations.execution_parameters(
+                self.handlers, self.settings.workers, self.settings.max_payload_bytes // MIB
+            )
+        headers = request.headers
+        loop = asyncio.get_running_loop()
+        call = loop.run_in_executor(
+            self.pool,
+            lambda: invocations.invoke(
+                request.body,
+                headers.get("content-type") or headers.get("contenttype"),
+                headers.get("accept"),
+                self.handlers,
+                request_headers=headers,
+            ),
+        )
+        try:
+            return await asyncio.wait_for(call, self.settings.timeout_seconds)
+        except TimeoutError:
+            log.error("an invocation timed out after %s s", self.settings.timeout_seconds)
+            return invocations.error(
+                504,
+                f"the inference handler did not answer within {self.settings.timeout_seconds:g} s "
+                "(SAGEMAKER_MODEL_SERVER_TIMEOUT)",
+            )
+
+    def stop(self) -> None:
+        """Stop reading new requests: idle connections close now, busy ones after their answer."""
+        self.stopping = True
+        for connection in list(self.connections):
+            connection.stop()
+
+
+class Connection(asyncio.Protocol):
+    """One client connection: parse requests as bytes arrive, answer them in order."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.parser = RequestParser(worker.settings.max_payload_bytes, self._continue)
+        self.queue: collections.deque[Request | ProtocolError] = collections.deque()
+        self.transport: asyncio.Transport | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.idle_timer: asyncio.TimerHandle | None = None
+        self.paused = False
+        self.closing = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.worker.connections.add(self)
+        with contextlib.suppress(OSError):
+            transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._arm_idle_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.worker.connections.discard(self)
+        if self.idle_timer:
+            self.idle_timer.cancel()
+        if self.task and not self.task.done():
+            self.task.cancel()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        if self.idle_timer:
+            self.idle_timer.cancel()
+            self.idle_timer = None
+        try:
+            self.queue.extend(self.parser.feed(data))
+        except ProtocolError as exc:
+            self.queue.append(exc)  # answered in order, after any pipelined requests before it
+            self.closing = True
+            self._pause()
+        if len(self.queue) >= _MAX_QUEUED:
+            self._pause()
+        if self.queue and (self.task is None or self.task.done()):
+            self.task = asyncio.get_running_loop().create_task(self._answer())
+
+    def _continue(self) -> None:
+        # Only when nothing earlier is waiting: an interim answer must not overtake earlier ones.
+        if self.transport and not self.queue and (self.task is None or self.task.done()):
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    async def _answer(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        while self.queue:
+            item = self.queue.popleft()
+            if isinstance(item, ProtocolError):
+                result, keep_alive, head_only = (
+                    invocations.error(item.status, item.message),
+                    False,
+                    False,
+                )
+            else:
+                result = await self.worker.handle(item)
+                keep_alive, head_only = item.keep_alive, item.method == "HEAD"
+            if transport.is_closing():
+                return
+            keep_alive = keep_alive and not self.worker.stopping
+            head = response_head(
+                result.status, result.content_type, len(result.body), result.headers, keep_alive
+            )
+            transport.write(head if head_only or not result.body else head + result.body)
+            if not keep_alive:
+                self.closing = True
+                transport.close()
+                return
+            if self.paused and len(self.queue) < _MAX_QUEUED // 2:
+                self.paused = False
+                transport.resume_reading()
+        self._arm_idle_timer()
+        if self.worker.stopping:
+            transport.close()
+
+    def _pause(self) -> None:
+        if not self.paused and self.transport:
+            self.paused = True
+            self.transport.pause_reading()
+
+    def _arm_idle_timer(self) -> None:
+        if self.transport and not self.transport.is_closing():
+            loop = asyncio.get_running_loop()
+            self.idle_timer = loop.call_later(KEEPALIVE_SECONDS, self.transport.close)
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.queue) or (self.task is not None and not self.task.done())
+
+    def stop(self) -> None:
+        if self.transport and not self.busy and self.parser.idle:
+            self.transport.close()
+
+
+async def _serve_worker(sock: socket.socket, worker: Worker) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    server = await loop.create_server(lambda: Connection(worker), sock=sock, backlog=2048)
+    await stop.wait()
+    server.close()
+    worker.stop()
+    deadline = loop.time() + DRAIN_SECONDS
+    while worker.connections and loop.time() < deadline:
+        await asyncio.sleep(0.02)
+    for connection in list(worker.connections):
+        if connection.transport:
+            connection.transport.abort()
+    worker.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_worker(sock: socket.socket, settings: ServingSettings, handlers: Handlers | None) -> int:
+    """A worker process's body: load the model unless inherited, then serve until SIGTERM."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for the group
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    if handlers is None:
+        try:
+            handlers = load_handlers(settings)
+        except HandlerLoadError as exc:
+            log.error("%s", exc)
+            return BOOT_ERROR
+    asyncio.run(_serve_worker(sock, Worker(settings, handlers)))
+    return 0
+
+
+def _spawn(sock: socket.socket, settings: ServingSettings, handlers: Handlers | None) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        code = run_worker(sock, settings, handlers)
+    except BaseException:
+        log.exception("worker %d crashed", os.getpid())
+    finally:
+        logging.shutdown()
+        os._exit(code)
+
+
+@contextlib.contextmanager
+def _signals_waited_for(signals: set[signal.Signals]) -> Iterator[None]:
+    """Block ``signals`` so the parent takes them with sigtimedwait; restore everything on exit."""
+    old_chld = signal.signal(signal.SIGCHLD, lambda *_: None)  # make sure SIGCHLD is generated
+    old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        signal.signal(signal.SIGCHLD, old_chld)
+
+
+def bind(settings: ServingSettings) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class Arbiter:
+    """The parent: owns the socket, keeps ``workers`` children alive, stops them on SIGTERM."""
+
+    def __init__(self, settings: ServingSettings, sock: socket.socket, handlers: Handlers | None):
+        self.settings = settings
+        self.sock = sock
+        self.handlers = handlers
+        self.workers: set[int] = set()
+        self.exit_code = 0
+        self.stopping = False
+
+    def run(self) -> int:
+        waited = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+        with _signals_waited_for(waited):
+            for _ in range(self.settings.workers):
+                self.workers.add(_spawn(self.sock, self.settings, self.handlers))
+            log.info(
+                "serving on %s:%d with %d workers",
+                self.settings.host,
+                self.settings.port,
+                self.settings.workers,
+            )
+            while not self.stopping:
+                info = signal.sigtimedwait(waited, 1.0)
+                self._reap()
+                if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
+                    log.info("stopping: %s", signal.Signals(info.si_signo).name)
+                    self.stopping = True
+            self._stop_workers(waited)
+        return self.exit_code
+
+    def _reap(self) -> None:
+        while self.workers:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            self.workers.discard(pid)
+            code = os.waitstatus_to_exitcode(status)
+            if self.stopping:
+                continue
+            if code == BOOT_ERROR:
+                log.error("worker %d could not load the model; stopping the server", pid)
+                self.exit_code = 1
+                self.stopping = True
+            else:
+                log.warning("worker %d exited with %d; starting a new one", pid, code)
+                self.workers.add(_spawn(self.sock, self.settings, self.handlers))
+
+    def _stop_workers(self, waited: set[signal.Signals]) -> None:
+        self.sock.close()
+        for pid in self.workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + DRAIN_SECONDS + 2.0
+        while self.workers and time.monotonic() < deadline:
+            signal.sigtimedwait(waited, 0.1)
+            self._reap()
+        for pid in self.workers:
+            log.warning("worker %d did not stop in time; killing it", pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+def serve() -> int:
+    """Start the server from ``SAGEMAKER_*`` settings; returns the exit code (0 after SIGTERM)."""
+    try:
+        settings = ServingSettings.from_environ()
+    except ValueError as exc:
+        print(f"dockyard.serving: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s [%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
+    handlers = None
+    if settings.preload_model:
+        try:
+            handlers = load_handlers(settings)
+        except HandlerLoadError as exc:
+            log.error("%s", exc)
+            return 1
+    try:
+        sock = bind(settings)
+    except OSError as exc:
+        log.error("cannot listen on %s:%d: %s", settings.host, settings.port, exc)
+        return 1
+    return Arbiter(settings, sock, handlers).run()

@@ -1,0 +1,79 @@
+"""Serving settings, read once from the environment when the server starts."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+MIB = 1024 * 1024
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds") from None
+
+
+@dataclass(frozen=True)
+class ServingSettings:
+    """Everything the toolkit reads from ``SAGEMAKER_*`` variables, with SageMaker's defaults."""
+
+    base_dir: Path = Path("/opt/ml")
+    program: str = "inference"
+    host: str = "0.0.0.0"
+    port: int = 8080
+    workers: int = 1
+    timeout_seconds: float = 60.0
+    max_payload_bytes: int = 6 * MIB
+    default_accept: str = "application/json"
+    preload_model: bool = False
+    log_level: int = 20
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"
+
+    @property
+    def code_dir(self) -> Path:
+        return self.model_dir / "code"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> ServingSettings:
+        env = os.environ if environ is None else environ
+        program = env.get("SAGEMAKER_PROGRAM", "").strip() or "inference.py"
+        program = program.removesuffix(".py")
+        workers = _int(env, "SAGEMAKER_MODEL_SERVER_WORKERS", os.cpu_count() or 1)
+        if workers < 1:
+            raise ValueError(f"SAGEMAKER_MODEL_SERVER_WORKERS={workers} must be at least 1")
+        return cls(
+            base_dir=Path(env.get("SAGEMAKER_BASE_DIR", "").strip() or "/opt/ml"),
+            program=program,
+            # Not a SageMaker variable: SageMaker always binds 0.0.0.0; tests and the process
+            # runtime may want loopback only.
+            host=env.get("DOCKYARD_SERVING_HOST", "").strip() or "0.0.0.0",
+            port=_int(env, "SAGEMAKER_BIND_TO_PORT", 8080),
+            workers=workers,
+            timeout_seconds=_float(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0),
+            max_payload_bytes=_int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * MIB,
+            default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "").strip()
+            or "application/json",
+            preload_model=env.get("SAGEMAKER_PRELOAD_MODEL", "").strip().lower()
+            in ("1", "true", "yes"),
+            log_level=_int(env, "SAGEMAKER_CONTAINER_LOG_LEVEL", 20),
+        )

@@ -186,3 +186,21 @@ def test_detach_then_follow_the_log_of_two_hosts(cli_env: dict[str, str]) -> Non
     assert "[algo-2] epoch=4" in followed.stdout
     described = json.loads(dockyard(cli_env, "jobs", "describe", "py-2").stdout)
     assert described["TrainingJobStatus"] == "Completed"
+
+
+def test_a_model_from_a_training_job(cli_env: dict[str, str]) -> None:
+    trained = dockyard(
+        cli_env, "train", "--image", "examples/python-byoc", "--input", "train=examples/data/iris",
+        "--output", "s3://demo/out", "--name", "for-model",
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    created = dockyard(cli_env, "models", "create", "iris-model", "--job", "for-model")
+    assert created.returncode == 0, created.stderr
+    described = json.loads(dockyard(cli_env, "models", "describe", "iris-model").stdout)
+    container = described["PrimaryContainer"]
+    assert container["ModelDataUrl"] == "s3://demo/out/for-model/output/model.tar.gz"
+    assert container["Image"].endswith("examples/python-byoc")
+    assert "iris-model" in dockyard(cli_env, "models", "list").stdout
+    assert dockyard(cli_env, "models", "delete", "iris-model").returncode == 0
+    gone = dockyard(cli_env, "models", "describe", "iris-model")
+    assert gone.returncode == 1 and "Could not find model" in gone.stderr

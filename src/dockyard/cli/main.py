@@ -9,6 +9,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dockyard import __version__
 from dockyard.cli.jobs import jobs
+from dockyard.cli.models import models
 from dockyard.cli.s3 import s3
 from dockyard.cli.train import train
 from dockyard.client import local_server as server_control
@@ -68,6 +69,7 @@ def status(settings: Settings) -> None:
 
 cli.add_command(train)
 cli.add_command(jobs)
+cli.add_command(models)
 cli.add_command(s3)
 
 

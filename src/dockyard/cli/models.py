@@ -1,0 +1,83 @@
+"""`dockyard models`: create, list, describe and delete models."""
+
+from __future__ import annotations
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from dockyard.cli.jobs import wire_json
+from dockyard.cli.options import key_values
+from dockyard.client import Client
+from dockyard.client.uris import data_uri, image_ref
+from dockyard.settings import Settings
+
+
+@click.group()
+def models() -> None:
+    """Models: an image and its model data, ready to serve."""
+
+
+@models.command()
+@click.argument("name")
+@click.option("--image", help="Image folder (with a Dockerfile) or framework image.")
+@click.option("--model-data", help="model.tar.gz: s3://, file:// or a local path.")
+@click.option("--job", help="Take the image and model data from this training job.")
+@click.option("--env", "environment", multiple=True, metavar="KEY=VALUE")
+@click.pass_obj
+def create(
+    settings: Settings,
+    name: str,
+    image: str | None,
+    model_data: str | None,
+    job: str | None,
+    environment: tuple[str, ...],
+) -> None:
+    """CreateModel."""
+    client = Client(settings)
+    if job:
+        described = client.sagemaker.describe_training_job(TrainingJobName=job)
+        image = image or described["AlgorithmSpecification"]["TrainingImage"]
+        model_data = model_data or described["ModelArtifacts"]["S3ModelArtifacts"]
+    if not image:
+        raise click.UsageError("give --image, or --job to take the training job's image")
+    container: dict[str, object] = {"Image": image_ref(image)}
+    if model_data:
+        container["ModelDataUrl"] = data_uri(model_data)
+    if environment:
+        container["Environment"] = key_values(environment, "--env")
+    arn = client.sagemaker.create_model(ModelName=name, PrimaryContainer=container)["ModelArn"]
+    click.echo(f"Model {name} created ({arn})")
+
+
+@models.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print the ListModels response.")
+@click.pass_obj
+def list_models(settings: Settings, as_json: bool) -> None:
+    """List models, newest first."""
+    response = Client(settings).sagemaker.list_models(MaxResults=100, SortOrder="Descending")
+    if as_json:
+        click.echo(wire_json(response))
+        return
+    table = Table("Name", "Created", box=None)
+    for model in response["Models"]:
+        created = model["CreationTime"].astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(model["ModelName"], created)
+    Console().print(table)
+
+
+@models.command()
+@click.argument("name")
+@click.pass_obj
+def describe(settings: Settings, name: str) -> None:
+    """DescribeModel, as JSON."""
+    click.echo(wire_json(Client(settings).sagemaker.describe_model(ModelName=name)))
+
+
+@models.command()
+@click.argument("name")
+@click.pass_obj
+def delete(settings: Settings, name: str) -> None:
+    """DeleteModel."""
+    Client(settings).sagemaker.delete_model(ModelName=name)
+    click.echo(f"Model {name} deleted")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import tarfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.contract.errors import NoSuchKey, ValidationError
+from dockyard.engine.archives import safe_extract
 from dockyard.engine.staging import local_path_of
 from dockyard.storage.objects import ObjectStore, S3Uri
 
@@ -99,20 +99,6 @@ def stage_code(source: CodeSource, store: ObjectStore, dest: Path, scratch: Path
     if local.is_dir():
         shutil.copytree(local, dest, dirs_exist_ok=True, symlinks=True)
     elif source.is_archive:
-        _extract(local, dest, source.uri)
+        safe_extract(local, dest, f"{SUBMIT_DIRECTORY} {source.uri}")
     else:
         shutil.copy2(local, dest / local.name)
-
-
-def _extract(archive: Path, dest: Path, uri: str) -> None:
-    try:
-        with tarfile.open(archive) as tar:
-            # The "data" filter refuses absolute names, `..`, links that leave `dest` and
-            # device files: an archive can't write outside the code folder.
-            tar.extractall(dest, filter="data")
-    except tarfile.FilterError as exc:
-        raise ValidationError(f"{SUBMIT_DIRECTORY} {uri} was refused: {exc}") from None
-    except tarfile.TarError as exc:
-        raise ValidationError(
-            f"{SUBMIT_DIRECTORY} {uri} is not a readable tar archive: {exc}"
-        ) from None

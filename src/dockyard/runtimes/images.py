@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import glob
 import hashlib
-import json
 import os
 import posixpath
 import re
@@ -17,6 +16,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from dockyard.contract.errors import ImageError
+from dockyard.runtimes.dockerfile_words import Expander, SyntaxProblem, json_list, split_words
 
 # The host is the base image, and Debian's base image declares only PATH. `ENV PATH=/x:$PATH` must
 # expand against it, exactly as it would against `FROM debian`.
@@ -24,7 +24,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BASE_ENV: Mapping[str, str] = {"PATH": DEFAULT_PATH}
 
 _DEFAULT_SHELL = ("/bin/sh", "-c")
-_NAME_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 _DIRECTIVE = re.compile(r"#\s*([A-Za-z][A-Za-z0-9_]*)\s*=\s*(\S*)\s*$")
 _HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
 _URL = re.compile(r"^([a-z][a-z0-9+.-]*://|git@)", re.IGNORECASE)
@@ -120,10 +119,6 @@ def _ref_path(ref: str) -> str:
     return unquote(parts.path)
 
 
-class _SyntaxProblem(ValueError):
-    """A problem in one instruction; the reader adds the file and line number."""
-
-
 @dataclass
 class _Stage:
     """The state of one build stage while its instructions are read."""
@@ -160,7 +155,7 @@ class _DockerfileReader:
         for number, instruction, args in self._instructions(text):
             try:
                 self._dispatch(instruction, args)
-            except _SyntaxProblem as exc:
+            except SyntaxProblem as exc:
                 raise ImageError(f"{self.display} line {number}: {exc}") from None
         if not self.stages:
             raise ImageError(
@@ -262,7 +257,7 @@ class _DockerfileReader:
             return
         if not self.stages:
             if instruction != "ARG":
-                raise _SyntaxProblem(f"{instruction} comes before FROM: only ARG may")
+                raise SyntaxProblem(f"{instruction} comes before FROM: only ARG may")
             self._arg(args, self.global_args, self.global_args)
             return
         stage = self.stages[-1]
@@ -282,14 +277,14 @@ class _DockerfileReader:
         if handler is not None:
             handler()
         elif instruction not in _IGNORED:
-            raise _SyntaxProblem(f"unknown instruction {instruction}")
+            raise SyntaxProblem(f"unknown instruction {instruction}")
 
     def _from(self, args: str) -> None:
         words = [
             self._expand(w, self.global_args) for w in self._words(args) if not w.startswith("--")
         ]
         if not words:
-            raise _SyntaxProblem("FROM needs a base image")
+            raise SyntaxProblem("FROM needs a base image")
         base = words[0].lower()
         parent = next((s for s in reversed(self.stages) if s.name == base), None)
         stage = copy.deepcopy(parent) if parent else _Stage()
@@ -311,19 +306,19 @@ class _DockerfileReader:
     def _name_values(self, args: str, instruction: str, scope: Mapping[str, str]) -> dict[str, str]:
         words = self._words(args)
         if not words:
-            raise _SyntaxProblem(f"{instruction} needs at least one name=value")
+            raise SyntaxProblem(f"{instruction} needs at least one name=value")
         if "=" not in words[0]:
             # Legacy `ENV name value with spaces`: the rest of the line is the value.
             legacy = re.match(r"(\S+)\s+(.*)", args, re.S)
             name, rest = (legacy.group(1), legacy.group(2)) if legacy else (args, "")
             if not rest.strip():
-                raise _SyntaxProblem(f"{instruction} {name} has no value: write {name}=value")
+                raise SyntaxProblem(f"{instruction} {name} has no value: write {name}=value")
             return {name: self._expand(rest.strip(), scope)}
         values: dict[str, str] = {}
         for word in words:
             name, has_value, raw = word.partition("=")
             if not has_value or not name:
-                raise _SyntaxProblem(f"{instruction} expects name=value, got {word!r}")
+                raise SyntaxProblem(f"{instruction} expects name=value, got {word!r}")
             # Every value sees the variables as they were before this instruction (Docker's rule).
             values[self._expand(name, scope)] = self._expand(raw, scope)
         return values
@@ -331,7 +326,7 @@ class _DockerfileReader:
     def _workdir(self, stage: _Stage, args: str) -> None:
         target = self._expand(args, stage.scope())
         if not target:
-            raise _SyntaxProblem("WORKDIR needs a path")
+            raise SyntaxProblem("WORKDIR needs a path")
         stage.workdir = posixpath.normpath(posixpath.join(stage.workdir, target))
         if stage.workdir.startswith("//"):
             stage.workdir = "/" + stage.workdir.lstrip("/")
@@ -345,13 +340,13 @@ class _DockerfileReader:
         stage.cmd, stage.cmd_set = self._command(args, stage.shell), True
 
     def _command(self, args: str, shell: list[str]) -> list[str]:
-        exec_form = _json_list(args)
+        exec_form = json_list(args)
         return exec_form if exec_form is not None else [*shell, args]
 
     def _shell(self, args: str) -> list[str]:
-        exec_form = _json_list(args)
+        exec_form = json_list(args)
         if not exec_form:
-            raise _SyntaxProblem(
+            raise SyntaxProblem(
                 'SHELL must be written in JSON form, e.g. SHELL ["/bin/bash", "-c"]'
             )
         return exec_form
@@ -359,7 +354,7 @@ class _DockerfileReader:
     def _run(self, args: str) -> str:
         flags = re.match(r"(\s*--[a-z-]+(=\S*)?)*\s*", args)
         command = args[flags.end() :] if flags else args
-        exec_form = _json_list(command)
+        exec_form = json_list(command)
         return shlex.join(exec_form) if exec_form is not None else command
 
     def _copy(self, stage: _Stage, args: str, instruction: str) -> None:
@@ -368,24 +363,24 @@ class _DockerfileReader:
             flag = words.pop(0)
             name = flag[2:].partition("=")[0].lower()
             if name == "from":
-                raise _SyntaxProblem(
+                raise SyntaxProblem(
                     f"{instruction} {flag} copies from another build stage or image: multi-stage "
                     "copies are not supported by the process runtime; "
                     "put the files in the image folder and COPY them from there"
                 )
             if name in ("parents", "exclude"):
-                raise _SyntaxProblem(
+                raise SyntaxProblem(
                     f"{instruction} --{name} is not supported by the process runtime"
                 )
             # --chown/--chmod/--link/--checksum change nothing for a read-only bind mount.
         scope = stage.scope()
-        exec_form = _json_list(" ".join(words))
+        exec_form = json_list(" ".join(words))
         if exec_form is not None:
             paths = [self._expand(w, scope, quotes=False) for w in exec_form]
         else:
             paths = [self._expand(w, scope) for w in words]
         if len(paths) < 2:
-            raise _SyntaxProblem(f"{instruction} needs at least one source and a destination")
+            raise SyntaxProblem(f"{instruction} needs at least one source and a destination")
         *sources, raw_destination = paths
         matches = [m for source in sources for m in self._sources(source, instruction)]
         destination = posixpath.normpath(posixpath.join(stage.workdir, raw_destination))
@@ -403,7 +398,7 @@ class _DockerfileReader:
                 target = destination
             else:
                 if instruction == "ADD" and tarfile.is_tarfile(source):
-                    raise _SyntaxProblem(
+                    raise SyntaxProblem(
                         f"ADD of an archive ({name}) is not supported; "
                         "extract it in the image folder and COPY it"
                     )
@@ -416,7 +411,7 @@ class _DockerfileReader:
     def _sources(self, source: str, instruction: str) -> list[tuple[str, Path]]:
         """(base name, resolved path) of each file a COPY source names; globs are expanded."""
         if _URL.match(source):
-            raise _SyntaxProblem(
+            raise SyntaxProblem(
                 f"{instruction} of a URL ({source}) is not supported: "
                 "download it into the image folder and COPY it"
             )
@@ -429,14 +424,14 @@ class _DockerfileReader:
         for name in names:
             real = Path(os.path.realpath(self.context / name))
             if real != self.context and self.context not in real.parents:
-                raise _SyntaxProblem(
+                raise SyntaxProblem(
                     f"{instruction} source {source} is outside the image folder: "
                     "only files inside the image folder can be copied"
                 )
             if real.exists():
                 found.append((posixpath.basename(posixpath.normpath(name)), real))
         if not found:
-            raise _SyntaxProblem(
+            raise SyntaxProblem(
                 f"{instruction} source {source} is not in the image folder {self.context}: "
                 "add it there or fix the path"
             )
@@ -446,15 +441,15 @@ class _DockerfileReader:
 
     def _words(self, text: str) -> list[str]:
         try:
-            return _split_words(text, self.escape)
+            return split_words(text, self.escape)
         except ValueError as exc:
-            raise _SyntaxProblem(str(exc)) from None
+            raise SyntaxProblem(str(exc)) from None
 
     def _expand(self, word: str, scope: Mapping[str, str], *, quotes: bool = True) -> str:
         try:
-            return _Expander(word, scope, self.escape, quotes).expand()
+            return Expander(word, scope, self.escape, quotes).expand()
         except ValueError as exc:
-            raise _SyntaxProblem(str(exc)) from None
+            raise SyntaxProblem(str(exc)) from None
 
 
 def _parents(path: str) -> list[str]:
@@ -463,162 +458,6 @@ def _parents(path: str) -> list[str]:
         path = posixpath.dirname(path)
         parents.append(path)
     return parents
-
-
-def _json_list(text: str) -> list[str] | None:
-    """The exec (JSON) form's list, or None when `text` is shell form (as Docker falls back)."""
-    if not text.lstrip().startswith("["):
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        return None
-    if isinstance(value, list) and all(isinstance(item, str) for item in value):
-        return value
-    return None
-
-
-def _split_words(text: str, escape: str) -> list[str]:
-    """Split on whitespace outside quotes and `${...}`, keeping quotes and escapes for _Expander."""
-    words: list[str] = []
-    current: list[str] = []
-    quote: str | None = None
-    braces = 0
-    in_word = False
-    index = 0
-    while index < len(text):
-        ch = text[index]
-        if ch.isspace() and quote is None and braces == 0:
-            if in_word:
-                words.append("".join(current))
-                current, in_word = [], False
-            index += 1
-            continue
-        in_word = True
-        if ch == escape and quote != "'" and index + 1 < len(text):
-            current.append(text[index : index + 2])
-            index += 2
-            continue
-        if ch in "'\"" and quote in (None, ch):
-            quote = None if quote else ch
-        elif quote != "'" and text.startswith("${", index):
-            braces += 1
-        elif ch == "}" and braces and quote != "'":
-            braces -= 1
-        current.append(ch)
-        index += 1
-    if quote:
-        raise ValueError(f"unterminated {quote} quote in {text!r}")
-    if in_word:
-        words.append("".join(current))
-    return words
-
-
-class _Expander:
-    """Docker's word processing: quotes removed, escapes applied, $VAR and ${VAR:-x} substituted."""
-
-    def __init__(self, text: str, scope: Mapping[str, str], escape: str, quotes: bool) -> None:
-        self.text, self.scope, self.escape, self.quotes = text, scope, escape, quotes
-        self.index = 0
-
-    def expand(self) -> str:
-        out: list[str] = []
-        text = self.text
-        while self.index < len(text):
-            ch = text[self.index]
-            if self.quotes and ch == "'":
-                end = text.find("'", self.index + 1)
-                if end < 0:
-                    raise ValueError(f"unterminated ' quote in {text!r}")
-                out.append(text[self.index + 1 : end])
-                self.index = end + 1
-            elif self.quotes and ch == '"':
-                self.index += 1
-                out.append(self._double_quoted())
-            elif self.quotes and ch == self.escape:
-                out.append(text[self.index + 1 : self.index + 2] or ch)
-                self.index += 2
-            elif ch == "$":
-                out.append(self._variable())
-            else:
-                out.append(ch)
-                self.index += 1
-        return "".join(out)
-
-    def _double_quoted(self) -> str:
-        out: list[str] = []
-        text = self.text
-        while self.index < len(text):
-            ch = text[self.index]
-            if ch == '"':
-                self.index += 1
-                return "".join(out)
-            if ch == self.escape and text[self.index + 1 : self.index + 2] in (
-                '"',
-                "$",
-                self.escape,
-            ):
-                out.append(text[self.index + 1])
-                self.index += 2
-            elif ch == "$":
-                out.append(self._variable())
-            else:
-                out.append(ch)
-                self.index += 1
-        raise ValueError(f'unterminated " quote in {text!r}')
-
-    def _variable(self) -> str:
-        text = self.text
-        self.index += 1  # the $
-        if not text.startswith("{", self.index):
-            start = self.index
-            while self.index < len(text) and text[self.index] in _NAME_CHARS:
-                self.index += 1
-            name = text[start : self.index]
-            return self.scope.get(name, "") if name else "$"
-        self.index += 1
-        start = self.index
-        while self.index < len(text) and text[self.index] in _NAME_CHARS:
-            self.index += 1
-        name = text[start : self.index]
-        if not name:
-            raise ValueError(f"bad substitution in {text!r}")
-        if text.startswith("}", self.index):
-            self.index += 1
-            return self.scope.get(name, "")
-        operator = text[self.index : self.index + 2]
-        if operator[:1] != ":":
-            operator = operator[:1]
-        if operator not in (":-", "-", ":+", "+", ":?", "?"):
-            raise ValueError(f"unsupported substitution ${{{name}{operator}...}} in {text!r}")
-        self.index += len(operator)
-        word = self._brace_body()
-        value = self.scope.get(name)
-        empty_counts = operator.startswith(":")
-        is_set = value is not None and (value != "" or not empty_counts)
-        if operator.endswith("-"):
-            return value if is_set and value is not None else word
-        if operator.endswith("+"):
-            return word if is_set else ""
-        if not is_set:
-            raise ValueError(f"{name} is not set: {word or 'it is required'}")
-        return value or ""
-
-    def _brace_body(self) -> str:
-        text, depth, start = self.text, 1, self.index
-        while self.index < len(text):
-            if text.startswith("${", self.index):
-                depth += 1
-                self.index += 2
-                continue
-            if text[self.index] == "}":
-                depth -= 1
-                if depth == 0:
-                    body = text[start : self.index]
-                    self.index += 1
-                    return _Expander(body, self.scope, self.escape, self.quotes).expand()
-            self.index += 1
-        raise ValueError(f"missing }} in {text!r}")
 
 
 def _digest(dockerfile: Path, context: Path, copies: list[CopyInstruction]) -> str:

@@ -1,0 +1,71 @@
+"""Endpoints on the wire: request shapes, EndpointStatus and its allowed transitions."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import Field
+
+from dockyard.contract import names
+from dockyard.contract.errors import InvalidTransition
+from dockyard.contract.shapes import WireShape
+
+EndpointName = Annotated[
+    str, Field(min_length=1, max_length=names.MAX_NAME_LENGTH, pattern=names.JOB_NAME.pattern)
+]
+# The start-up window for /ping: 4 minutes unless the variant sets
+# ContainerStartupHealthCheckTimeoutInSeconds (60 to 3600), as the 2023 developer guide says.
+DEFAULT_STARTUP_SECONDS = 240
+# Instances being replaced get SIGTERM, then SIGKILL this long after (hosting's 30 s).
+STOP_GRACE_SECONDS = 30
+
+
+class EndpointStatus(StrEnum):
+    OUT_OF_SERVICE = "OutOfService"
+    CREATING = "Creating"
+    UPDATING = "Updating"
+    SYSTEM_UPDATING = "SystemUpdating"
+    ROLLING_BACK = "RollingBack"
+    IN_SERVICE = "InService"
+    DELETING = "Deleting"
+    FAILED = "Failed"
+    UPDATE_ROLLBACK_FAILED = "UpdateRollbackFailed"
+
+
+_E = EndpointStatus
+# Creating ends InService or Failed; an update runs from InService and returns there (its
+# rollback too); SystemUpdating is dockyard replacing a crashed instance; only DeleteEndpoint is
+# allowed on a Failed endpoint.
+ENDPOINT_TRANSITIONS: dict[EndpointStatus, frozenset[EndpointStatus]] = {
+    _E.CREATING: frozenset({_E.IN_SERVICE, _E.FAILED, _E.DELETING}),
+    _E.IN_SERVICE: frozenset({_E.UPDATING, _E.SYSTEM_UPDATING, _E.DELETING, _E.OUT_OF_SERVICE}),
+    _E.UPDATING: frozenset({_E.IN_SERVICE, _E.ROLLING_BACK, _E.DELETING}),
+    _E.ROLLING_BACK: frozenset({_E.IN_SERVICE, _E.UPDATE_ROLLBACK_FAILED, _E.DELETING}),
+    _E.SYSTEM_UPDATING: frozenset({_E.IN_SERVICE, _E.OUT_OF_SERVICE, _E.DELETING}),
+    _E.OUT_OF_SERVICE: frozenset({_E.SYSTEM_UPDATING, _E.IN_SERVICE, _E.DELETING}),
+    _E.UPDATE_ROLLBACK_FAILED: frozenset({_E.DELETING}),
+    _E.FAILED: frozenset({_E.DELETING}),
+    _E.DELETING: frozenset(),
+}
+assert set(ENDPOINT_TRANSITIONS) == set(EndpointStatus)
+
+
+def check_endpoint_transition(current: EndpointStatus, target: EndpointStatus) -> None:
+    if target not in ENDPOINT_TRANSITIONS[current]:
+        raise InvalidTransition(f"an endpoint cannot go from {current} to {target}")
+
+
+class CreateEndpointRequest(WireShape):
+    endpoint_name: EndpointName
+    endpoint_config_name: EndpointName
+
+
+class UpdateEndpointRequest(WireShape):
+    endpoint_name: EndpointName
+    endpoint_config_name: EndpointName
+    retain_all_variant_properties: bool | None = None
+
+
+class EndpointNameRequest(WireShape):
+    endpoint_name: EndpointName

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLES, free_port, make_image
+from tests.conftest import EXAMPLES, free_port, make_image, wait_for_port
 
 DOCKYARD = [sys.executable, "-m", "dockyard.cli.main"]
 pytestmark = pytest.mark.slow
@@ -204,3 +205,35 @@ def test_a_model_from_a_training_job(cli_env: dict[str, str]) -> None:
     assert dockyard(cli_env, "models", "delete", "iris-model").returncode == 0
     gone = dockyard(cli_env, "models", "describe", "iris-model")
     assert gone.returncode == 1 and "Could not find model" in gone.stderr
+
+
+def test_foreground_server_and_s3_commands(cli_env: dict[str, str], tmp_path: Path) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [*DOCKYARD, "server", "--port", str(port)], env=cli_env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_for_port(port)
+        remote = {**cli_env, "DOCKYARD_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
+        listed = json.loads(dockyard(remote, "jobs", "list", "--json").stdout)
+        assert listed["TrainingJobSummaries"] == []
+    finally:
+        server.terminate()
+        # uvicorn shuts down gracefully, then re-raises the signal so the exit status tells.
+        assert server.wait(timeout=30) in (0, -signal.SIGTERM)
+    folder = tmp_path / "data"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a.csv").write_text("1\n")
+    (folder / "nested" / "b.csv").write_text("2\n")
+    assert (
+        dockyard(cli_env, "s3", "cp", str(folder), "s3://copies/set", "--recursive").returncode == 0
+    )
+    assert "s3://copies/" in dockyard(cli_env, "s3", "ls").stdout
+    listing = dockyard(cli_env, "s3", "ls", "s3://copies/set/")
+    assert "a.csv" in listing.stdout and "PRE" in listing.stdout and "nested/" in listing.stdout
+    back = tmp_path / "back"
+    assert (
+        dockyard(cli_env, "s3", "cp", "s3://copies/set", str(back), "--recursive").returncode == 0
+    )
+    assert (back / "nested" / "b.csv").read_text() == "2\n"

@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# python3-dev and build-essential: framework environments build sagemaker-training's C extension.
 APT_PACKAGES=(bubblewrap r-base-core r-cran-randomforest r-cran-plumber r-cran-jsonlite
-              python3-venv ca-certificates)
+              python3-venv python3-dev build-essential ca-certificates)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then

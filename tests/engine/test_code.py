@@ -93,3 +93,15 @@ def test_missing_code_is_refused_up_front(server: RunningServer, tmp_path: Path)
         with pytest.raises(ClientError) as error:
             sagemaker.create_training_job(**training_request("no-code", image, HyperParameters=hps))
         assert "does not exist" in error.value.response["Error"]["Message"]
+
+
+def test_a_folder_holding_dockyard_state_is_not_code(server: RunningServer, tmp_path: Path) -> None:
+    sagemaker = server.client("sagemaker")
+    image = make_image(tmp_path / "img", LIST_CODE)
+    # DOCKYARD_HOME is under tmp_path: copying tmp_path into /opt/ml/code would expose it.
+    for folder in (server.settings.home, tmp_path):
+        hps = {"sagemaker_submit_directory": json.dumps(f"file://{folder}")}
+        with pytest.raises(ClientError) as error:
+            sagemaker.create_training_job(**training_request("leak", image, HyperParameters=hps))
+        assert "dockyard folder" in error.value.response["Error"]["Message"]
+    assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == []

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dockyard.contract.errors import NoSuchKey, ValidationError
 from dockyard.engine.archives import safe_extract
-from dockyard.engine.staging import local_path_of
+from dockyard.engine.staging import checked_local_path, local_path_of
 from dockyard.storage.objects import ObjectStore, S3Uri
 
 SUBMIT_DIRECTORY = "sagemaker_submit_directory"
@@ -60,14 +60,8 @@ def find_code(uri: str, store: ObjectStore, forbidden: list[Path]) -> CodeSource
     """Check that the code exists before the job is accepted; say what to fix if not."""
     path = local_path_of(uri)
     if path is not None:
-        resolved = path.resolve()
-        if not resolved.exists():
-            raise ValidationError(f"{SUBMIT_DIRECTORY} {uri}: {path} does not exist")
-        for bad in forbidden:
-            if resolved == bad or bad in resolved.parents:
-                raise ValidationError(
-                    f"{SUBMIT_DIRECTORY} {uri}: {resolved} is dockyard's own folder"
-                )
+        # A folder holding dockyard's state would be copied into /opt/ml/code: refused too.
+        resolved = checked_local_path(f"{SUBMIT_DIRECTORY} {uri}", path, forbidden)
         return CodeSource(uri, local=resolved)
     if not uri.startswith("s3://"):
         raise ValidationError(

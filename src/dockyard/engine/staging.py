@@ -95,19 +95,28 @@ def find_channel_source(
     return ChannelSource(uri, files, folder=folder, bucket=target.bucket, remote=remote)
 
 
-def _local_source(uri: str, path: Path, forbidden: list[Path]) -> ChannelSource:
+def checked_local_path(what: str, path: Path, forbidden: list[Path]) -> Path:
+    """An existing local path that a job may be given (bound or copied in): not the root, not a
+    system folder, not dockyard's own folder, nor a folder that holds one of them. `what` starts
+    the error ("input file:///x", "sagemaker_submit_directory file:///y")."""
     if not path.is_absolute():
-        raise ValidationError(f"input {uri}: local paths must be absolute")
+        raise ValidationError(f"{what}: local paths must be absolute")
     resolved = path.resolve()
     if not resolved.exists():
-        raise ValidationError(f"input {uri}: {path} does not exist")
+        raise ValidationError(f"{what}: {path} does not exist")
+    if resolved == Path("/"):
+        raise ValidationError(f"{what}: the root folder can't be given to a job")
     for bad in [*(Path(p) for p in _SENSITIVE), *forbidden]:
         if resolved == bad or bad in resolved.parents or resolved in bad.parents:
             raise ValidationError(
-                f"input {uri}: {resolved} is a system or dockyard folder and can't be a channel"
+                f"{what}: {resolved} is or holds a system or dockyard folder and can't be "
+                "given to a job"
             )
-    if resolved == Path("/"):
-        raise ValidationError(f"input {uri}: the root folder can't be a channel")
+    return resolved
+
+
+def _local_source(uri: str, path: Path, forbidden: list[Path]) -> ChannelSource:
+    resolved = checked_local_path(f"input {uri}", path, forbidden)
     if resolved.is_file():
         return ChannelSource(
             uri, [ChannelFile(resolved.name, resolved.stat().st_size, local=resolved)]

@@ -111,6 +111,18 @@ class RunningServer:
             aws_secret_access_key="test",
         )
 
+    def client_with_config(self, service: str, config: Any) -> Any:
+        import boto3
+
+        return boto3.client(
+            service,
+            endpoint_url=self.url,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+            config=config,
+        )
+
     def close(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=60)

@@ -13,8 +13,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard import __version__
-from dockyard.api import logs, models, training_jobs
+from dockyard.api import endpoints, logs, models, training_jobs
 from dockyard.api.protocol import Operation, aws_error, aws_response, error_response, read_json_body
+from dockyard.api.runtime import RuntimeApp
 from dockyard.engine.core import Engine
 
 log = logging.getLogger(__name__)
@@ -24,9 +25,14 @@ SAGEMAKER_TARGET = "SageMaker"
 LOGS_TARGET = "Logs_20140328"
 
 
-def create_app(engine: Engine, *, close_engine: bool = True) -> Starlette:
+def create_app(engine: Engine, *, close_engine: bool = True) -> RuntimeApp:
+    """The runtime API (InvokeEndpoint) in front of the control plane and the Logs API."""
     services: dict[str, dict[str, Operation]] = {
-        SAGEMAKER_TARGET: {**training_jobs.operations(engine), **models.operations(engine)},
+        SAGEMAKER_TARGET: {
+            **training_jobs.operations(engine),
+            **models.operations(engine),
+            **endpoints.operations(engine),
+        },
         LOGS_TARGET: logs.operations(engine),
     }
 
@@ -63,10 +69,11 @@ def create_app(engine: Engine, *, close_engine: bool = True) -> Starlette:
         if close_engine:
             await run_in_threadpool(engine.close)
 
-    return Starlette(
+    control_plane = Starlette(
         routes=[
             Route("/", dispatch, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
         ],
         lifespan=lifespan,
     )
+    return RuntimeApp(engine, control_plane)

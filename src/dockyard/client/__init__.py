@@ -42,3 +42,8 @@ class Client:
     @cached_property
     def logs(self) -> Any:
         return self._client("logs")
+
+    @cached_property
+    def runtime(self) -> Any:
+        """sagemaker-runtime: InvokeEndpoint (rest-json, POST /endpoints/<name>/invocations)."""
+        return self._client("sagemaker-runtime")

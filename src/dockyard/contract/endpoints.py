@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -69,3 +69,16 @@ class UpdateEndpointRequest(WireShape):
 
 class EndpointNameRequest(WireShape):
     endpoint_name: EndpointName
+
+
+class ListEndpointsRequest(WireShape):
+    next_token: Annotated[str, Field(max_length=8192)] | None = None
+    max_results: Annotated[int, Field(ge=1, le=100)] = 10
+    creation_time_after: float | None = None
+    creation_time_before: float | None = None
+    name_contains: (
+        Annotated[str, Field(max_length=63, pattern=names.NAME_CONTAINS.pattern)] | None
+    ) = None
+    status_equals: EndpointStatus | None = None
+    sort_by: Literal["Name", "CreationTime", "Status"] = "CreationTime"
+    sort_order: Literal["Ascending", "Descending"] = "Descending"

@@ -18,6 +18,10 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     "ResourceNotFoundException": 400,
     "InternalFailure": 500,
     "ServiceUnavailable": 503,
+    # The runtime API (InvokeEndpoint) has its own codes.
+    "ValidationError": 400,
+    "ModelError": 424,
+    "ModelNotReadyException": 429,
 }
 
 
@@ -95,6 +99,12 @@ class NoSuchKey(StorageError):
 class EnvironmentBuildError(DockyardError):
     """A framework environment or a requirements layer could not be built; the message carries
     pip's own last error lines."""
+
+
+class ServiceUnavailable(DockyardError):
+    """The request may succeed when retried (botocore retries this code by itself)."""
+
+    code = "ServiceUnavailable"
 
 
 class SandboxError(DockyardError):

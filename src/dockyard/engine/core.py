@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dockyard.engine.context import EngineContext
+from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.models import EndpointConfigs, Models
+from dockyard.engine.router import Router
 from dockyard.engine.scheduler import Capacity
 from dockyard.engine.training_jobs import TrainingJobs
 from dockyard.runtimes.environments import Environments
@@ -23,10 +25,13 @@ class Engine:
         self.training_jobs = TrainingJobs(ctx)
         self.models = Models(ctx)
         self.endpoint_configs = EndpointConfigs(ctx)
+        self.router = Router()
+        self.endpoints = Endpoints(ctx, self.endpoint_configs, self.router)
 
     @classmethod
     def open(cls, settings: Settings) -> Engine:
-        """Open the stores, then fail the jobs that a previous server left running."""
+        """Open the stores, fail the jobs that a previous server left running and bring its
+        endpoints back."""
         settings.home.mkdir(parents=True, exist_ok=True)
         ctx = EngineContext(
             settings=settings,
@@ -41,8 +46,10 @@ class Engine:
         )
         engine = cls(ctx)
         engine.training_jobs.recover()
+        engine.endpoints.recover()
         return engine
 
     def close(self) -> None:
         self.training_jobs.shutdown()
+        self.endpoints.shutdown()
         self.metadata.close()

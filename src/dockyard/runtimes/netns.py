@@ -11,12 +11,15 @@ import os
 import queue
 import socket
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any, TypeVar
 
 from dockyard.contract.errors import SandboxError
 
 _CLONE_NEWNET = 0x40000000
+T = TypeVar("T")
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -39,14 +42,15 @@ def sandbox_netns(process_group: int) -> Path:
 
 
 class NamespaceConnector:
-    """Opens TCP connections from inside one network namespace. The namespace is held by an
-    open file, so it outlives a restart of the process that made it only as long as it exists."""
+    """Makes sockets inside one network namespace. The namespace is held by an open file, so it
+    stays reachable (connections are refused) after the sandbox's processes have gone.
+
+    A socket belongs to the namespace it was made in, wherever it is used afterwards: `socket()`
+    makes one here and an event loop connects it without blocking."""
 
     def __init__(self, netns: Path) -> None:
         self._fd = os.open(netns, os.O_RDONLY)
-        self._requests: queue.Queue[tuple[str, int, float, Future[socket.socket]] | None] = (
-            queue.Queue()
-        )
+        self._calls: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="netns-connector", daemon=True)
         self._ready: Future[None] = Future()
         self._thread.start()
@@ -61,20 +65,34 @@ class NamespaceConnector:
             )
             return
         self._ready.set_result(None)
-        while (request := self._requests.get()) is not None:
-            host, port, timeout, result = request
+        while (call := self._calls.get()) is not None:
+            function, result = call
             try:
-                result.set_result(socket.create_connection((host, port), timeout=timeout))
+                result.set_result(function())
             except OSError as exc:
                 result.set_exception(exc)
 
-    def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> socket.socket:
-        """A connected socket to `host:port` as seen inside the namespace."""
-        result: Future[socket.socket] = Future()
-        self._requests.put((host, port, timeout, result))
+    def _inside(self, function: Callable[[], T]) -> T:
+        result: Future[T] = Future()
+        self._calls.put((function, result))
         return result.result()
 
+    def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> socket.socket:
+        """A connected socket to `host:port` as seen inside the namespace."""
+        return self._inside(lambda: socket.create_connection((host, port), timeout=timeout))
+
+    def socket(self) -> socket.socket:
+        """An unconnected, non-blocking TCP socket of the namespace."""
+
+        def make() -> socket.socket:
+            made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            made.setblocking(False)
+            made.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return made
+
+        return self._inside(make)
+
     def close(self) -> None:
-        self._requests.put(None)
+        self._calls.put(None)
         self._thread.join(timeout=5)
         os.close(self._fd)

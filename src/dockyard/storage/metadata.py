@@ -3,6 +3,7 @@ in WAL mode by default), with the schema kept by Alembic migrations."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -51,6 +52,23 @@ class ResourceRecord:
     arn: str
     request: str
     creation_time: float
+    # Only resources with a lifecycle (endpoints, transform jobs) have these.
+    status: str | None = None
+    state: str | None = None  # JSON text
+    last_modified_time: float | None = None
+
+
+def _resource(row: ResourceRow) -> ResourceRecord:
+    return ResourceRecord(
+        kind=row.kind,
+        name=row.name,
+        arn=row.arn,
+        request=row.request,
+        creation_time=row.creation_time,
+        status=row.status,
+        state=row.state,
+        last_modified_time=row.last_modified_time,
+    )
 
 
 @dataclass(frozen=True)
@@ -287,7 +305,7 @@ class MetadataStore:
             )
             return [_record(row) for row in rows]
 
-    # -- immutable named resources (models, endpoint configs) ------------------------------------
+    # -- named resources (models, endpoint configs; endpoints and transform jobs with a status) ---
 
     def insert_resource(self, record: ResourceRecord, exists_message: str) -> None:
         try:
@@ -299,6 +317,9 @@ class MetadataStore:
                         arn=record.arn,
                         request=record.request,
                         creation_time=record.creation_time,
+                        status=record.status,
+                        state=record.state,
+                        last_modified_time=record.last_modified_time,
                     )
                 )
         except IntegrityError:
@@ -307,9 +328,39 @@ class MetadataStore:
     def resource(self, kind: str, name: str) -> ResourceRecord | None:
         with self._sessions() as session:
             row = session.get(ResourceRow, (kind, name))
+            return None if row is None else _resource(row)
+
+    def update_resource(
+        self,
+        kind: str,
+        name: str,
+        *,
+        status: str | None = None,
+        state: Mapping[str, Any] | None = None,
+        check: Callable[[ResourceRecord], None] | None = None,
+        at: float | None = None,
+    ) -> ResourceRecord | None:
+        """Change a resource's status and merge `state` into its state (a None value removes
+        the key), in one transaction, after `check` has seen the current record (it raises to
+        refuse, e.g. a transition the table forbids). None when the resource does not exist."""
+        with self._write() as session:
+            row = session.get(ResourceRow, (kind, name))
             if row is None:
                 return None
-            return ResourceRecord(row.kind, row.name, row.arn, row.request, row.creation_time)
+            if check is not None:
+                check(_resource(row))
+            if status is not None:
+                row.status = status
+            if state:
+                merged = json.loads(row.state or "{}")
+                for key, value in state.items():
+                    if value is None:
+                        merged.pop(key, None)
+                    else:
+                        merged[key] = value
+                row.state = json.dumps(merged)
+            row.last_modified_time = at if at is not None else time.time()
+            return _resource(row)
 
     def delete_resource(self, kind: str, name: str) -> bool:
         with self._write() as session:
@@ -326,23 +377,33 @@ class MetadataStore:
         name_contains: str | None = None,
         creation_after: float | None = None,
         creation_before: float | None = None,
+        status_equals: str | None = None,
         sort_by: str = "CreationTime",
         descending: bool = True,
         offset: int = 0,
         limit: int = 10,
     ) -> list[ResourceRecord]:
         query = select(ResourceRow).where(ResourceRow.kind == kind)
+        if status_equals is not None:
+            query = query.where(ResourceRow.status == status_equals)
         if name_contains:
             query = query.where(ResourceRow.name.contains(name_contains, autoescape=True))
         if creation_after is not None:
             query = query.where(ResourceRow.creation_time > creation_after)
         if creation_before is not None:
             query = query.where(ResourceRow.creation_time < creation_before)
-        column = ResourceRow.name if sort_by == "Name" else ResourceRow.creation_time
+        column = {"Name": ResourceRow.name, "Status": ResourceRow.status}.get(
+            sort_by, ResourceRow.creation_time
+        )
         query = query.order_by(column.desc() if descending else column.asc(), ResourceRow.name)
         with self._sessions() as session:
             rows = session.scalars(query.offset(offset).limit(limit))
-            return [ResourceRecord(r.kind, r.name, r.arn, r.request, r.creation_time) for r in rows]
+            return [_resource(row) for row in rows]
+
+    def resources_of_kind(self, kind: str) -> list[ResourceRecord]:
+        with self._sessions() as session:
+            rows = session.scalars(select(ResourceRow).where(ResourceRow.kind == kind))
+            return [_resource(row) for row in rows]
 
     # -- metrics -------------------------------------------------------------------------------
 

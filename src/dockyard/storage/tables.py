@@ -68,7 +68,8 @@ class LogEventRow(Base):
 
 
 class ResourceRow(Base):
-    """An immutable named resource (model, endpoint config): its validated request in wire form."""
+    """A named resource: its validated request in wire form. Models and endpoint configs are
+    immutable; endpoints and transform jobs also have a status and a mutable state (JSON)."""
 
     __tablename__ = "resources"
 
@@ -77,3 +78,6 @@ class ResourceRow(Base):
     arn: Mapped[str] = mapped_column(String(256))
     request: Mapped[str] = mapped_column(Text)
     creation_time: Mapped[float] = mapped_column(Float, index=True)
+    status: Mapped[str | None] = mapped_column(String(32))
+    state: Mapped[str | None] = mapped_column(Text)
+    last_modified_time: Mapped[float | None] = mapped_column(Float)

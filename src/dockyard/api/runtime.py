@@ -1,0 +1,181 @@
+"""The SageMaker runtime on the wire (rest-json): InvokeEndpoint at
+POST /endpoints/{name}/invocations. It is the hot path, so it is plain ASGI in front of the
+control plane's routing; everything else goes on to the control plane."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from urllib.parse import unquote
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dockyard.contract import names
+from dockyard.contract.endpoints import EndpointStatus
+from dockyard.contract.errors import DockyardError, NotFoundError, ValidationError
+from dockyard.engine.core import Engine
+from dockyard.engine.endpoints import log_group
+from dockyard.engine.router import FORWARDED_HEADERS, Invocation, InvocationTimeout, Reply
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 6291456  # InvokeEndpoint's BodyBlob limit (6 MB)
+_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
+_TARGET_VARIANT = b"x-amzn-sagemaker-target-variant"
+_CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
+# An endpoint in one of these takes no invocations until a user acts; others are coming back.
+_NOT_SERVING = {
+    EndpointStatus.CREATING,
+    EndpointStatus.FAILED,
+    EndpointStatus.DELETING,
+    EndpointStatus.UPDATE_ROLLBACK_FAILED,
+}
+
+
+class RuntimeApp:
+    """Answers InvokeEndpoint; hands every other request to `control_plane`."""
+
+    def __init__(self, engine: Engine, control_plane: ASGIApp) -> None:
+        self.engine = engine
+        self.control_plane = control_plane
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            match = _PATH.match(scope["path"])
+            if match is not None:
+                await self._invoke(unquote(match.group(1)), scope, receive, send)
+                return
+        await self.control_plane(scope, receive, send)
+
+    async def _invoke(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            if names.JOB_NAME.fullmatch(name) is None:
+                raise ValidationError(
+                    f"1 validation error detected: Value '{name}' at 'endpointName' failed to "
+                    "satisfy constraint: Member must satisfy regular expression pattern: "
+                    f"{names.JOB_NAME.pattern}"
+                )
+            headers, target = _forwarded(scope["headers"])
+            body = await _read_body(scope, receive)
+            if self.engine.router.route(name) is None:
+                self._not_serving(name)
+            reply = await self.engine.router.invoke(name, Invocation(body, headers, target))
+        except InvocationTimeout as timeout:
+            await _send(send, 424, *_model_error(self.engine, name, 0, timeout.message))
+            return
+        except DockyardError as exc:
+            await _send(send, *_runtime_error(exc))
+            return
+        except Exception as exc:
+            log.error("internal error while invoking endpoint %s", name, exc_info=exc)
+            failure = DockyardError("dockyard hit an internal error; see the server log")
+            await _send(send, *_runtime_error(failure))
+            return
+        if not 200 <= reply.status < 300:
+            text = reply.body.decode("utf-8", errors="replace")
+            await _send(send, 424, *_model_error(self.engine, name, reply.status, text))
+            return
+        await _send(send, 200, *_success(reply))
+
+    def _not_serving(self, name: str) -> None:
+        """Why an endpoint has no route: say what the user can do about it."""
+        record = self.engine.metadata.resource("endpoint", name)
+        settings = self.engine.settings
+        if record is None:
+            raise NotFoundError(f"Endpoint {name} of account {settings.account_id} not found.")
+        if record.status in _NOT_SERVING:
+            raise ValidationError(
+                f"Endpoint {name} is {record.status}: it takes invocations once it is InService"
+            )
+
+
+def _forwarded(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]], str | None]:
+    headers, target = [], None
+    for key, value in raw:
+        name = key.lower()
+        if name in FORWARDED_HEADERS:
+            if name == _CUSTOM_ATTRIBUTES and len(value) > 1024:
+                raise ValidationError("CustomAttributes must be at most 1024 characters")
+            headers.append((name, value))
+        elif name == _TARGET_VARIANT:
+            target = value.decode("latin-1")
+    return headers, target
+
+
+async def _read_body(scope: Scope, receive: Receive) -> bytes:
+    too_large = ValidationError(
+        f"Body must be at most {MAX_BODY} bytes (6 MB); for larger payloads use batch "
+        "transform (CreateTransformJob)"
+    )
+    for key, value in scope["headers"]:
+        if key == b"content-length" and value.isdigit() and int(value) > MAX_BODY:
+            raise too_large
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ValidationError("the client went away before sending the whole body")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise too_large
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _success(reply: Reply) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    headers = [
+        (b"x-amzn-invoked-production-variant", reply.variant.encode()),
+        *reply.headers,
+    ]
+    if not any(name == b"content-type" for name, _ in reply.headers):
+        headers.append((b"content-type", b"application/octet-stream"))
+    return headers, reply.body
+
+
+def _model_error(
+    engine: Engine, name: str, status: int, text: str
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """A non-2xx answer of the container, as SageMaker reports it: ModelError (424)."""
+    settings = engine.settings
+    kind = "client" if 400 <= status < 500 else "server"
+    group = log_group(name)
+    body = {
+        "ErrorCode": f"{kind.upper()}_ERROR_FROM_MODEL",
+        "Message": (
+            f'Received {kind} error ({status}) from model with message "{text[:512]}". '
+            f"See the log group {group} (dockyard endpoints logs {name}) for more information."
+        ),
+        "OriginalStatusCode": status,
+        "OriginalMessage": text[:4096],
+        "LogStreamArn": f"arn:aws:logs:{settings.region}:{settings.account_id}:log-group:{group}",
+    }
+    return _error_headers("ModelError"), json.dumps(body).encode()
+
+
+def _runtime_error(exc: DockyardError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    # The runtime API names client errors ValidationError, not ValidationException.
+    code = "ValidationError" if exc.code == "ValidationException" else exc.code
+    body = json.dumps({"message": exc.message}).encode()
+    return exc.http_status, _error_headers(code), body
+
+
+def _error_headers(code: str) -> list[tuple[bytes, bytes]]:
+    return [(b"x-amzn-errortype", code.encode()), (b"content-type", b"application/json")]
+
+
+async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+    start: Message = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            *headers,
+            (b"content-length", str(len(body)).encode()),
+            (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+        ],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,360 @@
+"""Endpoints: CreateEndpoint, UpdateEndpoint (blue/green), DeleteEndpoint, and bringing every
+endpoint back after a server restart. Each status change goes through `_transition`, which
+checks the transition table; the instances themselves are a Deployment's business."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import shutil
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from dockyard.contract import names
+from dockyard.contract.endpoints import (
+    STOP_GRACE_SECONDS,
+    CreateEndpointRequest,
+    EndpointStatus,
+    ListEndpointsRequest,
+    UpdateEndpointRequest,
+    check_endpoint_transition,
+)
+from dockyard.contract.errors import NotFoundError, ValidationError
+from dockyard.engine.context import EngineContext
+from dockyard.engine.deployments import Deployment, VariantPlan, variant_plans
+from dockyard.engine.instances import InstanceFailed
+from dockyard.engine.logs import LogWriter
+from dockyard.engine.models import MODEL, EndpointConfigs
+from dockyard.engine.paging import decode_token, encode_token
+from dockyard.engine.router import Router, Variant
+from dockyard.storage.metadata import ResourceRecord
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT = "endpoint"
+LOG_GROUP = "/aws/sagemaker/Endpoints"
+_E = EndpointStatus
+_MAX_REASON = 1024
+
+
+def log_group(endpoint: str) -> str:
+    return f"{LOG_GROUP}/{endpoint}"
+
+
+class Endpoints:
+    def __init__(self, ctx: EngineContext, configs: EndpointConfigs, router: Router) -> None:
+        self.ctx = ctx
+        self.configs = configs
+        self.router = router
+        self._live: dict[str, Deployment] = {}  # the deployment the router sends requests to
+        self._starting: dict[str, Deployment] = {}  # a deployment being created or updated
+        self._lock = threading.Lock()
+        self._writers: dict[str, LogWriter] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- the API ----------------------------------------------------------------------------
+
+    def create(self, request: CreateEndpointRequest) -> str:
+        name = request.endpoint_name
+        self._plans(request.endpoint_config_name)  # the config and its models exist
+        now = time.time()
+        record = ResourceRecord(
+            ENDPOINT,
+            name,
+            self._arn(name),
+            request.model_dump_json(by_alias=True, exclude_none=True),
+            now,
+            status=_E.CREATING,
+            state=json.dumps({"EndpointConfigName": request.endpoint_config_name}),
+            last_modified_time=now,
+        )
+        self.ctx.metadata.insert_resource(
+            record, f'Cannot create already existing endpoint "{record.arn}".'
+        )
+        self._in_background(name, lambda: self._deploy_new(name, request.endpoint_config_name))
+        return record.arn
+
+    def update(self, request: UpdateEndpointRequest) -> str:
+        name = request.endpoint_name
+        record = self.record(name)
+        if record.status != _E.IN_SERVICE:
+            raise ValidationError(
+                f'Cannot update endpoint "{record.arn}" while it is {record.status}; wait '
+                "until it is InService"
+            )
+        self._plans(request.endpoint_config_name)
+        self._transition(name, _E.UPDATING, PendingEndpointConfigName=request.endpoint_config_name)
+        self._in_background(name, lambda: self._update(name, request.endpoint_config_name))
+        return record.arn
+
+    def delete(self, name: str) -> None:
+        record = self.record(name)
+        if record.status == _E.DELETING:
+            return
+        self._transition(name, _E.DELETING)
+        self._in_background(name, lambda: self._delete(name))
+
+    def describe(self, name: str) -> dict[str, Any]:
+        record = self.record(name)
+        state = json.loads(record.state or "{}")
+        out: dict[str, Any] = {
+            "EndpointName": record.name,
+            "EndpointArn": record.arn,
+            "EndpointConfigName": state.get("EndpointConfigName"),
+            "EndpointStatus": record.status,
+            "CreationTime": record.creation_time,
+            "LastModifiedTime": record.last_modified_time or record.creation_time,
+        }
+        deployment = self._live.get(name)
+        if deployment is not None:
+            out["ProductionVariants"] = deployment.describe_variants()
+        if state.get("FailureReason"):
+            out["FailureReason"] = state["FailureReason"]
+        return out
+
+    def list(self, request: ListEndpointsRequest) -> dict[str, Any]:
+        offset = decode_token(request.next_token)
+        rows = self.ctx.metadata.list_resources(
+            ENDPOINT,
+            name_contains=request.name_contains,
+            creation_after=request.creation_time_after,
+            creation_before=request.creation_time_before,
+            status_equals=request.status_equals,
+            sort_by=request.sort_by,
+            descending=request.sort_order == "Descending",
+            offset=offset,
+            limit=request.max_results + 1,
+        )
+        page = rows[: request.max_results]
+        out: dict[str, Any] = {
+            "Endpoints": [
+                {
+                    "EndpointName": r.name,
+                    "EndpointArn": r.arn,
+                    "CreationTime": r.creation_time,
+                    "LastModifiedTime": r.last_modified_time or r.creation_time,
+                    "EndpointStatus": r.status,
+                }
+                for r in page
+            ]
+        }
+        if len(rows) > request.max_results:
+            out["NextToken"] = encode_token(offset + len(page))
+        return out
+
+    def record(self, name: str) -> ResourceRecord:
+        found = self.ctx.metadata.resource(ENDPOINT, name)
+        if found is None:
+            raise NotFoundError(f'Could not find endpoint "{self._arn(name)}".')
+        return found
+
+    # -- the server's life ------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Bring back every endpoint a previous server ran: its instances died with it."""
+        for record in self.ctx.metadata.resources_of_kind(ENDPOINT):
+            config = json.loads(record.state or "{}").get("EndpointConfigName", "")
+            name, status = record.name, record.status
+            work: Callable[[], None]
+            if status == _E.DELETING:
+                work = functools.partial(self._delete, name)
+            elif status == _E.CREATING:
+                work = functools.partial(self._deploy_new, name, config)
+            elif status in (_E.UPDATING, _E.ROLLING_BACK):
+                work = functools.partial(self._restore, name, config, interrupted=True)
+            elif status in (_E.IN_SERVICE, _E.SYSTEM_UPDATING, _E.OUT_OF_SERVICE):
+                if status == _E.IN_SERVICE:
+                    self._transition(name, _E.SYSTEM_UPDATING)
+                work = functools.partial(self._restore, name, config)
+            else:
+                continue  # Failed, UpdateRollbackFailed: only DeleteEndpoint helps
+            self._in_background(name, work)
+
+    def shutdown(self) -> None:
+        """Stop every instance; statuses stay, so the next server brings the endpoints back."""
+        with self._lock:
+            deployments = [*self._live.values(), *self._starting.values()]
+            self._live.clear()
+            self._starting.clear()
+        for deployment in deployments:
+            deployment.stop(grace=5.0)
+        for writer in self._writers.values():
+            writer.close()
+
+    # -- work done in the background --------------------------------------------------------
+
+    def _deploy_new(self, name: str, config: str) -> None:
+        try:
+            deployment = self._start_deployment(name, config)
+        except InstanceFailed as failed:
+            self._transition(name, _E.FAILED, FailureReason=_reason(failed))
+            return
+        if deployment is None:
+            return
+        self._go_live(name, deployment)
+        self._transition(name, _E.IN_SERVICE, FailureReason=None)
+
+    def _restore(self, name: str, config: str, interrupted: bool = False) -> None:
+        try:
+            deployment = self._start_deployment(name, config)
+        except InstanceFailed as failed:
+            if not interrupted:
+                self._transition(name, _E.OUT_OF_SERVICE, FailureReason=_reason(failed))
+                return
+            self._transition(name, _E.ROLLING_BACK, FailureReason=_reason(failed))
+            self._transition(name, _E.UPDATE_ROLLBACK_FAILED)
+            return
+        if deployment is None:
+            return
+        self._go_live(name, deployment)
+        reason = (
+            "The update was interrupted by a restart of the dockyard server; the endpoint "
+            f"serves {config} again. Run UpdateEndpoint again."
+            if interrupted
+            else None
+        )
+        self._transition(name, _E.IN_SERVICE, FailureReason=reason, PendingEndpointConfigName=None)
+
+    def _update(self, name: str, config: str) -> None:
+        try:
+            deployment = self._start_deployment(name, config)
+        except InstanceFailed as failed:
+            self._transition(name, _E.ROLLING_BACK, FailureReason=_reason(failed))
+            self._transition(name, _E.IN_SERVICE, PendingEndpointConfigName=None)
+            return
+        if deployment is None:
+            return
+        old = self._go_live(name, deployment)
+        self._transition(
+            name,
+            _E.IN_SERVICE,
+            EndpointConfigName=config,
+            PendingEndpointConfigName=None,
+            FailureReason=None,
+        )
+        if old is not None:
+            # Blue/green: the old instances get no new request; let those in flight finish.
+            old.drain(timeout=STOP_GRACE_SECONDS)
+            old.stop(grace=STOP_GRACE_SECONDS)
+
+    def _delete(self, name: str) -> None:
+        self.router.withdraw(name)
+        with self._lock:
+            deployments = [d for d in (self._live.pop(name, None), self._starting.pop(name, None))]
+        for deployment in deployments:
+            if deployment is not None:
+                deployment.stop(grace=STOP_GRACE_SECONDS)
+        shutil.rmtree(self._folder(name), ignore_errors=True)
+        writer = self._writers.pop(name, None)
+        if writer is not None:
+            writer.close()
+        self.ctx.metadata.delete_resource(ENDPOINT, name)
+
+    def _start_deployment(self, name: str, config: str) -> Deployment | None:
+        """Start `config`'s instances; None when the endpoint was deleted meanwhile."""
+        plans = self._plans(config)
+        folder = self._folder(name) / f"{config}-{time.time_ns()}"
+        deployment = Deployment(
+            self.ctx,
+            name,
+            config,
+            plans,
+            folder,
+            self._writer(name),
+            lambda variants: self._publish(name, variants),
+        )
+        with self._lock:
+            self._starting[name] = deployment
+        try:
+            deployment.start()
+        except InstanceFailed:
+            if self._status(name) in (None, _E.DELETING):
+                return None  # stopped by DeleteEndpoint
+            raise
+        finally:
+            with self._lock:
+                if self._starting.get(name) is deployment:
+                    del self._starting[name]
+        if self._status(name) in (None, _E.DELETING):
+            deployment.stop(grace=0)
+            return None
+        return deployment
+
+    def _go_live(self, name: str, deployment: Deployment) -> Deployment | None:
+        """Send the endpoint's requests to `deployment` from now on; the old one is returned."""
+        with self._lock:
+            old = self._live.get(name)
+            self._live[name] = deployment
+            if old is not None:
+                old.live = False
+            deployment.live = True
+        self.router.publish(name, deployment.variants())
+        return old
+
+    def _publish(self, name: str, variants: Sequence[Variant]) -> None:
+        with self._lock:
+            if name in self._live:
+                self.router.publish(name, variants)
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _plans(self, config_name: str) -> Sequence[VariantPlan]:
+        config = json.loads(self.configs.record(config_name).request)
+        models: dict[str, Any] = {}
+        for variant in config["ProductionVariants"]:
+            model = self.ctx.metadata.resource(MODEL, variant["ModelName"])
+            if model is None:
+                raise NotFoundError(
+                    f'Could not find model "{names.arn(MODEL, variant["ModelName"])}".'
+                )
+            models[variant["ModelName"]] = json.loads(model.request)
+        return variant_plans(config, models)
+
+    def _transition(self, name: str, status: EndpointStatus, **state: Any) -> None:
+        """The one way an endpoint's status changes: checked against the transition table in
+        the same transaction that writes it (staying in a status only updates the state)."""
+
+        def check(record: ResourceRecord) -> None:
+            if record.status != status:
+                check_endpoint_transition(EndpointStatus(record.status or _E.CREATING), status)
+
+        if isinstance(state.get("FailureReason"), str):
+            state["FailureReason"] = state["FailureReason"][:_MAX_REASON]
+        self.ctx.metadata.update_resource(ENDPOINT, name, status=status, state=state, check=check)
+
+    def _status(self, name: str) -> str | None:
+        record = self.ctx.metadata.resource(ENDPOINT, name)
+        return None if record is None else record.status
+
+    def _in_background(self, name: str, work: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                work()
+            except Exception:
+                logger.exception("endpoint %s: background work failed", name)
+
+        thread = threading.Thread(target=run, name=f"endpoint-{name}", daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _writer(self, name: str) -> LogWriter:
+        with self._lock:
+            writer = self._writers.get(name)
+            if writer is None:
+                writer = self._writers[name] = LogWriter(self.ctx.metadata, log_group(name))
+            return writer
+
+    def _folder(self, name: str) -> Path:
+        return self.ctx.settings.home / "endpoints" / name
+
+    def _arn(self, name: str) -> str:
+        settings = self.ctx.settings
+        return names.arn(ENDPOINT, name, settings.region, settings.account_id)
+
+
+def _reason(failed: Exception) -> str:
+    return str(failed)[:_MAX_REASON]

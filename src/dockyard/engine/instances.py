@@ -1,0 +1,253 @@
+"""Serving instances: a model's container started as `serve` in a sandbox with its own network
+namespace (so every instance may listen on 8080), reached through that namespace, and checked
+with GET /ping. Endpoints and transform jobs both run their models this way."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import dataclasses
+import http.client
+import shutil
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dockyard.contract.errors import DockyardError, SandboxError
+from dockyard.engine.code import find_code, stage_code
+from dockyard.engine.context import EngineContext
+from dockyard.engine.model_data import stage_model_data
+from dockyard.runtimes.base import HostSpec, RunningHost
+from dockyard.runtimes.environments import framework_image
+from dockyard.runtimes.frameworks import resolve_framework
+from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec, read_image
+from dockyard.runtimes.netns import NamespaceConnector, sandbox_netns
+from dockyard.runtimes.prerequisites import check_prerequisites, describe_missing
+from dockyard.runtimes.serving_toolkit import serving_toolkit
+
+PORT = 8080
+MODEL_DIR = "/opt/ml/model"
+PING_TIMEOUT = 2.0  # SageMaker's per-request /ping timeout
+_TAIL_LINES = 20
+
+Log = Callable[[str], None]
+
+
+class InstanceFailed(DockyardError):
+    """An instance did not start, or stopped answering; the message is a FailureReason."""
+
+
+@dataclass(frozen=True)
+class PreparedModel:
+    """A model made ready to serve: its image, command, environment and the folders to show.
+    Made once per variant; every instance of the variant shares it (read-only)."""
+
+    image: ImageSpec
+    argv: list[str]
+    env: dict[str, str]
+    binds: list[tuple[Path, str]]
+    hostname: str | None = None
+
+
+def prepare_model(
+    ctx: EngineContext, container: Mapping[str, Any], folder: Path, log: Log
+) -> PreparedModel:
+    """Unpack the model data into `folder/model`, put script-mode code into its code/ folder,
+    build (or reuse) a framework environment with the code's requirements, and check the
+    image's RUN prerequisites. Raises InstanceFailed with a reason a user can act on."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    model_dir = folder / "model"
+    env = dict(container.get("Environment") or {})
+    try:
+        stage_model_data(container.get("ModelDataUrl"), ctx.store, model_dir, folder / "scratch")
+        code_dir = model_dir / "code"
+        submitted = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "").strip()
+        if submitted and not submitted.startswith(MODEL_DIR):
+            # The SDK names a sourcedir.tar.gz (or, locally, a folder): staged as the toolkit
+            # would download it, so the container needs no access to the store.
+            source = find_code(submitted, ctx.store, ctx.forbidden_paths)
+            stage_code(source, ctx.store, code_dir, folder / "scratch")
+            env["SAGEMAKER_SUBMIT_DIRECTORY"] = f"{MODEL_DIR}/code"
+            log(f"code from {submitted} is in {MODEL_DIR}/code")
+        shutil.rmtree(folder / "scratch", ignore_errors=True)
+        image, binds = _image(ctx, container["Image"], code_dir, log)
+        argv = image.argv(None, None, "serve")
+    except DockyardError as exc:
+        raise InstanceFailed(f"ClientError: {exc}") from exc
+    if image.run_lines:
+        missing = describe_missing(check_prerequisites(image.run_lines))
+        if missing:
+            raise InstanceFailed(f"ClientError: {missing}")
+    binds.insert(0, (model_dir, MODEL_DIR))
+    return PreparedModel(image, argv, env, binds, container.get("ContainerHostname"))
+
+
+def _image(
+    ctx: EngineContext, name: str, code_dir: Path, log: Log
+) -> tuple[ImageSpec, list[tuple[Path, str]]]:
+    framework = resolve_framework(name, ctx.frameworks)
+    if framework is None:
+        return read_image(name), []
+    if framework.note:
+        log(framework.note)
+    environment = ctx.environments.framework(framework, log)
+    if code_dir.is_dir():
+        environment = ctx.environments.with_requirements(environment, code_dir, log=log)
+    toolkit = serving_toolkit(ctx.settings.envs_dir)
+    image = framework_image(framework, environment)
+    path = ":".join([str(toolkit.bin_dir), image.env.get("PATH", DEFAULT_PATH)])
+    variables = {**image.env, "PATH": path, "PYTHONPATH": str(toolkit.python_dir)}
+    binds = [(p, str(p)) for p in (*environment.visible_paths, toolkit.root)]
+    return dataclasses.replace(image, env=variables), binds
+
+
+@dataclass
+class Instance:
+    """One running container of a variant. `in_flight` and `idle` belong to the router's event
+    loop; everything else is set before the instance is published."""
+
+    name: str
+    variant: str
+    host: RunningHost
+    connector: NamespaceConnector
+    folder: Path
+    log_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=50))
+    in_flight: int = 0
+    idle: list[Any] = field(default_factory=list)  # keep-alive connections of the router
+    served: int = 0
+
+    @property
+    def exited(self) -> bool:
+        return self.host.returncode is not None
+
+    def http(self, timeout: float) -> http.client.HTTPConnection:
+        """A blocking HTTP connection to the container's port, made inside its namespace."""
+        return _NamespaceConnection(self.connector, timeout)
+
+    def ping(self, timeout: float = PING_TIMEOUT) -> bool:
+        connection = self.http(timeout)
+        try:
+            connection.request("GET", "/ping")
+            response = connection.getresponse()
+            response.read()
+            return response.status == 200
+        except (OSError, http.client.HTTPException):
+            return False
+        finally:
+            connection.close()
+
+    def wait_healthy(self, timeout: float, cancelled: threading.Event | None = None) -> None:
+        """Poll /ping until it answers 200; InstanceFailed when the container exits first or the
+        start-up window passes. Polls often at first: most servers are up within a second."""
+        deadline = time.monotonic() + timeout
+        pause = 0.05
+        while True:
+            if cancelled is not None and cancelled.is_set():
+                raise InstanceFailed(f"{self.name} was stopped while starting")
+            if self.exited:
+                raise InstanceFailed(
+                    f"The primary container for production variant {self.variant} exited with "
+                    f"code {self.host.returncode} before it passed the ping health check"
+                    + self._tail()
+                )
+            if self.ping(min(PING_TIMEOUT, max(0.1, deadline - time.monotonic()))):
+                return
+            if time.monotonic() >= deadline:
+                raise InstanceFailed(
+                    f"The primary container for production variant {self.variant} did not pass "
+                    f"the ping health check within {timeout:g} seconds. Please check the "
+                    "endpoint's log" + self._tail()
+                )
+            time.sleep(pause)
+            pause = min(pause * 1.5, 1.0)
+
+    def _tail(self) -> str:
+        lines = list(self.log_tail)[-_TAIL_LINES:]
+        return (": " + " | ".join(lines))[:600] if lines else ""
+
+    def stop(self, grace: float) -> None:
+        """SIGTERM, then SIGKILL after `grace` seconds, as SageMaker stops instances."""
+        if not self.exited:
+            self.host.signal(signal.SIGTERM)
+            if self.host.wait(timeout=grace) is None:
+                self.host.kill()
+        self.host.kill()  # whatever the program left behind in its group
+        self.host.wait(timeout=10)
+        self.connector.close()
+
+    def kill(self) -> None:
+        self.host.kill()
+        self.host.wait(timeout=10)
+        self.connector.close()
+
+
+class _NamespaceConnection(http.client.HTTPConnection):
+    def __init__(self, connector: NamespaceConnector, timeout: float) -> None:
+        super().__init__("127.0.0.1", PORT, timeout=timeout)
+        self._connector = connector
+
+    def connect(self) -> None:
+        self.sock = self._connector.connect(PORT, timeout=self.timeout or PING_TIMEOUT)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def start_instance(
+    ctx: EngineContext,
+    model: PreparedModel,
+    *,
+    name: str,
+    variant: str,
+    folder: Path,
+    env: Mapping[str, str],
+    on_line: Callable[[str], None],
+) -> Instance:
+    """Start one container of `model` in `folder` (its /opt/ml), in its own network."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    opt_ml = folder / "opt_ml"
+    opt_ml.mkdir(parents=True)
+    hostname = model.hostname or name
+    spec = HostSpec(
+        image=model.image,
+        argv=model.argv,
+        hostname=hostname,
+        opt_ml=opt_ml,
+        read_only_binds=model.binds,
+        env={**model.env, **env},
+        hidden_paths=ctx.forbidden_paths,
+        network="private",
+    )
+    tail: collections.deque[str] = collections.deque(maxlen=50)
+
+    def output(_stream: str, line: str) -> None:
+        tail.append(line)
+        on_line(line)
+
+    host = ctx.runtime.start(spec, output)
+    try:
+        connector = NamespaceConnector(_wait_for_netns(host))
+    except SandboxError as exc:
+        host.kill()
+        host.wait(timeout=10)
+        raise InstanceFailed(f"{name}: {exc}") from exc
+    return Instance(name, variant, host, connector, folder, log_tail=tail)
+
+
+def _wait_for_netns(host: RunningHost, timeout: float = 10.0) -> Path:
+    """bwrap makes the namespace just after it starts: wait for it, or for the sandbox to end."""
+    deadline = time.monotonic() + timeout
+    group = host.pid
+    while True:
+        with contextlib.suppress(SandboxError):
+            return sandbox_netns(group)
+        if host.returncode is not None:
+            raise SandboxError(f"the sandbox ended (code {host.returncode}) before it started")
+        if time.monotonic() > deadline:
+            raise SandboxError("the sandbox made no network namespace in time")
+        time.sleep(0.005)

@@ -1,0 +1,250 @@
+"""The invocation router: picks an instance of an endpoint (a variant by weight, then the instance
+with the fewest requests in flight), forwards the request to its /invocations over a keep-alive
+connection made inside the instance's network, and retries another instance when a connection
+fails. Runs on the API server's event loop; engine threads only swap whole routes in and out."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import h11
+
+from dockyard.contract.errors import DockyardError, ServiceUnavailable, ValidationError
+from dockyard.engine.instances import PORT, Instance
+
+INVOCATION_TIMEOUT = 60.0  # seconds a container has to answer, as in SageMaker
+_MAX_IDLE = 64  # keep-alive connections kept per instance
+_READ_SIZE = 65536
+# Headers the container gets from InvokeEndpoint, and the ones its answer may carry back.
+FORWARDED_HEADERS = frozenset(
+    {
+        b"content-type",
+        b"accept",
+        b"x-amzn-sagemaker-custom-attributes",
+        b"x-amzn-sagemaker-inference-id",
+        b"x-amzn-sagemaker-target-model",
+    }
+)
+RETURNED_HEADERS = frozenset({b"content-type", b"x-amzn-sagemaker-custom-attributes"})
+
+
+class NoInstanceReady(ServiceUnavailable):
+    """No instance of the endpoint can take the request now (all starting or being replaced)."""
+
+
+class InvocationTimeout(DockyardError):
+    """The container did not answer within the invocation timeout."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A production variant as the router sees it: replaced whole, never changed in place."""
+
+    name: str
+    weight: float
+    instances: tuple[Instance, ...]
+
+
+@dataclass
+class Route:
+    endpoint: str
+    variants: tuple[Variant, ...]
+    _turn: itertools.count[int] = field(default_factory=itertools.count)
+
+    def variant(self, target: str | None) -> Variant:
+        if target is not None:
+            for variant in self.variants:
+                if variant.name == target:
+                    return variant
+            known = ", ".join(v.name for v in self.variants)
+            raise ValidationError(
+                f"Target variant {target} does not exist on endpoint {self.endpoint}; "
+                f"its variants are: {known}"
+            )
+        serving = [v for v in self.variants if v.instances]
+        if not serving:
+            raise NoInstanceReady(f"endpoint {self.endpoint} has no instance ready; retry shortly")
+        weights = [v.weight for v in serving]
+        if len(serving) == 1 or not any(weights):
+            return serving[0] if len(serving) == 1 else random.choice(serving)
+        return random.choices(serving, weights)[0]
+
+    def instance(self, variant: Variant, skip: set[str]) -> Instance | None:
+        """The instance with the fewest requests in flight; ties go round the instances."""
+        candidates = [i for i in variant.instances if i.name not in skip]
+        if not candidates:
+            return None
+        start = next(self._turn) % len(candidates)
+        best = candidates[start]
+        for offset in range(1, len(candidates)):
+            other = candidates[(start + offset) % len(candidates)]
+            if other.in_flight < best.in_flight:
+                best = other
+        return best
+
+
+@dataclass(frozen=True)
+class Invocation:
+    body: bytes
+    headers: list[tuple[bytes, bytes]]  # only FORWARDED_HEADERS, lower-case names
+    target_variant: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    headers: list[tuple[bytes, bytes]]  # only RETURNED_HEADERS
+    body: bytes
+    variant: str
+    instance: str
+
+
+class _ConnectionLost(Exception):
+    """The connection failed before a whole response arrived: another try may succeed."""
+
+
+class _Connection:
+    """One keep-alive HTTP/1.1 connection to an instance, parsed with h11."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.protocol = h11.Connection(h11.CLIENT)
+
+    @classmethod
+    async def open(cls, instance: Instance) -> _Connection:
+        loop = asyncio.get_running_loop()
+        sock = instance.connector.socket()
+        try:
+            await loop.sock_connect(sock, ("127.0.0.1", PORT))
+            reader, writer = await asyncio.open_connection(sock=sock)
+        except OSError as exc:
+            sock.close()
+            raise _ConnectionLost(str(exc)) from exc
+        return cls(reader, writer)
+
+    async def exchange(
+        self, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        request = h11.Request(
+            method="POST",
+            target="/invocations",
+            headers=[
+                (b"host", b"localhost"),
+                *headers,
+                (b"content-length", str(len(body)).encode()),
+            ],
+        )
+        protocol = self.protocol
+        try:
+            self.writer.write(
+                protocol.send(request)
+                + protocol.send(h11.Data(data=body))
+                + protocol.send(h11.EndOfMessage())
+            )
+            status, response_headers, chunks = 0, [], []
+            while True:
+                event = protocol.next_event()
+                if event is h11.NEED_DATA:
+                    data = await self.reader.read(_READ_SIZE)
+                    protocol.receive_data(data)  # b"" tells h11 the peer closed
+                elif isinstance(event, h11.Response):
+                    status, response_headers = event.status_code, list(event.headers)
+                elif isinstance(event, h11.Data):
+                    chunks.append(bytes(event.data))
+                elif isinstance(event, h11.EndOfMessage):
+                    return status, response_headers, b"".join(chunks)
+                elif isinstance(event, h11.ConnectionClosed):
+                    raise _ConnectionLost("the instance closed the connection")
+        except (OSError, h11.ProtocolError) as exc:
+            raise _ConnectionLost(str(exc)) from exc
+
+    @property
+    def reusable(self) -> bool:
+        if self.protocol.our_state is h11.DONE and self.protocol.their_state is h11.DONE:
+            self.protocol.start_next_cycle()
+            return True
+        return False
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class Router:
+    def __init__(self, timeout: float = INVOCATION_TIMEOUT) -> None:
+        self.timeout = timeout
+        self._routes: dict[str, Route] = {}
+
+    def publish(self, endpoint: str, variants: Sequence[Variant]) -> None:
+        """Make `variants` the endpoint's serving instances (a whole swap: blue/green)."""
+        self._routes[endpoint] = Route(endpoint, tuple(variants))
+
+    def withdraw(self, endpoint: str) -> None:
+        self._routes.pop(endpoint, None)
+
+    def route(self, endpoint: str) -> Route | None:
+        return self._routes.get(endpoint)
+
+    async def invoke(self, endpoint: str, invocation: Invocation) -> Reply:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        failed: set[str] = set()
+        last_error = ""
+        # Every instance may be tried once on a new connection; stale keep-alive connections
+        # (closed by the container meanwhile) do not count against that.
+        for _ in range(64):
+            route = self._routes.get(endpoint)
+            if route is None:
+                raise NoInstanceReady(f"endpoint {endpoint} is not serving")
+            variant = route.variant(invocation.target_variant)
+            instance = route.instance(variant, failed)
+            if instance is None:
+                break
+            reused = bool(instance.idle)
+            connection: _Connection | None = None
+            instance.in_flight += 1
+            try:
+                connection = instance.idle.pop() if reused else await _Connection.open(instance)
+                async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                    status, headers, body = await connection.exchange(
+                        invocation.headers, invocation.body
+                    )
+            except _ConnectionLost as lost:
+                last_error = f"{instance.name}: {lost}"
+                if connection is not None:
+                    connection.close()
+                _drop_idle(instance)
+                if not reused:
+                    failed.add(instance.name)
+                continue
+            except TimeoutError:
+                if connection is not None:
+                    connection.close()
+                raise InvocationTimeout(
+                    "Your invocation timed out while waiting for a response from container "
+                    f"{instance.name} of variant {variant.name} ({self.timeout:g} s)"
+                ) from None
+            finally:
+                instance.in_flight -= 1
+            if connection.reusable and len(instance.idle) < _MAX_IDLE:
+                instance.idle.append(connection)
+            else:
+                connection.close()
+            instance.served += 1
+            returned = [(name, value) for name, value in headers if name in RETURNED_HEADERS]
+            return Reply(status, returned, body, variant.name, instance.name)
+        raise NoInstanceReady(
+            f"no instance of endpoint {endpoint} could be reached"
+            + (f" (last error: {last_error})" if last_error else "")
+        )
+
+
+def _drop_idle(instance: Instance) -> None:
+    """After a failed connection the others to that instance are likely dead too."""
+    idle, instance.idle = instance.idle, []
+    for connection in idle:
+        connection.close()

@@ -1,0 +1,301 @@
+"""Endpoints through boto3 against a real server: create, invoke, update, delete, errors."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.conftest import RunningServer
+
+ECHO_SERVER = r"""
+import http.server, json, os, signal, socket, sys
+VERSION = os.environ.get("ANSWER_VERSION", "v1")
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def reply(self, status, body, ctype="application/json", extra=()):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path == "/ping":
+            self.reply(200, b"")
+        else:
+            self.reply(404, b"no")
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        if body == b"fail":
+            self.reply(400, b"the model refuses 'fail'", "text/plain")
+            return
+        answer = {
+            "version": VERSION,
+            "host": socket.gethostname(),
+            "body": body.decode(),
+            "content_type": self.headers.get("Content-Type"),
+            "accept": self.headers.get("Accept"),
+            "attributes": self.headers.get("X-Amzn-SageMaker-Custom-Attributes"),
+            "inference_id": self.headers.get("X-Amzn-SageMaker-Inference-Id"),
+            "model_files": sorted(os.listdir("/opt/ml/model")),
+        }
+        extra = [("X-Amzn-SageMaker-Custom-Attributes", "seen=yes")]
+        self.reply(200, json.dumps(answer).encode(), extra=extra)
+    def log_message(self, *args):
+        pass
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
+print("serving on 8080", flush=True)
+http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+"""
+
+
+def make_echo_image(root: Path, version: str = "v1") -> Path:
+    folder = root / f"echo-{version}"
+    folder.mkdir(parents=True)
+    (folder / "server.py").write_text(ECHO_SERVER)
+    (folder / "Dockerfile").write_text(
+        "FROM python:3.11-slim\n"
+        f"ENV ANSWER_VERSION={version}\n"
+        "COPY server.py /opt/program/server.py\n"
+        'ENTRYPOINT ["python3", "/opt/program/server.py"]\n'
+    )
+    return folder
+
+
+def wait_for_endpoint(sagemaker: Any, name: str, deadline: float = 60.0) -> dict[str, Any]:
+    end = time.monotonic() + deadline
+    while True:
+        described = sagemaker.describe_endpoint(EndpointName=name)
+        if described["EndpointStatus"] not in ("Creating", "Updating", "SystemUpdating"):
+            return described
+        assert time.monotonic() < end, f"endpoint {name} still {described['EndpointStatus']}"
+        time.sleep(0.1)
+
+
+def deploy(
+    server: RunningServer, image: Path, name: str, count: int = 1, model: str | None = None
+) -> dict[str, Any]:
+    sagemaker = server.client("sagemaker")
+    model = model or f"{name}-model"
+    sagemaker.create_model(
+        ModelName=model,
+        PrimaryContainer={"Image": str(image)},
+        ExecutionRoleArn="arn:aws:iam::000000000000:role/dockyard",
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName=f"{model}-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model,
+                "InitialInstanceCount": count,
+                "InstanceType": "ml.m5.large",
+            }
+        ],
+    )
+    sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=f"{model}-config")
+    return wait_for_endpoint(sagemaker, name)
+
+
+@pytest.mark.slow
+def test_endpoint_serves_with_headers_both_ways(server: RunningServer, tmp_path: Path) -> None:
+    described = deploy(server, make_echo_image(tmp_path), "echo", count=2)
+    assert described["EndpointStatus"] == "InService", described.get("FailureReason")
+    variant = described["ProductionVariants"][0]
+    assert variant["CurrentInstanceCount"] == 2
+    runtime = server.client("sagemaker-runtime")
+    hosts = set()
+    for i in range(6):
+        response = runtime.invoke_endpoint(
+            EndpointName="echo",
+            Body=f"1,2,{i}".encode(),
+            ContentType="text/csv",
+            Accept="application/json",
+            CustomAttributes="trace=1",
+            InferenceId=f"id-{i}",
+        )
+        answer = json.loads(response["Body"].read())
+        assert answer["body"] == f"1,2,{i}"
+        assert answer["content_type"] == "text/csv"
+        assert answer["accept"] == "application/json"
+        assert answer["attributes"] == "trace=1"
+        assert answer["inference_id"] == f"id-{i}"
+        assert response["InvokedProductionVariant"] == "AllTraffic"
+        assert response["CustomAttributes"] == "seen=yes"
+        assert response["ContentType"] == "application/json"
+        hosts.add(answer["host"])
+    assert hosts == {"AllTraffic-1", "AllTraffic-2"}
+
+
+@pytest.mark.slow
+def test_container_error_is_model_error(server: RunningServer, tmp_path: Path) -> None:
+    deploy(server, make_echo_image(tmp_path), "echo")
+    runtime = server.client("sagemaker-runtime")
+    with pytest.raises(ClientError) as raised:
+        runtime.invoke_endpoint(EndpointName="echo", Body=b"fail", ContentType="text/plain")
+    error = raised.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["OriginalStatusCode"] == 400
+    assert error["OriginalMessage"] == "the model refuses 'fail'"
+
+
+def test_invoking_a_missing_endpoint_is_a_validation_error(server: RunningServer) -> None:
+    runtime = server.client("sagemaker-runtime")
+    with pytest.raises(ClientError) as raised:
+        runtime.invoke_endpoint(EndpointName="nothing-here", Body=b"1")
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert "Endpoint nothing-here of account" in raised.value.response["Error"]["Message"]
+    sagemaker = server.client("sagemaker")
+    with pytest.raises(ClientError) as raised:
+        sagemaker.describe_endpoint(EndpointName="nothing-here")
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+class Load:
+    """Threads invoking an endpoint without pause; counts requests, errors and answers."""
+
+    def __init__(self, server: RunningServer, name: str, threads: int = 8) -> None:
+        import threading
+
+        from botocore.config import Config
+
+        self.name = name
+        self.requests = 0
+        self.errors: list[str] = []
+        self.answers: list[str] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        # No botocore retries: every failure the router lets through is counted.
+        config = Config(retries={"total_max_attempts": 1}, read_timeout=70)
+        self._clients = [
+            server.client_with_config("sagemaker-runtime", config) for _ in range(threads)
+        ]
+        self._threads = [
+            threading.Thread(target=self._run, args=(client,), daemon=True)
+            for client in self._clients
+        ]
+
+    def _run(self, client: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                response = client.invoke_endpoint(
+                    EndpointName=self.name, Body=b"1,2,3", ContentType="text/csv"
+                )
+                answer = json.loads(response["Body"].read())
+                with self._lock:
+                    self.requests += 1
+                    self.answers.append(answer["version"] + "@" + answer["host"])
+            except Exception as exc:
+                with self._lock:
+                    self.requests += 1
+                    self.errors.append(repr(exc))
+
+    def __enter__(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=90)
+
+
+def wait_until(predicate: Any, deadline: float = 30.0) -> None:
+    end = time.monotonic() + deadline
+    while not predicate():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_killing_an_instance_under_load_fails_no_request(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    deploy(server, make_echo_image(tmp_path), "steady", count=2)
+    deployment = server.engine.endpoints._live["steady"]
+    victim = next(i for i in deployment.instances() if i.name == "AllTraffic-1")
+    with Load(server, "steady") as load:
+        wait_until(lambda: load.requests >= 200)
+        victim.host.kill()  # a crash: SIGKILL to the whole sandbox
+        before = load.requests
+        wait_until(lambda: "AllTraffic-3" in {i.name for i in deployment.variants()[0].instances})
+        wait_until(lambda: any(a.endswith("AllTraffic-3") for a in load.answers[-100:]))
+        after = load.requests
+        wait_until(lambda: load.requests >= after + 200)  # and it goes on serving
+    print(f"requests={load.requests} errors={len(load.errors)} during replacement={after - before}")
+    assert load.errors == []
+    assert load.requests >= 400
+    described = server.client("sagemaker").describe_endpoint(EndpointName="steady")
+    assert described["EndpointStatus"] == "InService"
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+
+
+@pytest.mark.slow
+def test_update_under_load_fails_no_request_and_switches(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    sagemaker = server.client("sagemaker")
+    deploy(server, make_echo_image(tmp_path, "v1"), "switch", count=2)
+    sagemaker.create_model(
+        ModelName="switch-v2",
+        PrimaryContainer={"Image": str(make_echo_image(tmp_path, "v2"))},
+        ExecutionRoleArn="arn:aws:iam::000000000000:role/dockyard",
+    )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="switch-v2-config",
+        ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "switch-v2", "InitialInstanceCount": 2,
+             "InstanceType": "ml.m5.large"}
+        ],
+    )  # fmt: skip
+    with Load(server, "switch") as load:
+        wait_until(lambda: load.requests >= 200)
+        sagemaker.update_endpoint(EndpointName="switch", EndpointConfigName="switch-v2-config")
+        assert sagemaker.describe_endpoint(EndpointName="switch")["EndpointStatus"] == "Updating"
+        described = wait_for_endpoint(sagemaker, "switch")
+        mark = load.requests
+        wait_until(lambda: load.requests >= mark + 200)
+    print(f"requests={load.requests} errors={len(load.errors)}")
+    assert load.errors == []
+    assert described["EndpointStatus"] == "InService"
+    assert described["EndpointConfigName"] == "switch-v2-config"
+    versions = [answer.split("@")[0] for answer in load.answers]
+    switch = versions.index("v2")
+    assert set(versions[:switch]) == {"v1"} and switch >= 200
+    assert set(versions[-150:]) == {"v2"}
+
+
+@pytest.mark.slow
+def test_endpoints_come_back_after_a_server_restart(dockyard_settings: Any, tmp_path: Path) -> None:
+    first = RunningServer(dockyard_settings)
+    try:
+        deploy(first, make_echo_image(tmp_path), "durable", count=2)
+    finally:
+        first.close()
+    started = time.monotonic()
+    second = RunningServer(dockyard_settings)
+    try:
+        sagemaker = second.client("sagemaker")
+        assert sagemaker.describe_endpoint(EndpointName="durable")["EndpointStatus"] in (
+            "SystemUpdating",
+            "InService",
+        )
+        described = wait_for_endpoint(sagemaker, "durable")
+        elapsed = time.monotonic() - started
+        assert described["EndpointStatus"] == "InService"
+        print(f"InService again {elapsed:.2f} s after the restart")
+        assert elapsed < 10
+        response = second.client("sagemaker-runtime").invoke_endpoint(
+            EndpointName="durable", Body=b"again", ContentType="text/plain"
+        )
+        assert json.loads(response["Body"].read())["body"] == "again"
+    finally:
+        second.close()

@@ -230,3 +230,13 @@ def test_a_failing_model_fn_is_a_start_up_error(tmp_path: Path) -> None:
     )
     with pytest.raises(HandlerLoadError, match=r"model_fn in .* failed: OSError: no weights"):
         load_handlers(settings)
+
+
+def test_payload_limit_zero_means_the_batch_maximum() -> None:
+    # Batch transform's MaxPayloadInMB=0 is "unlimited"; a 0-byte limit would refuse everything.
+    assert ServingSettings.from_environ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "0"}).max_payload_bytes == (
+        100 * 1024 * 1024
+    )
+    assert ServingSettings.from_environ({"SAGEMAKER_MAX_PAYLOAD_IN_MB": "2"}).max_payload_bytes == (
+        2 * 1024 * 1024
+    )

@@ -8,12 +8,15 @@ from pydantic import ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from dockyard.api.protocol import Operation
+from dockyard.contract import names
 from dockyard.contract.errors import DockyardError, ValidationError
 from dockyard.contract.shapes import WireShape
 from dockyard.engine.core import Engine
+from dockyard.engine.endpoints import LOG_GROUP as ENDPOINT_LOG_GROUP
 from dockyard.engine.logs import TRAINING_LOG_GROUP
+from dockyard.engine.transform_jobs import LOG_GROUP as TRANSFORM_LOG_GROUP
 
-KNOWN_GROUPS = (TRAINING_LOG_GROUP,)
+KNOWN_GROUPS = (TRAINING_LOG_GROUP, TRANSFORM_LOG_GROUP)
 
 
 class LogsShape(WireShape):
@@ -47,6 +50,10 @@ class ResourceNotFoundException(DockyardError):
 
 
 def _check_group(name: str) -> None:
+    # Each endpoint has its own group, as in SageMaker; it outlives the endpoint.
+    endpoint = name.removeprefix(ENDPOINT_LOG_GROUP + "/")
+    if endpoint != name and names.JOB_NAME.fullmatch(endpoint):
+        return
     if name not in KNOWN_GROUPS:
         raise ResourceNotFoundException("The specified log group does not exist.")
 

@@ -8,6 +8,7 @@ from dockyard.engine.models import EndpointConfigs, Models
 from dockyard.engine.router import Router
 from dockyard.engine.scheduler import Capacity
 from dockyard.engine.training_jobs import TrainingJobs
+from dockyard.engine.transform_jobs import TransformJobs
 from dockyard.runtimes.environments import Environments
 from dockyard.runtimes.frameworks import load_frameworks_file
 from dockyard.runtimes.process import ProcessRuntime
@@ -27,6 +28,7 @@ class Engine:
         self.endpoint_configs = EndpointConfigs(ctx)
         self.router = Router()
         self.endpoints = Endpoints(ctx, self.endpoint_configs, self.router)
+        self.transform_jobs = TransformJobs(ctx)
 
     @classmethod
     def open(cls, settings: Settings) -> Engine:
@@ -47,9 +49,11 @@ class Engine:
         engine = cls(ctx)
         engine.training_jobs.recover()
         engine.endpoints.recover()
+        engine.transform_jobs.recover()
         return engine
 
     def close(self) -> None:
         self.training_jobs.shutdown()
         self.endpoints.shutdown()
+        self.transform_jobs.shutdown()
         self.metadata.close()

@@ -70,7 +70,8 @@ class ServingSettings:
             port=_int(env, "SAGEMAKER_BIND_TO_PORT", 8080),
             workers=workers,
             timeout_seconds=_float(env, "SAGEMAKER_MODEL_SERVER_TIMEOUT", 60.0),
-            max_payload_bytes=_int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) * MIB,
+            # 0 means "no limit" to batch transform; 100 MB is the most a job ever sends.
+            max_payload_bytes=(_int(env, "SAGEMAKER_MAX_PAYLOAD_IN_MB", 6) or 100) * MIB,
             default_accept=env.get("SAGEMAKER_DEFAULT_INVOCATIONS_ACCEPT", "").strip()
             or "application/json",
             preload_model=env.get("SAGEMAKER_PRELOAD_MODEL", "").strip().lower()

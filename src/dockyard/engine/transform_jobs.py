@@ -1,0 +1,278 @@
+"""Batch transform jobs: CreateTransformJob checks and stores the request and runs it in the
+background; Describe, List and Stop; every status change goes through `_transition`."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import threading
+import time
+from typing import Any
+
+from dockyard.contract import names
+from dockyard.contract.errors import NotFoundError, ResourceInUse, ValidationError
+from dockyard.contract.transform_jobs import (
+    CreateTransformJobRequest,
+    ListTransformJobsRequest,
+    TransformJobStatus,
+    check_transform_transition,
+)
+from dockyard.engine.context import EngineContext
+from dockyard.engine.data_processing import check_data_processing
+from dockyard.engine.logs import LogWriter
+from dockyard.engine.models import MODEL
+from dockyard.engine.paging import decode_token, encode_token
+from dockyard.engine.staging import local_path_of
+from dockyard.engine.transform_run import TransformRun, input_objects
+from dockyard.storage.metadata import ResourceRecord
+from dockyard.storage.objects import S3Uri
+
+logger = logging.getLogger(__name__)
+
+TRANSFORM_JOB = "transform-job"
+LOG_GROUP = "/aws/sagemaker/TransformJobs"
+_T = TransformJobStatus
+_ENDED = {_T.COMPLETED, _T.FAILED, _T.STOPPED}
+
+
+class TransformJobs:
+    def __init__(self, ctx: EngineContext) -> None:
+        self.ctx = ctx
+        self._stops: dict[str, threading.Event] = {}
+        self._threads: dict[str, threading.Thread] = {}
+        self._logs: LogWriter | None = None
+        self._lock = threading.Lock()
+
+    def create(self, request: CreateTransformJobRequest) -> str:
+        name = request.transform_job_name
+        model = self.ctx.metadata.resource(MODEL, request.model_name)
+        if model is None:
+            raise ValidationError(f'Could not find model "{names.arn(MODEL, request.model_name)}".')
+        # Said now, not when the job has started: the input exists, the output is writable,
+        # the filters parse and fit the content types.
+        check_data_processing(request)
+        input_objects(self.ctx, request)
+        self._check_output(request.transform_output.s3_output_path)
+        if self.ctx.metadata.resource(TRANSFORM_JOB, name) is not None:
+            raise ResourceInUse(
+                f"Job name must be unique within an AWS account and region, and a job with "
+                f"this name already exists ({self._arn(name)})"
+            )
+        now = time.time()
+        record = ResourceRecord(
+            TRANSFORM_JOB,
+            name,
+            self._arn(name),
+            request.model_dump_json(by_alias=True, exclude_none=True),
+            now,
+            status=_T.IN_PROGRESS,
+            state="{}",
+            last_modified_time=now,
+        )
+        self.ctx.metadata.insert_resource(
+            record,
+            f"Job name must be unique within an AWS account and region, and a job with "
+            f"this name already exists ({record.arn})",
+        )
+        container = json.loads(model.request)
+        container = container.get("PrimaryContainer") or container["Containers"][0]
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=self._run,
+            args=(request, container, stop),
+            name=f"transform-{name}",
+            daemon=True,
+        )
+        with self._lock:
+            self._stops[name] = stop
+            self._threads[name] = thread
+        thread.start()
+        return record.arn
+
+    def describe(self, name: str) -> dict[str, Any]:
+        record = self.record(name)
+        request = json.loads(record.request)
+        state = json.loads(record.state or "{}")
+        out: dict[str, Any] = {
+            "TransformJobName": record.name,
+            "TransformJobArn": record.arn,
+            "TransformJobStatus": record.status,
+            **{
+                key: request[key]
+                for key in (
+                    "ModelName",
+                    "MaxConcurrentTransforms",
+                    "ModelClientConfig",
+                    "MaxPayloadInMB",
+                    "BatchStrategy",
+                    "Environment",
+                    "TransformInput",
+                    "TransformOutput",
+                    "TransformResources",
+                    "DataProcessing",
+                )
+                if key in request
+            },
+            "CreationTime": record.creation_time,
+        }
+        for key in ("FailureReason", "TransformStartTime", "TransformEndTime"):
+            if state.get(key) is not None:
+                out[key] = state[key]
+        return out
+
+    def stop(self, name: str) -> None:
+        record = self.record(name)
+        if record.status in _ENDED or record.status == _T.STOPPING:
+            return
+        self._transition(name, _T.STOPPING)
+        with self._lock:
+            stop = self._stops.get(name)
+        if stop is not None:
+            stop.set()
+
+    def list(self, request: ListTransformJobsRequest) -> dict[str, Any]:
+        offset = decode_token(request.next_token)
+        rows = self.ctx.metadata.list_resources(
+            TRANSFORM_JOB,
+            name_contains=request.name_contains,
+            creation_after=request.creation_time_after,
+            creation_before=request.creation_time_before,
+            status_equals=request.status_equals,
+            sort_by=request.sort_by,
+            descending=request.sort_order == "Descending",
+            offset=offset,
+            limit=request.max_results + 1,
+        )
+        page = rows[: request.max_results]
+        summaries = []
+        for row in page:
+            state = json.loads(row.state or "{}")
+            summary = {
+                "TransformJobName": row.name,
+                "TransformJobArn": row.arn,
+                "CreationTime": row.creation_time,
+                "LastModifiedTime": row.last_modified_time or row.creation_time,
+                "TransformJobStatus": row.status,
+            }
+            for key in ("TransformEndTime", "FailureReason"):
+                if state.get(key) is not None:
+                    summary[key] = state[key]
+            summaries.append(summary)
+        out: dict[str, Any] = {"TransformJobSummaries": summaries}
+        if len(rows) > request.max_results:
+            out["NextToken"] = encode_token(offset + len(page))
+        return out
+
+    def record(self, name: str) -> ResourceRecord:
+        found = self.ctx.metadata.resource(TRANSFORM_JOB, name)
+        if found is None:
+            raise NotFoundError(f'Could not find transform job "{self._arn(name)}".')
+        return found
+
+    # -- the server's life ------------------------------------------------------------------
+
+    def recover(self) -> None:
+        """Jobs a previous server was running died with it: they end Failed, saying why."""
+        for record in self.ctx.metadata.resources_of_kind(TRANSFORM_JOB):
+            if record.status in (_T.IN_PROGRESS, _T.STOPPING):
+                self._transition(
+                    record.name,
+                    _T.STOPPED if record.status == _T.STOPPING else _T.FAILED,
+                    FailureReason=None
+                    if record.status == _T.STOPPING
+                    else "InternalServerError: the dockyard server stopped while the job ran; "
+                    "create the job again under a new name",
+                    TransformEndTime=time.time(),
+                )
+
+    def shutdown(self) -> None:
+        with self._lock:
+            stops = list(self._stops.values())
+            threads = list(self._threads.values())
+        for stop in stops:
+            stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+        if self._logs is not None:
+            self._logs.close()
+
+    # -- running ----------------------------------------------------------------------------
+
+    def _run(
+        self, request: CreateTransformJobRequest, container: dict[str, Any], stop: threading.Event
+    ) -> None:
+        name = request.transform_job_name
+        folder = self.ctx.settings.home / "transform-jobs" / name
+        self._set_state(name, TransformStartTime=time.time())
+        try:
+            outcome = TransformRun(self.ctx, request, container, folder, self._writer(), stop).run()
+        except Exception as exc:
+            logger.exception("transform job %s failed unexpectedly", name)
+            self._finish(name, _T.FAILED, f"InternalServerError: {exc}")
+            return
+        finally:
+            shutil.rmtree(folder / "scratch", ignore_errors=True)
+            self._writer().flush()  # the whole log is readable once the job has ended
+            with self._lock:
+                self._stops.pop(name, None)
+                self._threads.pop(name, None)
+        if outcome.stopped or stop.is_set():
+            self._finish(name, _T.STOPPED, None)
+        elif outcome.failure is not None:
+            self._finish(name, _T.FAILED, outcome.failure)
+        else:
+            self._finish(name, _T.COMPLETED, None)
+
+    def _finish(self, name: str, status: TransformJobStatus, reason: str | None) -> None:
+        current = self.ctx.metadata.resource(TRANSFORM_JOB, name)
+        if current is None:
+            return
+        if status == _T.STOPPED and current.status == _T.IN_PROGRESS:
+            self._transition(name, _T.STOPPING)
+        if status == _T.COMPLETED and current.status == _T.STOPPING:
+            status = _T.STOPPED  # stopped after the last record: still what the user asked
+        self._transition(name, status, FailureReason=reason, TransformEndTime=time.time())
+
+    def _transition(self, name: str, status: TransformJobStatus, **state: Any) -> None:
+        def check(record: ResourceRecord) -> None:
+            if record.status != status:
+                check_transform_transition(
+                    TransformJobStatus(record.status or _T.IN_PROGRESS), status
+                )
+
+        self.ctx.metadata.update_resource(
+            TRANSFORM_JOB, name, status=status, state=state, check=check
+        )
+
+    def _set_state(self, name: str, **state: Any) -> None:
+        self.ctx.metadata.update_resource(TRANSFORM_JOB, name, state=state)
+
+    def _writer(self) -> LogWriter:
+        with self._lock:
+            if self._logs is None:
+                self._logs = LogWriter(self.ctx.metadata, LOG_GROUP)
+            return self._logs
+
+    def _check_output(self, uri: str) -> None:
+        path = local_path_of(uri)
+        if path is None:
+            target = S3Uri.parse(uri)
+            if not self.ctx.store.bucket_exists(target.bucket):
+                raise ValidationError(
+                    f"S3OutputPath {uri}: bucket {target.bucket} does not exist; create it first "
+                    f"(dockyard s3 mb s3://{target.bucket})"
+                )
+            return
+        if not path.is_absolute():
+            raise ValidationError(f"S3OutputPath {uri}: local paths must be absolute")
+        resolved = path.resolve()
+        for forbidden in self.ctx.forbidden_paths:
+            if resolved == forbidden or forbidden in resolved.parents:
+                raise ValidationError(
+                    f"S3OutputPath {uri}: that is inside dockyard's own folder; choose another"
+                )
+
+    def _arn(self, name: str) -> str:
+        settings = self.ctx.settings
+        return names.arn(TRANSFORM_JOB, name, settings.region, settings.account_id)

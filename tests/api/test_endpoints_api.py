@@ -299,3 +299,100 @@ def test_endpoints_come_back_after_a_server_restart(dockyard_settings: Any, tmp_
         assert json.loads(response["Body"].read())["body"] == "again"
     finally:
         second.close()
+
+
+@pytest.mark.slow
+def test_variant_weights_and_target_variant(server: RunningServer, tmp_path: Path) -> None:
+    sagemaker = server.client("sagemaker")
+    for version in ("v1", "v2"):
+        sagemaker.create_model(
+            ModelName=f"weights-{version}",
+            PrimaryContainer={"Image": str(make_echo_image(tmp_path, version))},
+        )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="weighted",
+        ProductionVariants=[
+            {"VariantName": "Blue", "ModelName": "weights-v1", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large", "InitialVariantWeight": 3.0},
+            {"VariantName": "Green", "ModelName": "weights-v2", "InitialInstanceCount": 1,
+             "InstanceType": "ml.m5.large", "InitialVariantWeight": 1.0},
+        ],
+    )  # fmt: skip
+    sagemaker.create_endpoint(EndpointName="weighted", EndpointConfigName="weighted")
+    described = wait_for_endpoint(sagemaker, "weighted")
+    assert [v["VariantName"] for v in described["ProductionVariants"]] == ["Blue", "Green"]
+    runtime = server.client("sagemaker-runtime")
+    counts = {"Blue": 0, "Green": 0}
+    for _ in range(400):
+        response = runtime.invoke_endpoint(EndpointName="weighted", Body=b"x")
+        variant = response["InvokedProductionVariant"]
+        version = json.loads(response["Body"].read())["version"]
+        assert version == {"Blue": "v1", "Green": "v2"}[variant]
+        counts[variant] += 1
+    # 3:1 weights: Blue gets about 300 of 400 (binomial sd ~ 8.7; 5 sd either way).
+    assert 256 <= counts["Blue"] <= 344, counts
+    for _ in range(5):
+        response = runtime.invoke_endpoint(
+            EndpointName="weighted", Body=b"x", TargetVariant="Green"
+        )
+        assert response["InvokedProductionVariant"] == "Green"
+    with pytest.raises(ClientError) as raised:
+        runtime.invoke_endpoint(EndpointName="weighted", Body=b"x", TargetVariant="Red")
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert "Red" in raised.value.response["Error"]["Message"]
+
+
+@pytest.mark.slow
+def test_bodies_over_6_mb_are_refused(server: RunningServer, tmp_path: Path) -> None:
+    deploy(server, make_echo_image(tmp_path), "limits")
+    runtime = server.client("sagemaker-runtime")
+    with pytest.raises(ClientError) as raised:
+        runtime.invoke_endpoint(EndpointName="limits", Body=b"x" * (6 * 1024 * 1024 + 1))
+    assert raised.value.response["Error"]["Code"] == "ValidationError"
+    assert "6291456" in raised.value.response["Error"]["Message"]
+    exact = runtime.invoke_endpoint(EndpointName="limits", Body=b"y" * (6 * 1024 * 1024))
+    assert len(json.loads(exact["Body"].read())["body"]) == 6 * 1024 * 1024
+
+
+@pytest.mark.slow
+def test_a_container_that_exits_fails_the_endpoint_with_its_words(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    image = tmp_path / "broken"
+    image.mkdir()
+    (image / "Dockerfile").write_text(
+        'FROM scratch\nENTRYPOINT ["python3", "-c", '
+        "\"import sys; print('cannot load the model: weights.bin missing'); sys.exit(3)\"]\n"
+    )
+    described = deploy(server, image, "broken")
+    assert described["EndpointStatus"] == "Failed"
+    reason = described["FailureReason"]
+    assert "exited with code 3" in reason and "weights.bin missing" in reason
+    runtime = server.client("sagemaker-runtime")
+    with pytest.raises(ClientError) as raised:
+        runtime.invoke_endpoint(EndpointName="broken", Body=b"x")
+    assert "Failed" in raised.value.response["Error"]["Message"]
+    sagemaker = server.client("sagemaker")
+    with pytest.raises(ClientError) as raised:
+        sagemaker.update_endpoint(EndpointName="broken", EndpointConfigName="broken-model-config")
+    assert raised.value.response["Error"]["Code"] == "ValidationException"
+
+
+@pytest.mark.slow
+def test_delete_stops_every_instance(server: RunningServer, tmp_path: Path) -> None:
+    deploy(server, make_echo_image(tmp_path), "brief", count=2)
+    instances = server.engine.endpoints._live["brief"].instances()
+    assert len(instances) == 2
+    sagemaker = server.client("sagemaker")
+    listed = sagemaker.list_endpoints()["Endpoints"]
+    assert [(e["EndpointName"], e["EndpointStatus"]) for e in listed] == [("brief", "InService")]
+    sagemaker.delete_endpoint(EndpointName="brief")
+    waiter = sagemaker.get_waiter("endpoint_deleted")
+    waiter.wait(EndpointName="brief", WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    assert all(i.host.returncode is not None for i in instances)
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    assert not (server.settings.home / "endpoints" / "brief").exists()
+    runtime = server.client("sagemaker-runtime")
+    with pytest.raises(ClientError) as raised:
+        runtime.invoke_endpoint(EndpointName="brief", Body=b"x")
+    assert "not found" in raised.value.response["Error"]["Message"]

@@ -206,3 +206,73 @@ def test_bad_transform_requests_are_refused(
         lines_model.create_transform_job(**request)
     assert "Could not find model" in raised.value.response["Error"]["Message"]
     assert lines_model.list_transform_jobs()["TransformJobSummaries"] == []
+
+
+@pytest.mark.slow
+def test_input_filter_join_and_output_filter_on_csv(
+    server: RunningServer, lines_model: Any, tmp_path: Path
+) -> None:
+    source = tmp_path / "input"
+    source.mkdir()
+    (source / "rows.csv").write_text('id-1,a,bb\nid-2,c,"d,e"\n')
+    output = tmp_path / "output"
+    lines_model.create_transform_job(
+        **transform_request(
+            "joined",
+            source,
+            output,
+            TransformOutput={
+                "S3OutputPath": output.as_uri(),
+                "AssembleWith": "Line",
+                "Accept": "text/csv",
+            },
+            BatchStrategy="MultiRecord",
+            DataProcessing={
+                "InputFilter": "$[1:]",  # inclusive slice: columns 1 and 2
+                "JoinSource": "Input",
+                "OutputFilter": "$[0,-1]",  # the id, and the model's last column
+            },
+        )
+    )
+    described = wait_for_transform(lines_model, "joined")
+    assert described["TransformJobStatus"] == "Completed", described.get("FailureReason")
+    # The model saw "a,bb" and 'c,"d,e"' and answered "a,BB,2" and 'c,"D,E",5'.
+    assert (output / "rows.csv.out").read_text().splitlines() == ["id-1,2", "id-2,5"]
+
+
+@pytest.mark.slow
+def test_stop_transform_job(server: RunningServer, tmp_path: Path) -> None:
+    image = tmp_path / "slow-model"
+    image.mkdir()
+    (image / "server.py").write_text(LINE_MODEL.replace("time.sleep(0.05)", "time.sleep(0.5)"))
+    (image / "Dockerfile").write_text(
+        "FROM scratch\nCOPY server.py /opt/program/server.py\n"
+        'ENTRYPOINT ["python3", "/opt/program/server.py"]\n'
+    )
+    sagemaker = server.client("sagemaker")
+    sagemaker.create_model(ModelName="lines", PrimaryContainer={"Image": str(image)})
+    source = tmp_path / "input"
+    source.mkdir()
+    (source / "many.csv").write_text("".join(f"{i},row\n" for i in range(200)))
+    output = tmp_path / "output"
+    request = transform_request("halted", source, output, BatchStrategy="SingleRecord")
+    request["TransformResources"]["InstanceCount"] = 1
+    sagemaker.create_transform_job(**request)
+    end = time.monotonic() + 60
+    logs = server.client("logs")
+    while True:  # stop once records are being sent
+        streams = logs.describe_log_streams(
+            logGroupName="/aws/sagemaker/TransformJobs", logStreamNamePrefix="halted/algo-1"
+        )["logStreams"]
+        if streams:
+            break
+        assert time.monotonic() < end
+        time.sleep(0.1)
+    sagemaker.stop_transform_job(TransformJobName="halted")
+    assert sagemaker.describe_transform_job(TransformJobName="halted")["TransformJobStatus"] in (
+        "Stopping",
+        "Stopped",
+    )
+    described = wait_for_transform(sagemaker, "halted", deadline=30)
+    assert described["TransformJobStatus"] == "Stopped"
+    assert not (output / "many.csv.out").exists()

@@ -1,1 +1,1 @@
-"""HTTP faces of the engine: the SageMaker JSON 1.1 control plane and the CloudWatch Logs subset."""
+"""HTTP faces of the engine: SageMaker control plane, runtime (InvokeEndpoint), Logs subset."""

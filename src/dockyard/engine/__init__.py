@@ -1,1 +1,1 @@
-"""The resources and their lifecycles: training jobs now; models, endpoints and transforms later."""
+"""The resources and their lifecycles: training jobs, models, endpoints, batch transform."""

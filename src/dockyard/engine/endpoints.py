@@ -23,7 +23,7 @@ from dockyard.contract.endpoints import (
     UpdateEndpointRequest,
     check_endpoint_transition,
 )
-from dockyard.contract.errors import NotFoundError, ValidationError
+from dockyard.contract.errors import DockyardError, NotFoundError, ValidationError
 from dockyard.engine.context import EngineContext
 from dockyard.engine.deployments import Deployment, VariantPlan, variant_plans
 from dockyard.engine.instances import InstanceFailed
@@ -54,7 +54,6 @@ class Endpoints:
         self._starting: dict[str, Deployment] = {}  # a deployment being created or updated
         self._lock = threading.Lock()
         self._writers: dict[str, LogWriter] = {}
-        self._threads: list[threading.Thread] = []
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -190,7 +189,7 @@ class Endpoints:
     def _deploy_new(self, name: str, config: str) -> None:
         try:
             deployment = self._start_deployment(name, config)
-        except InstanceFailed as failed:
+        except DockyardError as failed:  # an instance failed, or the config/model is gone
             self._transition(name, _E.FAILED, FailureReason=_reason(failed))
             return
         if deployment is None:
@@ -201,7 +200,7 @@ class Endpoints:
     def _restore(self, name: str, config: str, interrupted: bool = False) -> None:
         try:
             deployment = self._start_deployment(name, config)
-        except InstanceFailed as failed:
+        except DockyardError as failed:
             if not interrupted:
                 self._transition(name, _E.OUT_OF_SERVICE, FailureReason=_reason(failed))
                 return
@@ -222,7 +221,7 @@ class Endpoints:
     def _update(self, name: str, config: str) -> None:
         try:
             deployment = self._start_deployment(name, config)
-        except InstanceFailed as failed:
+        except DockyardError as failed:
             self._transition(name, _E.ROLLING_BACK, FailureReason=_reason(failed))
             self._transition(name, _E.IN_SERVICE, PendingEndpointConfigName=None)
             return
@@ -338,7 +337,6 @@ class Endpoints:
                 logger.exception("endpoint %s: background work failed", name)
 
         thread = threading.Thread(target=run, name=f"endpoint-{name}", daemon=True)
-        self._threads.append(thread)
         thread.start()
 
     def _writer(self, name: str) -> LogWriter:

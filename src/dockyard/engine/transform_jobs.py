@@ -212,7 +212,8 @@ class TransformJobs:
             self._finish(name, _T.FAILED, f"InternalServerError: {exc}")
             return
         finally:
-            shutil.rmtree(folder / "scratch", ignore_errors=True)
+            # Outputs are in S3OutputPath and the log in the store: nothing here is needed.
+            shutil.rmtree(folder, ignore_errors=True)
             self._writer().flush()  # the whole log is readable once the job has ended
             with self._lock:
                 self._stops.pop(name, None)

@@ -8,10 +8,15 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dockyard import __version__
+from dockyard.cli.deploy import deploy
+from dockyard.cli.endpoint_configs import endpoint_configs
+from dockyard.cli.endpoints import endpoints
+from dockyard.cli.invoke import invoke
 from dockyard.cli.jobs import jobs
 from dockyard.cli.models import models
 from dockyard.cli.s3 import s3
 from dockyard.cli.train import train
+from dockyard.cli.transform import transform, transforms
 from dockyard.client import local_server as server_control
 from dockyard.contract.errors import DockyardError
 from dockyard.settings import Settings
@@ -21,7 +26,7 @@ from dockyard.settings import Settings
 @click.version_option(__version__, prog_name="dockyard")
 @click.pass_context
 def cli(ctx: click.Context) -> None:
-    """Run SageMaker-style training jobs on this machine."""
+    """Run SageMaker-style training jobs, endpoints and batch transforms on this machine."""
     ctx.obj = Settings()
 
 
@@ -70,6 +75,12 @@ def status(settings: Settings) -> None:
 cli.add_command(train)
 cli.add_command(jobs)
 cli.add_command(models)
+cli.add_command(endpoint_configs)
+cli.add_command(endpoints)
+cli.add_command(deploy)
+cli.add_command(invoke)
+cli.add_command(transform)
+cli.add_command(transforms)
 cli.add_command(s3)
 
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The main job: set up, then train the R and the Python example through dockyard's server,
-# show the jobs and the model artifacts. State goes to $DOCKYARD_HOME (default ~/.dockyard).
+# The main job: set up, train the R and the Python example through dockyard's server, deploy the
+# R model on two instances, invoke it, batch-transform a folder of rows with it, and clean up.
+# State goes to $DOCKYARD_HOME (default ~/.dockyard).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
@@ -19,3 +20,23 @@ $dockyard train --image examples/python-byoc --input train=examples/data/iris \
 
 $dockyard jobs list
 $dockyard s3 ls "s3://demo/out/iris-r-$stamp/output/"
+
+echo "== Deploy the R model on two instances and invoke it =="
+$dockyard deploy --job "iris-r-$stamp" --name "iris-$stamp" --instance-count 2
+printf '5.1,3.5,1.4,0.2\n6.0,2.9,4.5,1.5\n6.3,3.3,6.0,2.5\n' |
+  $dockyard invoke "iris-$stamp" --content-type text/csv --body -
+
+echo "== Batch transform: every iris row, without its label, in two files =="
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/rows"
+tail -n +2 examples/data/iris/iris.csv | cut -d, -f1-4 | head -n 75 > "$work/rows/part-1.csv"
+tail -n +2 examples/data/iris/iris.csv | cut -d, -f1-4 | tail -n +76 > "$work/rows/part-2.csv"
+$dockyard transform --model "iris-$stamp" --input "$work/rows" --output "$work/predictions" \
+  --content-type text/csv --split-type Line --strategy MultiRecord --assemble-with Line \
+  --instance-count 2 --max-concurrent 2 --name "iris-batch-$stamp"
+for part in part-1 part-2; do
+  echo "$part: $(sort "$work/predictions/$part.csv.out" | uniq -c | tr -s ' \n' ' ')"
+done
+
+$dockyard endpoints delete "iris-$stamp" --wait

@@ -268,6 +268,8 @@ def test_stop_transform_job(server: RunningServer, tmp_path: Path) -> None:
             break
         assert time.monotonic() < end
         time.sleep(0.1)
+    time.sleep(0.5)  # a 5 s request is in flight now
+    stopped_at = time.monotonic()
     sagemaker.stop_transform_job(TransformJobName="halted")
     assert sagemaker.describe_transform_job(TransformJobName="halted")["TransformJobStatus"] in (
         "Stopping",
@@ -275,4 +277,14 @@ def test_stop_transform_job(server: RunningServer, tmp_path: Path) -> None:
     )
     described = wait_for_transform(sagemaker, "halted", deadline=30)
     assert described["TransformJobStatus"] == "Stopped"
+    # The request in flight did not hold the stop back.
+    assert time.monotonic() - stopped_at < 3
     assert not (output / "many.csv.out").exists()
+    # Stopped while its instance is still starting: no grace period to wait out either.
+    request["TransformJobName"] = "halted-early"
+    sagemaker.create_transform_job(**request)
+    stopped_at = time.monotonic()
+    sagemaker.stop_transform_job(TransformJobName="halted-early")
+    described = wait_for_transform(sagemaker, "halted-early", deadline=30)
+    assert described["TransformJobStatus"] == "Stopped"
+    assert time.monotonic() - stopped_at < 3

@@ -121,6 +121,8 @@ class Instance:
     in_flight: int = 0
     idle: list[Any] = field(default_factory=list)  # keep-alive connections of the router
     served: int = 0
+    _closing: threading.Lock = field(default_factory=threading.Lock)
+    _closed: bool = False
 
     @property
     def exited(self) -> bool:
@@ -177,14 +179,16 @@ class Instance:
             self.host.signal(signal.SIGTERM)
             if self.host.wait(timeout=grace) is None:
                 self.host.kill()
-        self.host.kill()  # whatever the program left behind in its group
-        self.host.wait(timeout=10)
-        self.connector.close()
+        self.kill()  # whatever the program left behind in its group
 
     def kill(self) -> None:
+        """SIGKILL everything of the instance; safe to call again, from any thread."""
         self.host.kill()
         self.host.wait(timeout=10)
-        self.connector.close()
+        with self._closing:
+            if not self._closed:
+                self._closed = True
+                self.connector.close()
 
 
 class _NamespaceConnection(http.client.HTTPConnection):

@@ -88,6 +88,11 @@ class TransformRun:
         count = request.transform_resources.instance_count
         self.log(f"{len(files)} input objects over {count} instances")
         instances: list[Instance] = []
+        finished = threading.Event()
+        watcher = threading.Thread(
+            target=self._kill_on_stop, args=(instances, finished), name="stop", daemon=True
+        )
+        watcher.start()
         try:
             model = prepare_model(self.ctx, self.container, self.folder / "model", self.log)
             env = transform_environment(request)
@@ -131,14 +136,27 @@ class TransformRun:
                 return Outcome(None, stopped=True)
             return Outcome(f"ClientError: {failed}"[:1024])
         finally:
+            finished.set()
             for instance in instances:
-                instance.stop(grace=STOP_GRACE_SECONDS)
+                if self.stop.is_set():
+                    instance.kill()
+                else:
+                    instance.stop(grace=STOP_GRACE_SECONDS)
         if self.stop.is_set():
             return Outcome(None, stopped=True)
         if failures:
             more = f" (and {len(failures) - 1} more objects)" if len(failures) > 1 else ""
             return Outcome((failures[0] + more)[:1024])
         return Outcome(None)
+
+    def _kill_on_stop(self, instances: list[Instance], finished: threading.Event) -> None:
+        """StopTransformJob ends the instances at once: a request in flight would otherwise hold
+        the stop for up to InvocationsTimeoutInSeconds, and a starting one for the grace."""
+        while not finished.is_set():
+            if self.stop.wait(0.1):
+                for instance in list(instances):
+                    instance.kill()
+                return
 
     def _transform_share(
         self,

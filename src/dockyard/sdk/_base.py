@@ -1,19 +1,23 @@
 """`EstimatorBase`: what every estimator shares — resources, output, script-mode code, the
-CreateTrainingJob request, fit, attach and logs. Subclasses say which image runs and how
-hyperparameters are encoded (estimator.py)."""
+CreateTrainingJob request, fit, attach and logs, and deploy / transformer of the trained model.
+Subclasses say which image runs, how hyperparameters are encoded and which Model serves the
+result (estimator.py)."""
 
 from __future__ import annotations
 
 import json
-import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from dockyard.contract.names import job_name_from_base
 from dockyard.sdk._channels import Inputs, input_data_config, job_input_mode
-from dockyard.sdk._code import stage_code
+from dockyard.sdk._code import StagedCode, stage_code
 from dockyard.sdk._jobs import TrainingJob
+from dockyard.sdk._names import base_from_name, base_name_from_image, name_from_base
+from dockyard.sdk.deserializers import BaseDeserializer
+from dockyard.sdk.serializers import BaseSerializer
 from dockyard.sdk.session import DEFAULT_ROLE, Session
+from dockyard.sdk.transformer import Transformer
 
 IGNORED_ARGUMENTS = frozenset(
     {
@@ -43,8 +47,6 @@ SCRIPT_MODE_HYPERPARAMETERS = (
     "sagemaker_job_name",
     "sagemaker_region",
 )
-_IMAGE_REPOSITORY = re.compile(r"^(?:.+/)?([^:/]+)(?::[^:/]+)?$")
-_NAME_TIMESTAMP = re.compile(r"^(.+)-(?:\d{4}(?:-\d{2}){5}-\d{3}|\d{6}-\d{4})$")
 
 
 class EstimatorBase:
@@ -141,6 +143,8 @@ class EstimatorBase:
         self.disable_output_compression = disable_output_compression
         self.latest_training_job: TrainingJob | None = None
         self._current_job_name: str | None = None
+        # The code the latest request staged: what create_model() serves by default.
+        self.uploaded_code: StagedCode | None = None
 
     # -- what subclasses decide ----------------------------------------------------------------
 
@@ -169,7 +173,7 @@ class EstimatorBase:
         reads them in place) unless `dependencies` are given; uploads to the object store for a
         server elsewhere. `experiment_config` (SageMaker Experiments) is ignored."""
         session = self.sagemaker_session
-        name = job_name or job_name_from_base(self._base_name())
+        name = job_name or name_from_base(self._base_name())
         output_path = self.output_path or session.default_output_path()
         algorithm: dict[str, Any] = {
             "TrainingImage": self.training_image_uri(),
@@ -250,6 +254,7 @@ class EstimatorBase:
             code_location=self.code_location,
             output_path=output_path,
         )
+        self.uploaded_code = code
         script_mode = [
             code.submit_directory,
             code.program,
@@ -266,8 +271,7 @@ class EstimatorBase:
     def _base_name(self) -> str:
         if self.base_job_name:
             return self.base_job_name
-        match = _IMAGE_REPOSITORY.match(self.training_image_uri().rstrip("/"))
-        return match[1] if match else "training-job"
+        return base_name_from_image(self.training_image_uri(), "training-job")
 
     # -- running -------------------------------------------------------------------------------
 
@@ -307,11 +311,138 @@ class EstimatorBase:
         """Print the latest job's status changes and log, following it until it ends."""
         self.sagemaker_session.logs_for_job(self._job().name, wait=True)
 
-    def deploy(self, *args: Any, **kwargs: Any) -> Any:
-        raise NotImplementedError(
-            "dockyard runs training jobs only so far: deploy() (endpoints) is not available yet; "
-            "estimator.model_data names the trained model.tar.gz"
+    # -- serving the trained model -------------------------------------------------------------
+
+    def create_model(self, **kwargs: Any) -> Any:
+        """The Model that serves the latest job's model data (see the subclasses)."""
+        raise NotImplementedError
+
+    def _model_source_dir(self) -> str | None:
+        """The inference code's folder or archive for create_model(): what the latest fit()
+        staged (the SDK uses the sourcedir.tar.gz it uploaded), else source_dir."""
+        if self.uploaded_code is not None:
+            return self.uploaded_code.submit_directory
+        return self.source_dir
+
+    def _model_entry_point(self) -> str | None:
+        if self.uploaded_code is not None:
+            return self.uploaded_code.program
+        return self.entry_point
+
+    def _get_or_create_name(self, name: str | None = None) -> str:
+        return name or name_from_base(self._base_name())
+
+    def deploy(
+        self,
+        initial_instance_count: int | None = None,
+        instance_type: str | None = None,
+        serializer: BaseSerializer | None = None,
+        deserializer: BaseDeserializer | None = None,
+        accelerator_type: str | None = None,
+        endpoint_name: str | None = None,
+        use_compiled_model: bool = False,
+        wait: bool = True,
+        model_name: str | None = None,
+        kms_key: str | None = None,
+        data_capture_config: Any = None,
+        tags: list[dict[str, str]] | None = None,
+        serverless_inference_config: Any = None,
+        async_inference_config: Any = None,
+        volume_size: int | None = None,
+        model_data_download_timeout: int | None = None,
+        container_startup_health_check_timeout: int | None = None,
+        inference_recommendation_id: str | None = None,
+        explainer_config: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Serve the latest job's model: a model, an endpoint config and an endpoint, all named
+        `<base job name>-<timestamp>` unless named here, on `initial_instance_count` instances;
+        returns a Predictor once the endpoint is InService. Framework estimators serve with
+        their entry_point / source_dir as the inference code. `kwargs` go to create_model()."""
+        if use_compiled_model:
+            raise ValueError("compiled models (SageMaker Neo) are not supported by dockyard")
+        if kwargs.pop("update_endpoint", None) is not None:
+            _removed_warning("update_endpoint (use predictor.update_endpoint())")
+        self._job()
+        default_name = name_from_base(self._base_name())
+        model = self.create_model(**kwargs)
+        model.name = model_name or default_name
+        return model.deploy(
+            instance_type=instance_type,
+            initial_instance_count=initial_instance_count,
+            serializer=serializer,
+            deserializer=deserializer,
+            accelerator_type=accelerator_type,
+            endpoint_name=endpoint_name or default_name,
+            tags=tags or self.tags or None,
+            wait=wait,
+            kms_key=kms_key,
+            data_capture_config=data_capture_config,
+            serverless_inference_config=serverless_inference_config,
+            async_inference_config=async_inference_config,
+            volume_size=volume_size,
+            model_data_download_timeout=model_data_download_timeout,
+            container_startup_health_check_timeout=container_startup_health_check_timeout,
+            inference_recommendation_id=inference_recommendation_id,
+            explainer_config=explainer_config,
         )
+
+    def transformer(
+        self,
+        instance_count: int,
+        instance_type: str,
+        strategy: str | None = None,
+        assemble_with: str | None = None,
+        output_path: str | None = None,
+        output_kms_key: str | None = None,
+        accept: str | None = None,
+        env: dict[str, str] | None = None,
+        max_concurrent_transforms: int | None = None,
+        max_payload: int | None = None,
+        tags: list[dict[str, str]] | None = None,
+        role: str | None = None,
+        volume_kms_key: str | None = None,
+        vpc_config_override: Any = None,
+        enable_network_isolation: bool | None = None,
+        model_name: str | None = None,
+        **create_model_kwargs: Any,
+    ) -> Transformer:
+        """Create a model of the latest job (named `<base job name>-<timestamp>` unless
+        `model_name` is given) and return a Transformer for batch transform jobs with it."""
+        self._job()
+        tags = tags or self.tags or None
+        name = self._get_or_create_name(model_name)
+        if enable_network_isolation is None:
+            enable_network_isolation = self.enable_network_isolation()
+        model = self.create_model(
+            role=role, enable_network_isolation=enable_network_isolation, **create_model_kwargs
+        )
+        model.name = name
+        model._create_sagemaker_model(instance_type, tags=tags)
+        return Transformer(
+            name,
+            instance_count,
+            instance_type,
+            strategy=strategy,
+            assemble_with=assemble_with,
+            output_path=output_path,
+            output_kms_key=output_kms_key,
+            accept=accept,
+            max_concurrent_transforms=max_concurrent_transforms,
+            max_payload=max_payload,
+            env=self._transform_env(model, env),
+            tags=tags,
+            base_transform_job_name=self._base_name(),
+            volume_kms_key=volume_kms_key,
+            sagemaker_session=self.sagemaker_session,
+        )
+
+    def _transform_env(self, model: Any, env: dict[str, str] | None) -> dict[str, str] | None:
+        return env
+
+    def delete_endpoint(self) -> None:
+        """Removed in the SageMaker SDK v2 (a no-op that warns): use predictor.delete_endpoint()."""
+        _removed_warning("estimator.delete_endpoint() (use predictor.delete_endpoint())")
 
     # -- attaching -----------------------------------------------------------------------------
 
@@ -340,7 +471,6 @@ class EstimatorBase:
         algorithm = described["AlgorithmSpecification"]
         resources = described["ResourceConfig"]
         stopping = described.get("StoppingCondition", {})
-        match = _NAME_TIMESTAMP.match(described["TrainingJobName"])
         params: dict[str, Any] = {
             "role": described["RoleArn"],
             "instance_count": resources["InstanceCount"],
@@ -349,7 +479,7 @@ class EstimatorBase:
             "max_run": stopping.get("MaxRuntimeInSeconds", 86400),
             "max_wait": stopping.get("MaxWaitTimeInSeconds"),
             "input_mode": algorithm.get("TrainingInputMode", "File"),
-            "base_job_name": match[1] if match else described["TrainingJobName"],
+            "base_job_name": base_from_name(described["TrainingJobName"]),
             "output_path": described["OutputDataConfig"]["S3OutputPath"],
             "hyperparameters": dict(described.get("HyperParameters", {})),
             "metric_definitions": algorithm.get("MetricDefinitions"),
@@ -368,6 +498,10 @@ class EstimatorBase:
             if channel["ChannelName"] == model_channel_name:
                 params["model_uri"] = channel["DataSource"]["S3DataSource"]["S3Uri"]
         return params
+
+
+def _removed_warning(what: str) -> None:
+    warnings.warn(f"{what} is a no-op in the SageMaker SDK v2", DeprecationWarning, stacklevel=3)
 
 
 def _role_arn(role: str | None, account: str) -> str:

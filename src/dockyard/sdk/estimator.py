@@ -1,20 +1,24 @@
 """Estimators: `Estimator` for your own image (BYOC) and `Framework`, script mode on a framework
-image; `EstimatorBase` (in _base.py) holds what they share."""
+image; `EstimatorBase` (in _base.py) holds what they share. Each says which Model serves what
+it trained (`create_model`)."""
 
 from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
 from dockyard.client.uris import image_ref as image_reference
 from dockyard.sdk._base import EstimatorBase
-from dockyard.sdk._compat import accepts_v1_names
+from dockyard.sdk._compat import accepts_v1_names, warn_v1_name
 from dockyard.sdk._distribution import (
     distribution_from_hyperparameters,
     distribution_hyperparameters,
 )
+from dockyard.sdk.model import FrameworkModel, Model
+from dockyard.sdk.predictor import Predictor
 
 __all__ = ["Estimator", "EstimatorBase", "Framework"]
 
@@ -47,6 +51,30 @@ class Estimator(EstimatorBase):
         if self.source_dir:
             kwargs = {key: json.dumps(value) for key, value in kwargs.items()}
         self._hyperparameters.update(kwargs)
+
+    def create_model(
+        self,
+        role: str | None = None,
+        image_uri: str | None = None,
+        predictor_cls: Any = None,
+        vpc_config_override: Any = None,
+        **kwargs: Any,
+    ) -> Model:
+        """A Model of the latest job's model data in the training image (or `image_uri`);
+        `kwargs` go to Model (env, entry_point, source_dir, ...)."""
+        _drop_v2_removed_arguments(kwargs)
+        if "image" in kwargs:  # the v1 name
+            warn_v1_name("image", "image_uri", stacklevel=3)
+            image_uri = kwargs.pop("image")
+        kwargs.setdefault("enable_network_isolation", self.enable_network_isolation())
+        return Model(
+            image_uri or self.image_uri,
+            self.model_data,
+            role or self.role,
+            sagemaker_session=self.sagemaker_session,
+            predictor_cls=predictor_cls or Predictor,
+            **kwargs,
+        )
 
     @classmethod
     def _init_params_from_description(
@@ -113,6 +141,53 @@ class Framework(EstimatorBase):
         values.update(distribution_hyperparameters(self.distribution, self.instance_type))
         return {str(key): json.dumps(value) for key, value in values.items()}
 
+    def create_model(
+        self,
+        model_server_workers: int | None = None,
+        role: str | None = None,
+        vpc_config_override: Any = None,
+        entry_point: str | None = None,
+        source_dir: str | None = None,
+        dependencies: list[str] | None = None,
+        **kwargs: Any,
+    ) -> FrameworkModel:
+        """A FrameworkModel of the latest job's model data whose inference code is, unless
+        given here, the training code: the entry point and the code fit() staged (so model_fn
+        and friends may sit beside the training code, under `if __name__ == "__main__"`)."""
+        _drop_v2_removed_arguments(kwargs)
+        kwargs["name"] = self._get_or_create_name(kwargs.get("name"))
+        kwargs.setdefault("enable_network_isolation", self.enable_network_isolation())
+        if dependencies is None:
+            # Staged code already holds the dependencies (they went into its archive).
+            staged = source_dir is None and self.uploaded_code is not None
+            dependencies = [] if staged else self.dependencies
+        arguments = {
+            "role": role or self.role,
+            "entry_point": entry_point or self._model_entry_point(),
+            "source_dir": source_dir or self._model_source_dir(),
+            "container_log_level": self.container_log_level,
+            "code_location": self.code_location,
+            "sagemaker_session": self.sagemaker_session,
+            "dependencies": dependencies,
+            **kwargs,
+        }
+        return self._framework_model(model_server_workers, arguments)
+
+    def _framework_model(
+        self, model_server_workers: int | None, arguments: dict[str, Any]
+    ) -> FrameworkModel:
+        """The framework's Model class (SKLearnModel, PyTorchModel) in the subclasses; a
+        FrameworkModel in the training image here."""
+        image_uri = arguments.pop("image_uri", None) or self.training_image_uri()
+        arguments.setdefault("predictor_cls", Predictor)
+        model = FrameworkModel(self.model_data, image_uri, **arguments)
+        model.model_server_workers = model_server_workers
+        return model
+
+    def _transform_env(self, model: Any, env: dict[str, str] | None) -> dict[str, str] | None:
+        # As the SDK: a framework model's environment, with the transformer's over it.
+        return {**model.env, **(env or {})}
+
     @classmethod
     def _init_params_from_description(
         cls, described: dict[str, Any], model_channel_name: str
@@ -137,6 +212,20 @@ class Framework(EstimatorBase):
         else:
             params["image_uri"] = image
         return params
+
+
+def _drop_v2_removed_arguments(kwargs: dict[str, Any]) -> None:
+    """create_model() arguments the SDK v2 removed (pass serializers to deploy()): warned about
+    and dropped, as the SDK does."""
+    for name in ("serializer", "deserializer", "content_type", "accept"):
+        if name in kwargs:
+            kwargs.pop(name)
+            warnings.warn(
+                f"{name} is a no-op in create_model() in the SageMaker SDK v2: pass serializers "
+                "to deploy()",
+                DeprecationWarning,
+                stacklevel=3,
+            )
 
 
 def _json_or_text(value: str) -> Any:

@@ -1,5 +1,6 @@
-"""PyTorch script mode, as `sagemaker.pytorch`."""
+"""PyTorch script mode and serving, as `sagemaker.pytorch`."""
 
 from dockyard.sdk.pytorch.estimator import PyTorch
+from dockyard.sdk.pytorch.model import PyTorchModel, PyTorchPredictor
 
-__all__ = ["PyTorch"]
+__all__ = ["PyTorch", "PyTorchModel", "PyTorchPredictor"]

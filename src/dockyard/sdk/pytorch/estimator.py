@@ -7,6 +7,7 @@ from typing import Any
 
 from dockyard.sdk._compat import accepts_v1_names
 from dockyard.sdk.estimator import Framework
+from dockyard.sdk.pytorch.model import PyTorchModel
 
 __all__ = ["PyTorch"]
 
@@ -42,4 +43,16 @@ class PyTorch(Framework):
             image_uri=image_uri,
             distribution=distribution,
             **kwargs,
+        )
+
+    def _framework_model(
+        self, model_server_workers: int | None, arguments: dict[str, Any]
+    ) -> PyTorchModel:
+        arguments.setdefault("image_uri", self.image_uri)
+        return PyTorchModel(
+            self.model_data,
+            framework_version=self.framework_version,
+            py_version=self.py_version,
+            model_server_workers=model_server_workers,
+            **arguments,
         )

@@ -1,5 +1,6 @@
-"""scikit-learn script mode, as `sagemaker.sklearn`."""
+"""scikit-learn script mode and serving, as `sagemaker.sklearn`."""
 
 from dockyard.sdk.sklearn.estimator import SKLearn
+from dockyard.sdk.sklearn.model import SKLearnModel, SKLearnPredictor
 
-__all__ = ["SKLearn"]
+__all__ = ["SKLearn", "SKLearnModel", "SKLearnPredictor"]

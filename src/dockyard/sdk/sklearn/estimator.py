@@ -7,6 +7,7 @@ from typing import Any
 
 from dockyard.sdk._compat import accepts_v1_names
 from dockyard.sdk.estimator import Framework
+from dockyard.sdk.sklearn.model import SKLearnModel
 
 __all__ = ["SKLearn"]
 
@@ -43,4 +44,16 @@ class SKLearn(Framework):
             py_version=py_version,
             image_uri=image_uri,
             **kwargs,
+        )
+
+    def _framework_model(
+        self, model_server_workers: int | None, arguments: dict[str, Any]
+    ) -> SKLearnModel:
+        arguments.setdefault("image_uri", self.image_uri)
+        return SKLearnModel(
+            self.model_data,
+            framework_version=self.framework_version,
+            py_version=self.py_version,
+            model_server_workers=model_server_workers,
+            **arguments,
         )

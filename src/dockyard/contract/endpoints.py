@@ -9,7 +9,7 @@ from pydantic import Field
 
 from dockyard.contract import names
 from dockyard.contract.errors import InvalidTransition
-from dockyard.contract.shapes import WireShape
+from dockyard.contract.shapes import ListShape, WireShape
 
 EndpointName = Annotated[
     str, Field(min_length=1, max_length=names.MAX_NAME_LENGTH, pattern=names.JOB_NAME.pattern)
@@ -71,14 +71,7 @@ class EndpointNameRequest(WireShape):
     endpoint_name: EndpointName
 
 
-class ListEndpointsRequest(WireShape):
-    next_token: Annotated[str, Field(max_length=8192)] | None = None
-    max_results: Annotated[int, Field(ge=1, le=100)] = 10
-    creation_time_after: float | None = None
-    creation_time_before: float | None = None
-    name_contains: (
-        Annotated[str, Field(max_length=63, pattern=names.NAME_CONTAINS.pattern)] | None
-    ) = None
+class ListEndpointsRequest(ListShape):
     status_equals: EndpointStatus | None = None
     sort_by: Literal["Name", "CreationTime", "Status"] = "CreationTime"
     sort_order: Literal["Ascending", "Descending"] = "Descending"

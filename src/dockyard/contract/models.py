@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from dockyard.contract import names
-from dockyard.contract.shapes import WireShape
+from dockyard.contract.shapes import ListShape, WireShape
 
 ModelName = Annotated[
     str, Field(min_length=1, max_length=names.MAX_NAME_LENGTH, pattern=names.MODEL_NAME.pattern)
@@ -95,15 +95,8 @@ class EndpointConfigNameRequest(WireShape):
     endpoint_config_name: ConfigName
 
 
-class ListRequest(WireShape):
+class ListRequest(ListShape):
     """ListModels and ListEndpointConfigs take the same members."""
 
-    next_token: Annotated[str, Field(max_length=8192)] | None = None
-    max_results: Annotated[int, Field(ge=1, le=100)] = 10
-    creation_time_after: float | None = None
-    creation_time_before: float | None = None
-    name_contains: (
-        Annotated[str, Field(max_length=63, pattern=names.NAME_CONTAINS.pattern)] | None
-    ) = None
     sort_by: Literal["Name", "CreationTime"] = "CreationTime"
     sort_order: Literal["Ascending", "Descending"] = "Descending"

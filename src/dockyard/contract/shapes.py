@@ -9,6 +9,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_pascal
 
+from dockyard.contract import names
 from dockyard.contract.errors import ValidationError
 
 Shape = TypeVar("Shape", bound="WireShape")
@@ -103,3 +104,15 @@ def _constraint(err: Any) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class ListShape(WireShape):
+    """The members every List* request shares; each adds its filters and sort keys."""
+
+    next_token: Annotated[str, pydantic.Field(max_length=8192)] | None = None
+    max_results: Annotated[int, pydantic.Field(ge=1, le=100)] = 10
+    creation_time_after: float | None = None
+    creation_time_before: float | None = None
+    name_contains: (
+        Annotated[str, pydantic.Field(max_length=63, pattern=names.NAME_CONTAINS.pattern)] | None
+    ) = None

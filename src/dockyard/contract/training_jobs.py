@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dockyard.contract import names
 from dockyard.contract.errors import InvalidTransition
-from dockyard.contract.shapes import Timestamp, WireShape
+from dockyard.contract.shapes import ListShape, Timestamp, WireShape
 
 JobName = Annotated[
     str,
@@ -336,16 +336,9 @@ class TrainingJobSummary(WireShape):
     secondary_status: SecondaryStatus | None = None
 
 
-class ListTrainingJobsRequest(WireShape):
-    next_token: Annotated[str, Field(max_length=8192)] | None = None
-    max_results: Annotated[int, Field(ge=1, le=100)] = 10
-    creation_time_after: float | None = None
-    creation_time_before: float | None = None
+class ListTrainingJobsRequest(ListShape):
     last_modified_time_after: float | None = None
     last_modified_time_before: float | None = None
-    name_contains: (
-        Annotated[str, Field(max_length=63, pattern=names.NAME_CONTAINS.pattern)] | None
-    ) = None
     status_equals: TrainingJobStatus | None = None
     sort_by: Literal["Name", "CreationTime", "Status"] = "CreationTime"
     sort_order: Literal["Ascending", "Descending"] = "Ascending"

@@ -14,7 +14,7 @@ from dockyard.contract import names
 from dockyard.contract.errors import InvalidTransition, ValidationError
 from dockyard.contract.instance_types import instance_type
 from dockyard.contract.models import ModelName
-from dockyard.contract.shapes import Timestamp, WireShape
+from dockyard.contract.shapes import ListShape, Timestamp, WireShape
 from dockyard.contract.training_jobs import JobName, Tag
 
 BatchStrategy = Literal["SingleRecord", "MultiRecord"]
@@ -238,16 +238,9 @@ class TransformJobNameRequest(WireShape):
     transform_job_name: JobName
 
 
-class ListTransformJobsRequest(WireShape):
-    next_token: Annotated[str, Field(max_length=8192)] | None = None
-    max_results: Annotated[int, Field(ge=1, le=100)] = 10
-    creation_time_after: float | None = None
-    creation_time_before: float | None = None
+class ListTransformJobsRequest(ListShape):
     last_modified_time_after: float | None = None
     last_modified_time_before: float | None = None
-    name_contains: (
-        Annotated[str, Field(max_length=63, pattern=names.NAME_CONTAINS.pattern)] | None
-    ) = None
     status_equals: TransformJobStatus | None = None
     sort_by: Literal["Name", "CreationTime", "Status"] = "CreationTime"
     # The API reference gives Descending as ListTransformJobs' default (training: Ascending).

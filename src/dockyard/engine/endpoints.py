@@ -29,7 +29,7 @@ from dockyard.engine.deployments import Deployment, VariantPlan, variant_plans
 from dockyard.engine.instances import InstanceFailed
 from dockyard.engine.logs import LogWriter
 from dockyard.engine.models import MODEL, EndpointConfigs
-from dockyard.engine.paging import decode_token, encode_token
+from dockyard.engine.paging import resource_page
 from dockyard.engine.router import Router, Variant
 from dockyard.storage.metadata import ResourceRecord
 
@@ -116,34 +116,7 @@ class Endpoints:
         return out
 
     def list(self, request: ListEndpointsRequest) -> dict[str, Any]:
-        offset = decode_token(request.next_token)
-        rows = self.ctx.metadata.list_resources(
-            ENDPOINT,
-            name_contains=request.name_contains,
-            creation_after=request.creation_time_after,
-            creation_before=request.creation_time_before,
-            status_equals=request.status_equals,
-            sort_by=request.sort_by,
-            descending=request.sort_order == "Descending",
-            offset=offset,
-            limit=request.max_results + 1,
-        )
-        page = rows[: request.max_results]
-        out: dict[str, Any] = {
-            "Endpoints": [
-                {
-                    "EndpointName": r.name,
-                    "EndpointArn": r.arn,
-                    "CreationTime": r.creation_time,
-                    "LastModifiedTime": r.last_modified_time or r.creation_time,
-                    "EndpointStatus": r.status,
-                }
-                for r in page
-            ]
-        }
-        if len(rows) > request.max_results:
-            out["NextToken"] = encode_token(offset + len(page))
-        return out
+        return resource_page(self.ctx.metadata, ENDPOINT, request, "Endpoints", _summary)
 
     def record(self, name: str) -> ResourceRecord:
         found = self.ctx.metadata.resource(ENDPOINT, name)
@@ -352,6 +325,16 @@ class Endpoints:
     def _arn(self, name: str) -> str:
         settings = self.ctx.settings
         return names.arn(ENDPOINT, name, settings.region, settings.account_id)
+
+
+def _summary(record: ResourceRecord) -> dict[str, Any]:
+    return {
+        "EndpointName": record.name,
+        "EndpointArn": record.arn,
+        "CreationTime": record.creation_time,
+        "LastModifiedTime": record.last_modified_time or record.creation_time,
+        "EndpointStatus": record.status,
+    }
 
 
 def _reason(failed: Exception) -> str:

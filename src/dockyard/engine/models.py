@@ -11,7 +11,7 @@ from dockyard.contract.errors import NotFoundError
 from dockyard.contract.instance_types import instance_type
 from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest, ListRequest
 from dockyard.engine.context import EngineContext
-from dockyard.engine.paging import decode_token, encode_token
+from dockyard.engine.paging import resource_page
 from dockyard.engine.staging import local_path_of
 from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.images import read_image
@@ -56,28 +56,16 @@ class _Resources:
             raise NotFoundError(f'Could not find {self.label} "{self._arn(name)}".')
 
     def list(self, request: ListRequest) -> dict[str, Any]:
-        offset = decode_token(request.next_token)
-        rows = self.ctx.metadata.list_resources(
-            self.kind,
-            name_contains=request.name_contains,
-            creation_after=request.creation_time_after,
-            creation_before=request.creation_time_before,
-            sort_by=request.sort_by,
-            descending=request.sort_order == "Descending",
-            offset=offset,
-            limit=request.max_results + 1,
-        )
-        page = rows[: request.max_results]
         arn_key = self.name_key.removesuffix("Name") + "Arn"
-        out: dict[str, Any] = {
-            self.list_key: [
-                {self.name_key: r.name, arn_key: r.arn, "CreationTime": r.creation_time}
-                for r in page
-            ]
-        }
-        if len(rows) > request.max_results:
-            out["NextToken"] = encode_token(offset + len(page))
-        return out
+
+        def summary(record: ResourceRecord) -> dict[str, Any]:
+            return {
+                self.name_key: record.name,
+                arn_key: record.arn,
+                "CreationTime": record.creation_time,
+            }
+
+        return resource_page(self.ctx.metadata, self.kind, request, self.list_key, summary)
 
 
 class Models(_Resources):

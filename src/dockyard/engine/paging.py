@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from dockyard.contract.errors import ValidationError
+from dockyard.contract.shapes import ListShape
+from dockyard.storage.metadata import MetadataStore, ResourceRecord
 
 
 def encode_token(offset: int) -> str:
@@ -19,3 +24,30 @@ def decode_token(token: str | None) -> int:
         return int(value)
     except ValueError:
         raise ValidationError(f"NextToken {token!r} is not one this server gave out") from None
+
+
+def resource_page(
+    metadata: MetadataStore,
+    kind: str,
+    request: ListShape,
+    key: str,
+    summary: Callable[[ResourceRecord], dict[str, Any]],
+) -> dict[str, Any]:
+    """One page of a List* answer over named resources: `{key: [summary...], NextToken}`."""
+    offset = decode_token(request.next_token)
+    rows = metadata.list_resources(
+        kind,
+        name_contains=request.name_contains,
+        creation_after=request.creation_time_after,
+        creation_before=request.creation_time_before,
+        status_equals=getattr(request, "status_equals", None),
+        sort_by=getattr(request, "sort_by", "CreationTime"),
+        descending=getattr(request, "sort_order", "Descending") == "Descending",
+        offset=offset,
+        limit=request.max_results + 1,
+    )
+    page = rows[: request.max_results]
+    out: dict[str, Any] = {key: [summary(row) for row in page]}
+    if len(rows) > request.max_results:
+        out["NextToken"] = encode_token(offset + len(page))
+    return out

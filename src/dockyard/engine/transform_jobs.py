@@ -22,7 +22,7 @@ from dockyard.engine.context import EngineContext
 from dockyard.engine.data_processing import check_data_processing
 from dockyard.engine.logs import LogWriter
 from dockyard.engine.models import MODEL
-from dockyard.engine.paging import decode_token, encode_token
+from dockyard.engine.paging import resource_page
 from dockyard.engine.staging import local_path_of
 from dockyard.engine.transform_run import TransformRun, input_objects
 from dockyard.storage.metadata import ResourceRecord
@@ -132,37 +132,9 @@ class TransformJobs:
             stop.set()
 
     def list(self, request: ListTransformJobsRequest) -> dict[str, Any]:
-        offset = decode_token(request.next_token)
-        rows = self.ctx.metadata.list_resources(
-            TRANSFORM_JOB,
-            name_contains=request.name_contains,
-            creation_after=request.creation_time_after,
-            creation_before=request.creation_time_before,
-            status_equals=request.status_equals,
-            sort_by=request.sort_by,
-            descending=request.sort_order == "Descending",
-            offset=offset,
-            limit=request.max_results + 1,
+        return resource_page(
+            self.ctx.metadata, TRANSFORM_JOB, request, "TransformJobSummaries", _summary
         )
-        page = rows[: request.max_results]
-        summaries = []
-        for row in page:
-            state = json.loads(row.state or "{}")
-            summary = {
-                "TransformJobName": row.name,
-                "TransformJobArn": row.arn,
-                "CreationTime": row.creation_time,
-                "LastModifiedTime": row.last_modified_time or row.creation_time,
-                "TransformJobStatus": row.status,
-            }
-            for key in ("TransformEndTime", "FailureReason"):
-                if state.get(key) is not None:
-                    summary[key] = state[key]
-            summaries.append(summary)
-        out: dict[str, Any] = {"TransformJobSummaries": summaries}
-        if len(rows) > request.max_results:
-            out["NextToken"] = encode_token(offset + len(page))
-        return out
 
     def record(self, name: str) -> ResourceRecord:
         found = self.ctx.metadata.resource(TRANSFORM_JOB, name)
@@ -277,3 +249,18 @@ class TransformJobs:
     def _arn(self, name: str) -> str:
         settings = self.ctx.settings
         return names.arn(TRANSFORM_JOB, name, settings.region, settings.account_id)
+
+
+def _summary(record: ResourceRecord) -> dict[str, Any]:
+    state = json.loads(record.state or "{}")
+    summary = {
+        "TransformJobName": record.name,
+        "TransformJobArn": record.arn,
+        "CreationTime": record.creation_time,
+        "LastModifiedTime": record.last_modified_time or record.creation_time,
+        "TransformJobStatus": record.status,
+    }
+    for key in ("TransformEndTime", "FailureReason"):
+        if state.get(key) is not None:
+            summary[key] = state[key]
+    return summary

@@ -396,3 +396,25 @@ def test_delete_stops_every_instance(server: RunningServer, tmp_path: Path) -> N
     with pytest.raises(ClientError) as raised:
         runtime.invoke_endpoint(EndpointName="brief", Body=b"x")
     assert "not found" in raised.value.response["Error"]["Message"]
+
+
+def test_bad_endpoint_requests_are_refused_and_change_nothing(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    sagemaker = server.client("sagemaker")
+
+    def refused(call: Any, **request: Any) -> str:
+        with pytest.raises(ClientError) as raised:
+            call(**request)
+        assert raised.value.response["Error"]["Code"] == "ValidationException"
+        assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        return str(raised.value.response["Error"]["Message"])
+
+    message = refused(sagemaker.create_endpoint, EndpointName="e", EndpointConfigName="none")
+    assert 'Could not find endpoint configuration "arn:aws:sagemaker:' in message
+    message = refused(sagemaker.create_endpoint, EndpointName="bad_name", EndpointConfigName="c")
+    assert "endpointName" in message or "EndpointName" in message
+    refused(sagemaker.update_endpoint, EndpointName="none", EndpointConfigName="c")
+    refused(sagemaker.delete_endpoint, EndpointName="none")
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+    assert not (server.settings.home / "endpoints").exists()

@@ -6,21 +6,17 @@ fails. Runs on the API server's event loop; engine threads only swap whole route
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import random
-import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import h11
-
 from dockyard.contract.errors import DockyardError, ServiceUnavailable, ValidationError
-from dockyard.engine.instances import PORT, Instance
+from dockyard.engine.instance_http import ConnectionLost, InstanceConnection
+from dockyard.engine.instances import Instance
 
 INVOCATION_TIMEOUT = 60.0  # seconds a container has to answer, as in SageMaker
 _MAX_IDLE = 64  # keep-alive connections kept per instance
-_READ_SIZE = 65536
 # Headers the container gets from InvokeEndpoint, and the ones its answer may carry back.
 FORWARDED_HEADERS = frozenset(
     {
@@ -105,87 +101,6 @@ class Reply:
     instance: str
 
 
-class _ConnectionLost(Exception):
-    """The connection failed before a whole response arrived: another try may succeed."""
-
-
-class _Connection:
-    """One keep-alive HTTP/1.1 connection to an instance, parsed with h11."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.protocol = h11.Connection(h11.CLIENT)
-
-    @classmethod
-    async def open(cls, instance: Instance) -> _Connection:
-        loop = asyncio.get_running_loop()
-        sock = instance.connector.socket()
-        try:
-            await loop.sock_connect(sock, ("127.0.0.1", PORT))
-            reader, writer = await asyncio.open_connection(sock=sock)
-        except OSError as exc:
-            sock.close()
-            raise _ConnectionLost(str(exc)) from exc
-        return cls(reader, writer)
-
-    async def exchange(
-        self, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-        request = h11.Request(
-            method="POST",
-            target="/invocations",
-            headers=[
-                (b"host", b"localhost"),
-                *headers,
-                (b"content-length", str(len(body)).encode()),
-            ],
-        )
-        protocol = self.protocol
-        try:
-            self.writer.write(
-                protocol.send(request)
-                + protocol.send(h11.Data(data=body))
-                + protocol.send(h11.EndOfMessage())
-            )
-            status, response_headers, chunks = 0, [], []
-            while True:
-                event = protocol.next_event()
-                if event is h11.NEED_DATA:
-                    self._quick_ack()
-                    data = await self.reader.read(_READ_SIZE)
-                    protocol.receive_data(data)  # b"" tells h11 the peer closed
-                elif isinstance(event, h11.Response):
-                    status, response_headers = event.status_code, list(event.headers)
-                elif isinstance(event, h11.Data):
-                    chunks.append(bytes(event.data))
-                elif isinstance(event, h11.EndOfMessage):
-                    return status, response_headers, b"".join(chunks)
-                elif isinstance(event, h11.ConnectionClosed):
-                    raise _ConnectionLost("the instance closed the connection")
-        except (OSError, h11.ProtocolError) as exc:
-            raise _ConnectionLost(str(exc)) from exc
-
-    def _quick_ack(self) -> None:
-        # Many servers write a response's head and body separately (http.server, Flask's
-        # dev server, plumber); with Nagle on their side, a delayed ACK from ours would hold
-        # the body back 40 ms. Linux leaves quick-ACK mode by itself, so it is set every time.
-        sock = self.writer.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
-
-    @property
-    def reusable(self) -> bool:
-        if self.protocol.our_state is h11.DONE and self.protocol.their_state is h11.DONE:
-            self.protocol.start_next_cycle()
-            return True
-        return False
-
-    def close(self) -> None:
-        self.writer.close()
-
-
 class Router:
     def __init__(self, timeout: float = INVOCATION_TIMEOUT) -> None:
         self.timeout = timeout
@@ -217,15 +132,17 @@ class Router:
             if instance is None:
                 break
             reused = bool(instance.idle)
-            connection: _Connection | None = None
+            connection: InstanceConnection | None = None
             instance.in_flight += 1
             try:
-                connection = instance.idle.pop() if reused else await _Connection.open(instance)
+                connection = (
+                    instance.idle.pop() if reused else await InstanceConnection.open(instance)
+                )
                 async with asyncio.timeout(max(0.0, deadline - loop.time())):
                     status, headers, body = await connection.exchange(
                         invocation.headers, invocation.body
                     )
-            except _ConnectionLost as lost:
+            except ConnectionLost as lost:
                 last_error = f"{instance.name}: {lost}"
                 if connection is not None:
                     connection.close()

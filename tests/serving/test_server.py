@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import http.client
 import json
 import os
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -363,3 +365,41 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path: Path) -> None:
     assert (response.status, response.read()) == (200, b"[[2.0]]")
     assert response.getheader("Connection") == "close"
     assert server.stop() == 0
+
+
+def test_keep_alive_connections_spread_over_the_workers(server: Server) -> None:
+    """16 clients connecting at once (as wrk or the router do) land on both workers, not all on
+    whichever woke first: each worker accepts one connection per wake-up."""
+    deadline = time.monotonic() + 20
+    while len({worker_pid(server) for _ in range(20)}) < 2:  # both workers are up
+        assert time.monotonic() < deadline
+    time.sleep(0.3)  # and have seen those connections close
+    barrier, done = threading.Barrier(16), threading.Barrier(16)
+    pids: list[int] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        barrier.wait()
+        connection.connect()
+        connection.request(
+            "POST",
+            "/invocations",
+            b"1",
+            {"Content-Type": "text/csv", "X-Amzn-SageMaker-Custom-Attributes": "pid"},
+        )
+        pid = int(json.loads(connection.getresponse().read())["pid"])
+        with lock:
+            pids.append(pid)
+        done.wait()  # keep-alive clients hold their connections
+        connection.close()
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = collections.Counter(pids)
+    print(sorted(counts.values()))
+    # Each worker takes a new connection only when it has no more than the others.
+    assert len(counts) == 2 and min(counts.values()) >= 6, counts

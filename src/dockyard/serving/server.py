@@ -6,13 +6,16 @@ import asyncio
 import collections
 import contextlib
 import logging
+import mmap
 import os
 import signal
 import socket
+import struct
 import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from . import invocations
 from .errors import HandlerLoadError
@@ -26,16 +29,51 @@ log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 75.0  # longer than common client pool idle times (60 s on AWS load balancers)
 DRAIN_SECONDS = 10.0  # how long a stopping worker lets in-flight requests finish
 BOOT_ERROR = 3  # a worker's exit code when the model cannot be loaded: restarting will not help
+_YIELD_SECONDS = 0.02  # the longest a busier worker leaves a new connection to the others
 _MAX_QUEUED = 32  # pipelined requests buffered per connection before reading pauses
 _ROUTES = {"/ping": ("GET", "HEAD"), "/invocations": ("POST",), "/execution-parameters": ("GET",)}
+
+
+class Loads:
+    """Each worker's number of open connections, in memory the workers share with the arbiter,
+    so a worker can leave a new connection to a less loaded one. A slot of -1 has no worker."""
+
+    def __init__(self, slots: int) -> None:
+        self.slots = slots
+        self._memory = mmap.mmap(-1, 8 * slots)  # anonymous and shared: forked workers see it
+        for slot in range(slots):
+            self.set(slot, -1)
+
+    def get(self, slot: int) -> int:
+        return int(struct.unpack_from("q", self._memory, 8 * slot)[0])
+
+    def set(self, slot: int, value: int) -> None:
+        struct.pack_into("q", self._memory, 8 * slot, value)
+
+    def add(self, slot: int, change: int) -> None:
+        self.set(slot, self.get(slot) + change)  # only the slot's own worker writes it
+
+    def fewest_elsewhere(self, slot: int) -> int | None:
+        """The smallest load among the other live workers; None if there is none."""
+        others = [self.get(i) for i in range(self.slots) if i != slot]
+        live = [load for load in others if load >= 0]
+        return min(live) if live else None
 
 
 class Worker:
     """One worker process's state: the loaded handlers, a thread pool and the open connections."""
 
-    def __init__(self, settings: ServingSettings, handlers: Handlers) -> None:
+    def __init__(
+        self,
+        settings: ServingSettings,
+        handlers: Handlers,
+        loads: Loads | None = None,
+        slot: int = 0,
+    ) -> None:
         self.settings = settings
         self.handlers = handlers
+        self.loads = loads or Loads(1)
+        self.slot = slot
         self.pool = ThreadPoolExecutor(thread_name_prefix="invocation")
         self.connections: set[Connection] = set()
         self.stopping = False
@@ -102,14 +140,16 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.worker.connections.add(self)
+        self.worker.connections.add(self)  # counted in `loads` already, when accepted
         with contextlib.suppress(OSError):
             transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._arm_idle_timer()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
-        self.worker.connections.discard(self)
+        if self in self.worker.connections:
+            self.worker.connections.discard(self)
+            self.worker.loads.add(self.worker.slot, -1)
         if self.idle_timer:
             self.idle_timer.cancel()
         if self.task and not self.task.done():
@@ -192,9 +232,52 @@ async def _serve_worker(sock: socket.socket, worker: Worker) -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    server = await loop.create_server(lambda: Connection(worker), sock=sock, backlog=2048)
+    starting: set[asyncio.Task[Any]] = set()  # held so they are not collected mid-way
+    loads, slot = worker.loads, worker.slot
+    loads.set(slot, 0)
+    # When this worker began leaving a pending connection to the others, and when it last did.
+    yielding = {"since": 0.0, "last": -1.0}
+
+    def listen() -> None:
+        if not stop.is_set():
+            loop.add_reader(sock.fileno(), accept_one)
+
+    def accept_one() -> None:
+        # Every worker is woken by a new connection. The one with the fewest open connections
+        # takes it, one per wake-up (not asyncio's batch of up to `backlog`), so keep-alive
+        # clients spread over all workers instead of piling onto whichever woke first. A worker
+        # with more steps back briefly, but never longer than _YIELD_SECONDS.
+        fewest = loads.fewest_elsewhere(slot)
+        if fewest is not None and loads.get(slot) > fewest:
+            now = loop.time()
+            if now - yielding["last"] > _YIELD_SECONDS:  # a new connection, not the same one
+                yielding["since"] = now
+            if now - yielding["since"] < _YIELD_SECONDS:
+                yielding["last"] = now
+                loop.remove_reader(sock.fileno())
+                loop.call_later(_YIELD_SECONDS / 5, listen)
+                return
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError):
+            return  # another worker took it
+        except OSError as exc:
+            log.warning("accept failed: %s", exc)
+            return
+        conn.setblocking(False)
+        loads.add(slot, 1)  # now, not when the protocol starts: the next wake-up must see it
+        task = loop.create_task(loop.connect_accepted_socket(lambda: Connection(worker), conn))
+        starting.add(task)
+        task.add_done_callback(started)
+
+    def started(task: asyncio.Task[Any]) -> None:
+        starting.discard(task)
+        if task.cancelled() or task.exception() is not None:
+            loads.add(slot, -1)
+
+    listen()
     await stop.wait()
-    server.close()
+    loop.remove_reader(sock.fileno())
     worker.stop()
     deadline = loop.time() + DRAIN_SECONDS
     while worker.connections and loop.time() < deadline:
@@ -205,7 +288,13 @@ async def _serve_worker(sock: socket.socket, worker: Worker) -> None:
     worker.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def run_worker(sock: socket.socket, settings: ServingSettings, handlers: Handlers | None) -> int:
+def run_worker(
+    sock: socket.socket,
+    settings: ServingSettings,
+    handlers: Handlers | None,
+    loads: Loads | None = None,
+    slot: int = 0,
+) -> int:
     """A worker process's body: load the model unless inherited, then serve until SIGTERM."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C for the group
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -217,17 +306,23 @@ def run_worker(sock: socket.socket, settings: ServingSettings, handlers: Handler
         except HandlerLoadError as exc:
             log.error("%s", exc)
             return BOOT_ERROR
-    asyncio.run(_serve_worker(sock, Worker(settings, handlers)))
+    asyncio.run(_serve_worker(sock, Worker(settings, handlers, loads, slot)))
     return 0
 
 
-def _spawn(sock: socket.socket, settings: ServingSettings, handlers: Handlers | None) -> int:
+def _spawn(
+    sock: socket.socket,
+    settings: ServingSettings,
+    handlers: Handlers | None,
+    loads: Loads,
+    slot: int,
+) -> int:
     pid = os.fork()
     if pid:
         return pid
     code = 1
     try:
-        code = run_worker(sock, settings, handlers)
+        code = run_worker(sock, settings, handlers, loads, slot)
     except BaseException:
         log.exception("worker %d crashed", os.getpid())
     finally:
@@ -263,15 +358,16 @@ class Arbiter:
         self.settings = settings
         self.sock = sock
         self.handlers = handlers
-        self.workers: set[int] = set()
+        self.loads = Loads(settings.workers)
+        self.workers: dict[int, int] = {}  # pid -> slot in `loads`
         self.exit_code = 0
         self.stopping = False
 
     def run(self) -> int:
         waited = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
         with _signals_waited_for(waited):
-            for _ in range(self.settings.workers):
-                self.workers.add(_spawn(self.sock, self.settings, self.handlers))
+            for slot in range(self.settings.workers):
+                self._start(slot)
             log.info(
                 "serving on %s:%d with %d workers",
                 self.settings.host,
@@ -295,7 +391,10 @@ class Arbiter:
                 return
             if pid == 0:
                 return
-            self.workers.discard(pid)
+            slot = self.workers.pop(pid, None)
+            if slot is None:
+                continue
+            self.loads.set(slot, -1)  # its connections died with it
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
@@ -305,7 +404,11 @@ class Arbiter:
                 self.stopping = True
             else:
                 log.warning("worker %d exited with %d; starting a new one", pid, code)
-                self.workers.add(_spawn(self.sock, self.settings, self.handlers))
+                self._start(slot)
+
+    def _start(self, slot: int) -> None:
+        pid = _spawn(self.sock, self.settings, self.handlers, self.loads, slot)
+        self.workers[pid] = slot
 
     def _stop_workers(self, waited: set[signal.Signals]) -> None:
         self.sock.close()

@@ -1,4 +1,4 @@
-"""The pure parts of the serving commands: stream labels, script-mode environments, requests."""
+"""The pure parts of the serving commands: script-mode environments, requests."""
 
 from __future__ import annotations
 
@@ -6,15 +6,6 @@ from pathlib import Path
 
 from dockyard.cli.job_models import script_environment
 from dockyard.cli.transform import transform_request
-from dockyard.cli.watch import source_of
-
-
-def test_a_log_line_is_marked_with_the_instance_that_wrote_it() -> None:
-    assert source_of("AllTraffic/AllTraffic-2-1763790000") == "AllTraffic-2"
-    assert source_of("AllTraffic/dockyard-1763790000") == "AllTraffic/dockyard"
-    assert source_of("iris-1/algo-1-1763790000") == "algo-1"
-    assert source_of("dockyard-1763790000") == "dockyard"  # a job's own, its prefix removed
-    assert source_of("no-epoch-here") == "no-epoch-here"
 
 
 def test_script_mode_hyperparameters_become_the_serving_environment(tmp_path: Path) -> None:

@@ -4,19 +4,14 @@ inputs), and notebook code running real jobs on a real server."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import tarfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import dockyard.sdk as sagemaker
-from dockyard.client.local_server import ServerInfo
 from dockyard.sdk.estimator import Estimator, Framework
 from dockyard.sdk.exceptions import UnexpectedStatusException
 from dockyard.sdk.pytorch import PyTorch
@@ -24,10 +19,9 @@ from dockyard.sdk.sklearn import SKLearn
 from dockyard.settings import Settings
 from dockyard.storage.stores import store_from_settings
 from tests.conftest import RunningServer, free_port, make_image
+from tests.sdk.helpers import DEFAULT_BUCKET, NAME_STAMP, archive_names
 
 ROLE = "arn:aws:iam::111111111111:role/r"
-DEFAULT_BUCKET = "sagemaker-us-east-1-000000000000"
-NAME_STAMP = r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{3}"
 STATUS_LINE = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} "
 
 # A BYOC program: shows what it was given, and fails when asked to.
@@ -70,14 +64,6 @@ def channel_uri(request: dict[str, Any], name: str) -> str:
         if channel["ChannelName"] == name:
             return str(channel["DataSource"]["S3DataSource"]["S3Uri"])
     raise AssertionError(f"no channel {name}")
-
-
-def archive_names(uri: str) -> list[str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    path = store_from_settings(Settings()).local_path(bucket, key)
-    assert path is not None
-    with tarfile.open(path) as tar:
-        return sorted(tar.getnames())
 
 
 # -- framework estimators: the request --------------------------------------------------------
@@ -504,12 +490,6 @@ def test_no_job_yet_means_no_model_data() -> None:
 
 
 @pytest.fixture
-def sdk_server(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
-    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", server.url)
-    return server
-
-
-@pytest.fixture
 def image(tmp_path: Path) -> Path:
     return make_image(tmp_path / "images" / "echo", PROGRAM)
 
@@ -648,30 +628,9 @@ def test_script_mode_code_and_dependencies_reach_opt_ml_code(
     assert '"sagemaker_program": "\\"train.py\\""' in out
 
 
-@pytest.fixture
-def background_settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
-    """No DOCKYARD_ENDPOINT_URL: the SDK starts its own background server, as in a notebook."""
-    monkeypatch.setenv("DOCKYARD_PORT", str(free_port()))
-    monkeypatch.setenv("DOCKYARD_STOP_GRACE_SECONDS", "1")
-    settings = Settings()
-    yield settings
-    # The server is this process's child, so this process must reap it (stop_background, meant
-    # for another process, would wait on the zombie until its deadline).
-    info = ServerInfo.read(settings.server_file)
-    if info is None:
-        return
-    os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while os.waitpid(info.pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(info.pid, signal.SIGKILL)
-        time.sleep(0.05)
-    settings.server_file.unlink(missing_ok=True)
-
-
 @pytest.mark.slow
 def test_a_local_server_reads_local_data_and_code_in_place(
-    background_settings: Settings,
+    background_server: Settings,
     image: Path,
     data: Path,
     source: Path,
@@ -689,5 +648,5 @@ def test_a_local_server_reads_local_data_and_code_in_place(
     assert json.loads(described["HyperParameters"]["sagemaker_submit_directory"]) == (
         f"file://{source}"
     )
-    store = store_from_settings(background_settings)
+    store = store_from_settings(background_server)
     assert store.list_buckets() == ["bucket"]  # nothing uploaded, only the model written

@@ -5,9 +5,7 @@ server with real sandboxes."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import tarfile
 import time
 from collections.abc import Iterator
@@ -18,7 +16,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 import dockyard.sdk as sagemaker
-from dockyard.client.local_server import ServerInfo
 from dockyard.sdk.deserializers import CSVDeserializer, JSONDeserializer, StringDeserializer
 from dockyard.sdk.exceptions import UnexpectedStatusException
 from dockyard.sdk.model import FrameworkModel, Model
@@ -26,16 +23,14 @@ from dockyard.sdk.pytorch import PyTorchModel, PyTorchPredictor
 from dockyard.sdk.serializers import CSVSerializer, JSONSerializer
 from dockyard.sdk.sklearn import SKLearnModel, SKLearnPredictor
 from dockyard.settings import Settings
-from dockyard.storage.stores import store_from_settings
 from tests.conftest import RunningServer, free_port, make_image
-
-DEFAULT_BUCKET = "sagemaker-us-east-1-000000000000"
-NAME_STAMP = r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{3}"
+from tests.sdk.helpers import DEFAULT_BUCKET, HTTP_CONTAINER, NAME_STAMP, archive_names
 
 # One BYOC image that trains (writes a scale into model.json) and serves (CSV rows in, the
 # scaled row sums out as JSON; anything but CSV is refused with 415).
-TRAIN_AND_SERVE = r"""
-import http.server, json, os, pathlib, signal, sys
+TRAIN_AND_SERVE = (
+    r"""
+import json, os, pathlib, sys
 if sys.argv[1] == "train":
     hps = json.load(open("/opt/ml/input/config/hyperparameters.json"))
     model = {"scale": float(hps.get("scale", "1"))}
@@ -47,16 +42,10 @@ if sys.argv[1] != "serve":
 if os.environ.get("FAIL_TO_SERVE"):
     sys.exit("cannot serve: " + os.environ["FAIL_TO_SERVE"])
 model = json.load(open("/opt/ml/model/model.json"))
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def reply(self, status, body, ctype):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def do_GET(self):
-        self.reply(200 if self.path == "/ping" else 404, b"", "text/plain")
+"""
+    + HTTP_CONTAINER
+    + r"""
+class Handler(Container):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         if self.headers.get("Content-Type") != "text/csv":
@@ -65,12 +54,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         rows = [[float(x) for x in line.split(",")] for line in body.decode().splitlines() if line]
         answer = {"predictions": [sum(row) * model["scale"] for row in rows]}
         self.reply(200, json.dumps(answer).encode(), "application/json")
-    def log_message(self, *args):
-        pass
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 print("serving", model, flush=True)
-http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+serve(Handler)
 """
+)
 
 # Inference code for a framework image: a linear model, JSON and CSV in and out by default.
 INFERENCE = """
@@ -124,14 +111,6 @@ def model_archive(folder: Path, **files: Any) -> Path:
             path.write_text(json.dumps(content))
             tar.add(path, arcname=path.name)
     return archive
-
-
-def archive_names(uri: str) -> list[str]:
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
-    path = store_from_settings(Settings()).local_path(bucket, key)
-    assert path is not None
-    with tarfile.open(path) as tar:
-        return sorted(tar.getnames())
 
 
 # -- the CreateModel container ----------------------------------------------------------------
@@ -318,12 +297,6 @@ def test_hosting_request_helpers_are_shaped_as_the_sdks() -> None:
 
 
 @pytest.fixture
-def sdk_server(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
-    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", server.url)
-    return server
-
-
-@pytest.fixture
 def image(tmp_path: Path) -> Path:
     return make_image(tmp_path / "images" / "scaler", TRAIN_AND_SERVE)
 
@@ -454,28 +427,6 @@ def test_predictor_for_an_existing_endpoint_and_deploy_without_waiting(
 
 
 # -- framework images: inference code served by dockyard.serving ------------------------------
-
-
-@pytest.fixture
-def background_server(monkeypatch: pytest.MonkeyPatch, shared_envs_dir: Path) -> Iterator[Settings]:
-    """No DOCKYARD_ENDPOINT_URL: the SDK starts its own background server, as in a notebook;
-    framework environments come from the shared folder."""
-    monkeypatch.setenv("DOCKYARD_PORT", str(free_port()))
-    monkeypatch.setenv("DOCKYARD_STOP_GRACE_SECONDS", "1")
-    monkeypatch.setenv("DOCKYARD_ENVS_DIR", str(shared_envs_dir))
-    settings = Settings()
-    yield settings
-    # The server is this process's child: this process must reap it.
-    info = ServerInfo.read(settings.server_file)
-    if info is None:
-        return
-    os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while os.waitpid(info.pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(info.pid, signal.SIGKILL)
-        time.sleep(0.05)
-    settings.server_file.unlink(missing_ok=True)
 
 
 @pytest.mark.slow

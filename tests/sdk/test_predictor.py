@@ -87,12 +87,6 @@ def test_inference_components_are_refused() -> None:
         Predictor("ep", colour="blue")
 
 
-@pytest.fixture
-def sdk_server(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
-    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", server.url)
-    return server
-
-
 @pytest.mark.slow
 def test_headers_reach_the_container_and_errors_come_back_as_client_errors(
     sdk_server: RunningServer, tmp_path: Path

@@ -10,8 +10,7 @@ import dockyard.sdk as sagemaker
 from dockyard.settings import Settings
 from dockyard.storage.stores import store_from_settings
 from tests.conftest import RunningServer, make_image
-
-DEFAULT_BUCKET = "sagemaker-us-east-1-000000000000"
+from tests.sdk.helpers import DEFAULT_BUCKET
 
 
 def keys(bucket: str, prefix: str = "") -> list[str]:

@@ -12,36 +12,29 @@ from pathlib import Path
 import pytest
 
 import dockyard.sdk as sagemaker
-from dockyard.sdk._transform_jobs import TransformLogTail
+from dockyard.client.logs import TRANSFORM_LOG_GROUP, LogTail
 from dockyard.sdk.exceptions import UnexpectedStatusException
 from dockyard.sdk.model import Model
 from dockyard.sdk.transformer import Transformer
 from dockyard.settings import Settings
 from dockyard.storage.stores import store_from_settings
 from tests.conftest import RunningServer, make_image
-
-DEFAULT_BUCKET = "sagemaker-us-east-1-000000000000"
-NAME_STAMP = r"\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}-\d{3}"
+from tests.sdk.helpers import DEFAULT_BUCKET, HTTP_CONTAINER, NAME_STAMP
 
 # Trains a scale; serves CSV records (one or many per request) as one JSON answer per record,
 # one per line; SLEEP makes every request slow (to stop a job while it runs).
-TRAIN_AND_SERVE = r"""
-import http.server, json, os, pathlib, signal, sys, time
+TRAIN_AND_SERVE = (
+    r"""
+import json, os, pathlib, sys, time
 if sys.argv[1] == "train":
     hps = json.load(open("/opt/ml/input/config/hyperparameters.json"))
     pathlib.Path("/opt/ml/model/model.json").write_text(json.dumps({"scale": float(hps["scale"])}))
     sys.exit(0)
 model = json.load(open("/opt/ml/model/model.json"))
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def reply(self, status, body, ctype):
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def do_GET(self):
-        self.reply(200 if self.path == "/ping" else 404, b"", "text/plain")
+"""
+    + HTTP_CONTAINER
+    + r"""
+class Handler(Container):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         time.sleep(float(os.environ.get("SLEEP", "0")))
@@ -49,12 +42,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         out = [json.dumps({"sum": sum(float(x) for x in line.split(",")) * model["scale"]})
                for line in lines]
         self.reply(200, "\n".join(out).encode(), "application/jsonlines")
-    def log_message(self, *args):
-        pass
-signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))
 print("serving with scale", model["scale"], flush=True)
-http.server.ThreadingHTTPServer(("0.0.0.0", 8080), Handler).serve_forever()
+serve(Handler)
 """
+)
 
 
 # -- the request ------------------------------------------------------------------------------
@@ -167,12 +158,6 @@ def test_no_job_yet_and_data_capture_are_refused() -> None:
 
 
 @pytest.fixture
-def sdk_server(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> RunningServer:
-    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", server.url)
-    return server
-
-
-@pytest.fixture
 def image(tmp_path: Path) -> Path:
     return make_image(tmp_path / "images" / "summer", TRAIN_AND_SERVE)
 
@@ -274,9 +259,9 @@ def test_a_transform_job_started_without_waiting_can_be_stopped(
     job = transformer.latest_transform_job
     assert job is not None
     # Stopped once its instance serves (the log says so), with 52 records of 2 s each to go.
-    tail = TransformLogTail(transformer.sagemaker_session.client.logs, job.name)
+    tail = LogTail(transformer.sagemaker_session.client, TRANSFORM_LOG_GROUP, job.name)
     deadline = time.monotonic() + 30
-    while not any("serving with scale" in line for line in tail.poll()):
+    while not any("serving with scale" in line for _, _, line in tail.poll()):
         assert time.monotonic() < deadline, "the instance never started serving"
         time.sleep(0.05)
     assert job.describe()["TransformJobStatus"] == "InProgress"

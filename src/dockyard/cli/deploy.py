@@ -18,7 +18,7 @@ from dockyard.cli.endpoint_configs import (
 )
 from dockyard.cli.endpoints import check_served
 from dockyard.cli.errors import CliError, is_not_found
-from dockyard.cli.job_models import container_from_job
+from dockyard.cli.job_models import container_from_job, entry_point_option, source_dir_option
 from dockyard.cli.options import key_values
 from dockyard.cli.train import DEFAULT_ROLE
 from dockyard.cli.watch import wait_for_endpoint
@@ -66,8 +66,8 @@ def _resource_name(client: Client, name: str, new_model: bool) -> str:
 @click.option(
     "--env", "environment", multiple=True, metavar="KEY=VALUE", help="Model environment variable."
 )
-@click.option("--entry-point", help="Inference script (default: a script-mode job's own).")
-@click.option("--source-dir", help="Folder or sourcedir.tar.gz holding the inference code.")
+@entry_point_option
+@source_dir_option
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for InService.")
 @click.pass_obj
 def deploy(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from dockyard.cli.jobs import wire_json
+from dockyard.cli.output import local_time, newest_first, print_listing, wire_json
 from dockyard.client import Client
 from dockyard.settings import Settings
 
@@ -71,17 +69,12 @@ def create(
 @click.pass_obj
 def list_configs(settings: Settings, as_json: bool) -> None:
     """List endpoint configurations, newest first."""
-    response = Client(settings).sagemaker.list_endpoint_configs(
-        MaxResults=100, SortOrder="Descending"
+    response = Client(settings).sagemaker.list_endpoint_configs(**newest_first())
+    rows = (
+        (config["EndpointConfigName"], local_time(config["CreationTime"]))
+        for config in response["EndpointConfigs"]
     )
-    if as_json:
-        click.echo(wire_json(response))
-        return
-    table = Table("Name", "Created", box=None)
-    for config in response["EndpointConfigs"]:
-        created = config["CreationTime"].astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(config["EndpointConfigName"], created)
-    Console().print(table)
+    print_listing(response, as_json, ("Name", "Created"), rows)
 
 
 @endpoint_configs.command()

@@ -7,17 +7,12 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
 from dockyard.cli.errors import CliError
-from dockyard.cli.jobs import wire_json
-from dockyard.cli.watch import (
-    LogGroupTail,
-    endpoint_log_group,
-    wait_for_endpoint,
-    wait_until_deleted,
-)
+from dockyard.cli.output import local_time, newest_first, print_listing, wire_json
+from dockyard.cli.watch import wait_for_endpoint, wait_until_deleted
 from dockyard.client import Client
+from dockyard.client.logs import LogTail, endpoint_log_group
 from dockyard.settings import Settings
 
 STATUSES = [
@@ -83,24 +78,17 @@ def list_endpoints(
     settings: Settings, status: str | None, name_contains: str | None, as_json: bool
 ) -> None:
     """List endpoints, newest first."""
-    kwargs: dict[str, Any] = {"MaxResults": 100, "SortOrder": "Descending"}
-    if status:
-        kwargs["StatusEquals"] = status
-    if name_contains:
-        kwargs["NameContains"] = name_contains
-    response = Client(settings).sagemaker.list_endpoints(**kwargs)
-    if as_json:
-        click.echo(wire_json(response))
-        return
-    table = Table("Name", "Status", "Created", "Modified", box=None)
-    for endpoint in response["Endpoints"]:
-        table.add_row(
+    response = Client(settings).sagemaker.list_endpoints(**newest_first(status, name_contains))
+    rows = (
+        (
             endpoint["EndpointName"],
             endpoint["EndpointStatus"],
-            endpoint["CreationTime"].astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-            endpoint["LastModifiedTime"].astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            local_time(endpoint["CreationTime"]),
+            local_time(endpoint["LastModifiedTime"]),
         )
-    Console().print(table)
+        for endpoint in response["Endpoints"]
+    )
+    print_listing(response, as_json, ("Name", "Status", "Created", "Modified"), rows)
 
 
 @endpoints.command()
@@ -150,7 +138,7 @@ def logs(settings: Settings, name: str, follow: bool) -> None:
     """Print an endpoint's log: every instance's output, and the platform's lines."""
     client = Client(settings)
     client.sagemaker.describe_endpoint(EndpointName=name)  # a clear error if it's missing
-    tail = LogGroupTail(client, endpoint_log_group(name))
+    tail = LogTail(client, endpoint_log_group(name))
     console = Console()
     printed = 0
     try:

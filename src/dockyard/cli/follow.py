@@ -1,9 +1,11 @@
-"""Following a training job from the terminal: status transitions, progress bars and log lines."""
+"""Following a training job from the terminal: status transitions, progress bars and log lines;
+and leaving any job to run on when Ctrl-C stops the following."""
 
 from __future__ import annotations
 
 import re
 import time
+from typing import NoReturn
 
 from rich.console import Console
 from rich.progress import (
@@ -16,7 +18,7 @@ from rich.progress import (
 )
 
 from dockyard.client import Client
-from dockyard.client.logs import TERMINAL, LogTail
+from dockyard.client.logs import TERMINAL, TRAINING_LOG_GROUP, LogTail
 
 _PROGRESS = re.compile(
     r"^(?P<verb>[^:]+): (?P<done>[\d.]+) (?P<du>B|KiB|MiB|GiB)"
@@ -32,7 +34,7 @@ def _bytes(value: str, unit: str) -> int:
 def follow_job(client: Client, job: str, console: Console, *, show_logs: bool = True) -> str:
     """Stream a job until it ends, status transitions and log lines in time order; return its
     final status."""
-    tail = LogTail(client, job)
+    tail = LogTail(client, TRAINING_LOG_GROUP, job)
     seen_transitions = 0
     bar = _ProgressBar(console)
     while True:
@@ -60,6 +62,15 @@ def follow_job(client: Client, job: str, console: Console, *, show_logs: bool = 
         if transitions:
             bar.show(transitions[-1].get("StatusMessage") or "")
         time.sleep(0.3)
+
+
+def leave_running(console: Console, job: str, see_it: str, stop_it: str) -> NoReturn:
+    """After Ctrl-C: the job keeps running on the server; say how to find and stop it, and exit
+    130 as a shell does for SIGINT."""
+    console.print(
+        f"\nDetached; {job} keeps running. {see_it}, stop it with `{stop_it}`.", highlight=False
+    )
+    raise SystemExit(130) from None
 
 
 class _ProgressBar:

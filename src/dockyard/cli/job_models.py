@@ -7,6 +7,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+import click
 from botocore.exceptions import ClientError
 
 from dockyard.cli.errors import CliError, error_message, is_not_found
@@ -15,6 +16,14 @@ from dockyard.client.uris import data_uri
 
 # Statuses whose job uploaded a model.tar.gz (SageMaker uploads one when a job is stopped too).
 _HAS_MODEL = {"Completed", "Stopped"}
+
+# Other inference code than the job's own, for the commands that make a model of a job (--job).
+entry_point_option = click.option(
+    "--entry-point", help="With --job: the inference script (default: a script-mode job's own)."
+)
+source_dir_option = click.option(
+    "--source-dir", help="With --job: the folder or sourcedir.tar.gz holding the inference code."
+)
 
 
 def _decoded(value: str | None) -> str | None:

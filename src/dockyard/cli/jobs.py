@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
-from datetime import datetime
-from typing import Any
 
 import click
 from rich.console import Console
-from rich.table import Table
 
+from dockyard.cli.output import local_time, newest_first, print_listing, wire_json
 from dockyard.client import Client
-from dockyard.client.logs import TERMINAL, LogTail
+from dockyard.client.logs import TERMINAL, TRAINING_LOG_GROUP, LogTail
 from dockyard.settings import Settings
-
-
-def wire_json(response: dict[str, Any]) -> str:
-    """A boto3 response back in wire form: no ResponseMetadata, timestamps as epoch seconds."""
-    body = {k: v for k, v in response.items() if k != "ResponseMetadata"}
-
-    def default(value: object) -> object:
-        if isinstance(value, datetime):
-            return value.timestamp()
-        raise TypeError(f"cannot encode {type(value).__name__}")
-
-    return json.dumps(body, indent=2, default=default)
 
 
 @click.group()
@@ -55,24 +40,18 @@ def list_jobs(
     as_json: bool,
 ) -> None:
     """List training jobs, newest first."""
-    kwargs: dict[str, Any] = {"MaxResults": max_results, "SortOrder": "Descending"}
-    if status:
-        kwargs["StatusEquals"] = status
-    if name_contains:
-        kwargs["NameContains"] = name_contains
-    response = Client(settings).sagemaker.list_training_jobs(**kwargs)
-    if as_json:
-        click.echo(wire_json(response))
-        return
-    table = Table("Name", "Status", "Secondary", "Created", box=None)
-    for job in response["TrainingJobSummaries"]:
-        table.add_row(
+    request = newest_first(status, name_contains, max_results)
+    response = Client(settings).sagemaker.list_training_jobs(**request)
+    rows = (
+        (
             job["TrainingJobName"],
             job["TrainingJobStatus"],
             job.get("SecondaryStatus", ""),
-            job["CreationTime"].astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            local_time(job["CreationTime"]),
         )
-    Console().print(table)
+        for job in response["TrainingJobSummaries"]
+    )
+    print_listing(response, as_json, ("Name", "Status", "Secondary", "Created"), rows)
 
 
 @jobs.command()
@@ -83,7 +62,7 @@ def logs(settings: Settings, name: str, follow: bool) -> None:
     """Print a job's log (every host's stream)."""
     client = Client(settings)
     client.sagemaker.describe_training_job(TrainingJobName=name)  # a clear error if it's missing
-    tail = LogTail(client, name)
+    tail = LogTail(client, TRAINING_LOG_GROUP, name)
     console = Console()
     while True:
         done = (

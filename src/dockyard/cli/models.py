@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from dockyard.cli.jobs import wire_json
 from dockyard.cli.options import key_values
+from dockyard.cli.output import local_time, newest_first, print_listing, wire_json
 from dockyard.client import Client
 from dockyard.client.uris import data_uri, image_ref
 from dockyard.settings import Settings
@@ -55,15 +53,9 @@ def create(
 @click.pass_obj
 def list_models(settings: Settings, as_json: bool) -> None:
     """List models, newest first."""
-    response = Client(settings).sagemaker.list_models(MaxResults=100, SortOrder="Descending")
-    if as_json:
-        click.echo(wire_json(response))
-        return
-    table = Table("Name", "Created", box=None)
-    for model in response["Models"]:
-        created = model["CreationTime"].astimezone().strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(model["ModelName"], created)
-    Console().print(table)
+    response = Client(settings).sagemaker.list_models(**newest_first())
+    rows = ((model["ModelName"], local_time(model["CreationTime"])) for model in response["Models"])
+    print_listing(response, as_json, ("Name", "Created"), rows)
 
 
 @models.command()

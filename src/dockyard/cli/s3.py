@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from dockyard.cli.output import local_time
 from dockyard.settings import Settings
 from dockyard.storage.objects import ObjectStore, S3Uri
 from dockyard.storage.stores import store_from_settings
@@ -40,7 +41,7 @@ def ls(settings: Settings, uri: str | None, recursive: bool) -> None:
                 folders.add(folder)
                 console.print(f"{'PRE':>30} {folder}/")
             continue
-        stamp = info.last_modified.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+        stamp = local_time(info.last_modified)
         shown = info.key if recursive else rest.lstrip("/")
         console.print(f"{stamp} {info.size:>10} {shown}")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from dockyard.cli.follow import follow_job
+from dockyard.cli.follow import follow_job, leave_running
 from dockyard.cli.options import key_values
 from dockyard.client import Client
 from dockyard.client.uris import data_uri, image_ref
@@ -153,12 +153,8 @@ def train(
     try:
         status = follow_job(client, job, console)
     except KeyboardInterrupt:
-        console.print(
-            f"\nDetached; {job} keeps running. Follow it with `dockyard jobs logs {job} --follow`, "
-            f"stop it with `dockyard jobs stop {job}`.",
-            highlight=False,
-        )
-        raise SystemExit(130) from None
+        follow = f"Follow it with `dockyard jobs logs {job} --follow`"
+        leave_running(console, job, follow, f"dockyard jobs stop {job}")
     _report(client, job, status, console)
     raise SystemExit(EXIT_CODES.get(status, 1))
 

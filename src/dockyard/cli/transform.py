@@ -9,22 +9,20 @@ from typing import Any
 import click
 from botocore.exceptions import ClientError
 from rich.console import Console
-from rich.table import Table
 
 from dockyard.cli.endpoint_configs import instance_count_option, instance_type_option
 from dockyard.cli.errors import CliError
-from dockyard.cli.job_models import container_from_job
-from dockyard.cli.jobs import wire_json
+from dockyard.cli.follow import leave_running
+from dockyard.cli.job_models import container_from_job, entry_point_option, source_dir_option
 from dockyard.cli.options import key_values
+from dockyard.cli.output import local_time, newest_first, print_listing, wire_json
 from dockyard.cli.train import DEFAULT_ROLE, EXIT_CODES
-from dockyard.cli.watch import LogGroupTail
 from dockyard.client import Client
+from dockyard.client.logs import TERMINAL, TRANSFORM_LOG_GROUP, LogTail
 from dockyard.client.uris import data_uri
 from dockyard.contract.names import job_name_from_base
 from dockyard.settings import Settings
 
-LOG_GROUP = "/aws/sagemaker/TransformJobs"
-TERMINAL = {"Completed", "Failed", "Stopped"}
 STATUSES = ["InProgress", "Completed", "Failed", "Stopping", "Stopped"]
 
 
@@ -105,8 +103,8 @@ def transform_request(name: str, model: str, **given: Any) -> dict[str, Any]:
 @click.option(
     "--env", "environment", multiple=True, metavar="KEY=VALUE", help="Environment variable."
 )
-@click.option("--entry-point", help="With --job: the inference script (default: the job's).")
-@click.option("--source-dir", help="With --job: the folder holding the inference code.")
+@entry_point_option
+@source_dir_option
 @click.option("--name", help="Transform job name (default: model or job name + timestamp).")
 @click.option("--wait/--detach", default=True, show_default=True, help="Follow until it ends.")
 @click.pass_obj
@@ -162,12 +160,8 @@ def transform(
     try:
         status = follow_transform(client, transform_job, console)
     except KeyboardInterrupt:
-        console.print(
-            f"\nDetached; {transform_job} keeps running. See it with `dockyard transforms "
-            f"describe {transform_job}`, stop it with `dockyard transforms stop {transform_job}`.",
-            highlight=False,
-        )
-        raise SystemExit(130) from None
+        see = f"See it with `dockyard transforms describe {transform_job}`"
+        leave_running(console, transform_job, see, f"dockyard transforms stop {transform_job}")
     described = client.sagemaker.describe_transform_job(TransformJobName=transform_job)
     if status == "Failed":
         raise CliError(f"transform job {transform_job} failed: {described.get('FailureReason')}")
@@ -178,7 +172,7 @@ def transform(
 
 def follow_transform(client: Client, name: str, console: Console) -> str:
     """Print status changes and the instances' log lines until the job ends; its last status."""
-    tail = LogGroupTail(client, LOG_GROUP, prefix=f"{name}/")
+    tail = LogTail(client, TRANSFORM_LOG_GROUP, name)
     shown = None
     while True:
         status = client.sagemaker.describe_transform_job(TransformJobName=name)[
@@ -209,23 +203,17 @@ def list_transforms(
     settings: Settings, status: str | None, name_contains: str | None, as_json: bool
 ) -> None:
     """List transform jobs, newest first."""
-    kwargs: dict[str, Any] = {"MaxResults": 100, "SortOrder": "Descending"}
-    if status:
-        kwargs["StatusEquals"] = status
-    if name_contains:
-        kwargs["NameContains"] = name_contains
-    response = Client(settings).sagemaker.list_transform_jobs(**kwargs)
-    if as_json:
-        click.echo(wire_json(response))
-        return
-    table = Table("Name", "Status", "Created", box=None)
-    for summary in response["TransformJobSummaries"]:
-        table.add_row(
+    request = newest_first(status, name_contains)
+    response = Client(settings).sagemaker.list_transform_jobs(**request)
+    rows = (
+        (
             summary["TransformJobName"],
             summary["TransformJobStatus"],
-            summary["CreationTime"].astimezone().strftime("%Y-%m-%d %H:%M:%S"),
+            local_time(summary["CreationTime"]),
         )
-    Console().print(table)
+        for summary in response["TransformJobSummaries"]
+    )
+    print_listing(response, as_json, ("Name", "Status", "Created"), rows)
 
 
 @transforms.command()

@@ -418,9 +418,7 @@ class EstimatorBase:
             role=role, enable_network_isolation=enable_network_isolation, **create_model_kwargs
         )
         model.name = name
-        model._create_sagemaker_model(instance_type, tags=tags)
-        return Transformer(
-            name,
+        transformer: Transformer = model.transformer(
             instance_count,
             instance_type,
             strategy=strategy,
@@ -430,12 +428,14 @@ class EstimatorBase:
             accept=accept,
             max_concurrent_transforms=max_concurrent_transforms,
             max_payload=max_payload,
-            env=self._transform_env(model, env),
             tags=tags,
-            base_transform_job_name=self._base_name(),
             volume_kms_key=volume_kms_key,
-            sagemaker_session=self.sagemaker_session,
         )
+        # As the SDK: unlike a model's, an estimator's transformer keeps `env` for an isolated
+        # model (a framework's adds the model's env) and names jobs after the estimator.
+        transformer.env = self._transform_env(model, env)
+        transformer.base_transform_job_name = self._base_name()
+        return transformer
 
     def _transform_env(self, model: Any, env: dict[str, str] | None) -> dict[str, str] | None:
         return env

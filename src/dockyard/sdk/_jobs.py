@@ -1,6 +1,7 @@
 """Following a training job as the SageMaker SDK prints it: `<time> <Status> - <message>` lines,
 every host's log lines (coloured per host on a terminal or in a notebook), the training seconds at
-the end, and UnexpectedStatusException when the job failed."""
+the end, and UnexpectedStatusException when the job failed. `Job` and `check_job_status` serve
+transform jobs too."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ import sys
 import time
 import warnings
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 from dockyard.client import Client
-from dockyard.client.logs import TERMINAL, LogTail
+from dockyard.client.logs import TERMINAL, TRAINING_LOG_GROUP, LogTail
 from dockyard.sdk.exceptions import CapacityError, UnexpectedStatusException
 
 
@@ -31,18 +32,32 @@ POLL_SECONDS = 0.3
 # A status whose message keeps changing (transfer progress) is reprinted at most this often.
 MESSAGE_REPEAT_SECONDS = 15.0
 _HOST_COLORS = (34, 35, 32, 36, 33)
+TRAINING_STOPPED = (
+    "it was stopped or ran past MaxRuntimeInSeconds; check that its model is what you expect"
+)
 
 
-class TrainingJob:
-    """The job an estimator started (`estimator.latest_training_job`)."""
+SessionT = TypeVar("SessionT")
 
-    def __init__(self, sagemaker_session: JobSession, job_name: str) -> None:
+
+class Job(Generic[SessionT]):
+    """A job a session started, known by its name; TrainingJob and TransformJob say how theirs
+    is described, waited for and stopped."""
+
+    def __init__(self, sagemaker_session: SessionT, job_name: str) -> None:
         self.sagemaker_session = sagemaker_session
         self.job_name = job_name
 
     @property
     def name(self) -> str:
         return self.job_name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.job_name!r})"
+
+
+class TrainingJob(Job[JobSession]):
+    """The job an estimator started (`estimator.latest_training_job`)."""
 
     def describe(self) -> dict[str, Any]:
         return self.sagemaker_session.describe_training_job(self.job_name)
@@ -53,9 +68,6 @@ class TrainingJob:
 
     def stop(self) -> None:
         self.sagemaker_session.stop_training_job(self.job_name)
-
-    def __repr__(self) -> str:
-        return f"TrainingJob({self.job_name!r})"
 
 
 def normalise_log_type(logs: str | bool | None) -> str:
@@ -81,7 +93,7 @@ def follow_job(
     order; with `wait`, keep going until the job ends, then check how it ended. Returns the last
     DescribeTrainingJob response."""
     show_logs = normalise_log_type(log_type) in ("All", "Training")
-    tail = LogTail(session.client, job_name) if show_logs else None
+    tail = LogTail(session.client, TRAINING_LOG_GROUP, job_name) if show_logs else None
     colour = sys.stdout.isatty() or "ipykernel" in sys.modules
     deadline = time.monotonic() + timeout if timeout else None
     printed, last_message, last_printed_at = 0, "", 0.0
@@ -114,21 +126,24 @@ def follow_job(
             break
         time.sleep(POLL_SECONDS)
     if wait:
-        check_job_status(job_name, described)
+        check_job_status("Training", job_name, described, TRAINING_STOPPED)
         if show_logs:
             _print_seconds(described)
     return described
 
 
-def check_job_status(job_name: str, described: dict[str, Any]) -> None:
-    """Completed passes, Stopped warns; any other status raises UnexpectedStatusException."""
-    status = described["TrainingJobStatus"]
+def check_job_status(
+    kind: Literal["Training", "Transform"], job_name: str, described: dict[str, Any], stopped: str
+) -> None:
+    """How a training or transform job ended, as the SDK checks it: Completed passes, Stopped
+    warns (`stopped` says what that may mean), any other status raises UnexpectedStatusException
+    (CapacityError when the reason names it)."""
+    status = described[f"{kind}JobStatus"]
     if status == "Completed":
         return
     if status == "Stopped":
         warnings.warn(
-            f"Training job {job_name} ended with status 'Stopped' rather than 'Completed': it was "
-            "stopped or ran past MaxRuntimeInSeconds; check that its model is what you expect",
+            f"{kind} job {job_name} ended with status 'Stopped' rather than 'Completed': {stopped}",
             UserWarning,
             stacklevel=4,
         )
@@ -136,7 +151,7 @@ def check_job_status(job_name: str, described: dict[str, Any]) -> None:
     reason = described.get("FailureReason", "(No reason provided)")
     error = CapacityError if "CapacityError" in reason else UnexpectedStatusException
     raise error(
-        f"Error for Training job {job_name}: {status}. Reason: {reason}",
+        f"Error for {kind} job {job_name}: {status}. Reason: {reason}",
         allowed_statuses=["Completed", "Stopped"],
         actual_status=status,
     )

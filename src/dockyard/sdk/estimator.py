@@ -17,6 +17,7 @@ from dockyard.sdk._distribution import (
     distribution_from_hyperparameters,
     distribution_hyperparameters,
 )
+from dockyard.sdk._framework import VersionedFrameworkModel
 from dockyard.sdk.model import FrameworkModel, Model
 from dockyard.sdk.predictor import Predictor
 
@@ -94,6 +95,9 @@ class Framework(EstimatorBase):
     `distribution` becomes the toolkit's `sagemaker_*` launcher flags."""
 
     _framework_name: str | None = None
+    # The framework's Model class (SKLearnModel, PyTorchModel); without one, create_model() makes
+    # a FrameworkModel in the training image.
+    _model_class: type[VersionedFrameworkModel] | None = None
 
     @accepts_v1_names
     def __init__(
@@ -176,8 +180,15 @@ class Framework(EstimatorBase):
     def _framework_model(
         self, model_server_workers: int | None, arguments: dict[str, Any]
     ) -> FrameworkModel:
-        """The framework's Model class (SKLearnModel, PyTorchModel) in the subclasses; a
-        FrameworkModel in the training image here."""
+        if self._model_class is not None:
+            arguments.setdefault("image_uri", self.image_uri)
+            return self._model_class(
+                self.model_data,
+                framework_version=self.framework_version,
+                py_version=self.py_version,
+                model_server_workers=model_server_workers,
+                **arguments,
+            )
         image_uri = arguments.pop("image_uri", None) or self.training_image_uri()
         arguments.setdefault("predictor_cls", Predictor)
         model = FrameworkModel(self.model_data, image_uri, **arguments)

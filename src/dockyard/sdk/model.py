@@ -1,6 +1,7 @@
 """`Model`: an image plus model data (plus, optionally, inference code) — CreateModel, then
 `deploy()` to an endpoint (→ Predictor) or `transformer()` for batch transform; `FrameworkModel`:
-script-mode inference code (model_fn, predict_fn, ...) in a framework image. As the SDK's."""
+script-mode inference code (model_fn, predict_fn, ...) in a framework image. As the SDK's.
+The versioned framework images' models (SKLearnModel, PyTorchModel) build on _framework.py."""
 
 from __future__ import annotations
 
@@ -156,7 +157,13 @@ class Model:
         if self._uses_script_mode():
             self._upload_code()
             env.update(self._script_mode_env_vars())
+        env.update(self._serving_env_vars())
         return container_def(self._image(instance_type), self._model_data_uri(), env)
+
+    def _serving_env_vars(self) -> dict[str, str]:
+        """The framework model server's settings (FrameworkModel: the worker count); as in the
+        SDK they win over `env`."""
+        return {}
 
     def _upload_code(self) -> None:
         if self.entry_point is None:
@@ -410,54 +417,7 @@ class FrameworkModel(Model):
     def _uses_script_mode(self) -> bool:
         return True
 
-    def prepare_container_def(
-        self,
-        instance_type: str | None = None,
-        accelerator_type: str | None = None,
-        serverless_inference_config: Any = None,
-        accept_eula: bool | None = None,
-        model_reference_arn: str | None = None,
-    ) -> dict[str, Any]:
-        definition = super().prepare_container_def(instance_type, accelerator_type)
+    def _serving_env_vars(self) -> dict[str, str]:
         if self.model_server_workers:
-            workers = str(self.model_server_workers)
-            definition["Environment"]["SAGEMAKER_MODEL_SERVER_WORKERS"] = workers
-        return definition
-
-
-class VersionedFrameworkModel(FrameworkModel):
-    """A framework model whose image is `dockyard/<framework>:<framework_version>` unless
-    `image_uri` names one (SKLearnModel, PyTorchModel)."""
-
-    def __init__(
-        self,
-        model_data: str | None,
-        role: str | None = None,
-        entry_point: str | None = None,
-        framework_version: str | None = None,
-        py_version: str | None = None,
-        image_uri: str | None = None,
-        predictor_cls: PredictorFactory | None = None,
-        model_server_workers: int | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if image_uri is None and framework_version is None:
-            raise ValueError(
-                "framework_version was None, yet image_uri was also None: give framework_version "
-                f"(the image is then dockyard/{self._framework_name}:<framework_version>) or "
-                "image_uri"
-            )
-        super().__init__(
-            model_data, image_uri, role, entry_point, predictor_cls=predictor_cls, **kwargs
-        )
-        self.framework_version = framework_version
-        self.py_version = py_version
-        self.model_server_workers = model_server_workers
-
-    def serving_image_uri(self, region_name: str | None = None, instance_type: Any = None) -> str:
-        return f"dockyard/{self._framework_name}:{self.framework_version}"
-
-    def _image(self, instance_type: str | None) -> str:
-        if self.image_uri:
-            return image_ref(self.image_uri)
-        return self.serving_image_uri(self.sagemaker_session.boto_region_name, instance_type)
+            return {"SAGEMAKER_MODEL_SERVER_WORKERS": str(self.model_server_workers)}
+        return {}

@@ -9,6 +9,7 @@ from botocore.exceptions import ClientError
 
 from dockyard.client.uris import data_uri
 from dockyard.sdk._channels import server_uri
+from dockyard.sdk._jobs import Job
 from dockyard.sdk._names import base_name_from_image, name_from_base
 from dockyard.sdk._transform_jobs import follow_transform_job
 from dockyard.sdk.session import Session
@@ -16,16 +17,8 @@ from dockyard.sdk.session import Session
 __all__ = ["TransformJob", "Transformer"]
 
 
-class TransformJob:
+class TransformJob(Job[Session]):
     """The job a transformer started (`transformer.latest_transform_job`)."""
-
-    def __init__(self, sagemaker_session: Session, job_name: str) -> None:
-        self.sagemaker_session = sagemaker_session
-        self.job_name = job_name
-
-    @property
-    def name(self) -> str:
-        return self.job_name
 
     def describe(self) -> dict[str, Any]:
         return self.sagemaker_session.describe_transform_job(self.job_name)
@@ -37,9 +30,6 @@ class TransformJob:
 
     def stop(self) -> None:
         self.sagemaker_session.stop_transform_job(name=self.job_name)
-
-    def __repr__(self) -> str:
-        return f"TransformJob({self.job_name!r})"
 
 
 class Transformer:

@@ -18,6 +18,7 @@ class PyTorch(Framework):
     py_version is recorded but does not choose the image."""
 
     _framework_name = "pytorch"
+    _model_class = PyTorchModel
 
     @accepts_v1_names
     def __init__(
@@ -43,16 +44,4 @@ class PyTorch(Framework):
             image_uri=image_uri,
             distribution=distribution,
             **kwargs,
-        )
-
-    def _framework_model(
-        self, model_server_workers: int | None, arguments: dict[str, Any]
-    ) -> PyTorchModel:
-        arguments.setdefault("image_uri", self.image_uri)
-        return PyTorchModel(
-            self.model_data,
-            framework_version=self.framework_version,
-            py_version=self.py_version,
-            model_server_workers=model_server_workers,
-            **arguments,
         )

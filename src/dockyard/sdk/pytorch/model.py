@@ -5,33 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockyard.sdk.deserializers import BaseDeserializer, NumpyDeserializer
-from dockyard.sdk.model import PredictorFactory, VersionedFrameworkModel
-from dockyard.sdk.predictor import Predictor
-from dockyard.sdk.serializers import BaseSerializer, NumpySerializer
-from dockyard.sdk.session import Session
+from dockyard.sdk._framework import NumpyPredictor, VersionedFrameworkModel
+from dockyard.sdk.model import PredictorFactory
 
 __all__ = ["PyTorchModel", "PyTorchPredictor"]
 
 
-class PyTorchPredictor(Predictor):
+class PyTorchPredictor(NumpyPredictor):
     """A Predictor sending and receiving .npy arrays (numpy is needed on this side too)."""
-
-    def __init__(
-        self,
-        endpoint_name: str,
-        sagemaker_session: Session | None = None,
-        serializer: BaseSerializer = NumpySerializer(),  # noqa: B008 - the SDK's default
-        deserializer: BaseDeserializer = NumpyDeserializer(),  # noqa: B008 - the SDK's default
-        component_name: str | None = None,
-    ) -> None:
-        super().__init__(
-            endpoint_name,
-            sagemaker_session,
-            serializer=serializer,
-            deserializer=deserializer,
-            component_name=component_name,
-        )
 
 
 class PyTorchModel(VersionedFrameworkModel):
@@ -55,8 +36,8 @@ class PyTorchModel(VersionedFrameworkModel):
     ) -> None:
         super().__init__(
             model_data,
-            role,
-            entry_point,
+            role=role,
+            entry_point=entry_point,
             framework_version=framework_version,
             py_version=py_version,
             image_uri=image_uri,

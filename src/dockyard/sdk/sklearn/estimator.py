@@ -17,6 +17,7 @@ class SKLearn(Framework):
     3 only, as on SageMaker."""
 
     _framework_name = "sklearn"
+    _model_class = SKLearnModel
 
     @accepts_v1_names
     def __init__(
@@ -44,16 +45,4 @@ class SKLearn(Framework):
             py_version=py_version,
             image_uri=image_uri,
             **kwargs,
-        )
-
-    def _framework_model(
-        self, model_server_workers: int | None, arguments: dict[str, Any]
-    ) -> SKLearnModel:
-        arguments.setdefault("image_uri", self.image_uri)
-        return SKLearnModel(
-            self.model_data,
-            framework_version=self.framework_version,
-            py_version=self.py_version,
-            model_server_workers=model_server_workers,
-            **arguments,
         )

@@ -403,3 +403,61 @@ def test_keep_alive_connections_spread_over_the_workers(server: Server) -> None:
     print(sorted(counts.values()))
     # Each worker takes a new connection only when it has no more than the others.
     assert len(counts) == 2 and min(counts.values()) >= 6, counts
+
+
+THREADS = textwrap.dedent(
+    """
+    import threading
+    import time
+
+    def model_fn(model_dir):
+        return None
+
+    def transform_fn(model, data, content_type, accept):
+        if data == "hang":
+            time.sleep(3600)
+        return threading.current_thread().name, "text/plain"
+    """
+)
+
+
+def test_fast_handlers_run_on_the_loop_and_a_hung_one_is_killed(tmp_path: Path) -> None:
+    base = model_dir(tmp_path, **{"threads.py": THREADS})
+    server = start(
+        base,
+        SAGEMAKER_PROGRAM="threads.py",
+        SAGEMAKER_MODEL_SERVER_WORKERS="1",
+        SAGEMAKER_MODEL_SERVER_TIMEOUT="1",
+    )
+    try:
+        names = [
+            server.request("POST", "/invocations", b"x", Content_Type="text/csv")[1].decode()
+            for _ in range(30)
+        ]
+        # Unknown handlers start in a thread; once they prove fast, they run on the event loop.
+        assert names[0].startswith("invocation")
+        assert names[-1] == "MainThread"
+        first_pid = worker_pid_of(server)
+        started = time.monotonic()
+        with pytest.raises((OSError, http.client.HTTPException)):
+            server.request("POST", "/invocations", b"hang", Content_Type="text/csv")
+        # SAGEMAKER_MODEL_SERVER_TIMEOUT=1: the arbiter killed the worker a second or two later.
+        assert time.monotonic() - started < 8
+        assert "killing it" in server.log.read_text()
+        deadline = time.monotonic() + 20
+        while True:  # a new worker serves again
+            try:
+                answer = server.request("POST", "/invocations", b"x", Content_Type="text/csv")
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert answer[0] == 200
+        assert worker_pid_of(server) != first_pid
+    finally:
+        server.stop()
+
+
+def worker_pid_of(server: Server) -> int:
+    children = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text()
+    return int(children.split()[0])

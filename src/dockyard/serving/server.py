@@ -1,4 +1,5 @@
-"""The pre-fork server: one listening socket, N worker processes, each an asyncio HTTP/1.1 loop."""
+"""The pre-fork server: one listening socket, N worker processes, each an asyncio HTTP/1.1 loop;
+fast invocations run on the loop, slow ones in threads."""
 
 from __future__ import annotations
 
@@ -29,26 +30,30 @@ log = logging.getLogger(__name__)
 KEEPALIVE_SECONDS = 75.0  # longer than common client pool idle times (60 s on AWS load balancers)
 DRAIN_SECONDS = 10.0  # how long a stopping worker lets in-flight requests finish
 BOOT_ERROR = 3  # a worker's exit code when the model cannot be loaded: restarting will not help
+INLINE_SECONDS = 0.005  # invocations typically faster than this run on the event loop
 _YIELD_SECONDS = 0.02  # the longest a busier worker leaves a new connection to the others
 _MAX_QUEUED = 32  # pipelined requests buffered per connection before reading pauses
 _ROUTES = {"/ping": ("GET", "HEAD"), "/invocations": ("POST",), "/execution-parameters": ("GET",)}
 
 
-class Loads:
-    """Each worker's number of open connections, in memory the workers share with the arbiter,
-    so a worker can leave a new connection to a less loaded one. A slot of -1 has no worker."""
+class Scoreboard:
+    """Per worker slot, in memory the workers share with the arbiter: its open connections (-1:
+    no worker), so a worker can leave a new connection to a less loaded one; and since when it
+    has been running an invocation on its event loop (0: not), so a hung one can be killed."""
+
+    _SLOT = 16  # bytes: int64 connections, float64 busy-since (time.monotonic, machine-wide)
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
-        self._memory = mmap.mmap(-1, 8 * slots)  # anonymous and shared: forked workers see it
+        self._memory = mmap.mmap(-1, self._SLOT * slots)  # anonymous, shared with forked workers
         for slot in range(slots):
             self.set(slot, -1)
 
     def get(self, slot: int) -> int:
-        return int(struct.unpack_from("q", self._memory, 8 * slot)[0])
+        return int(struct.unpack_from("q", self._memory, self._SLOT * slot)[0])
 
     def set(self, slot: int, value: int) -> None:
-        struct.pack_into("q", self._memory, 8 * slot, value)
+        struct.pack_into("q", self._memory, self._SLOT * slot, value)
 
     def add(self, slot: int, change: int) -> None:
         self.set(slot, self.get(slot) + change)  # only the slot's own worker writes it
@@ -59,6 +64,12 @@ class Loads:
         live = [load for load in others if load >= 0]
         return min(live) if live else None
 
+    def busy_since(self, slot: int) -> float:
+        return float(struct.unpack_from("d", self._memory, self._SLOT * slot + 8)[0])
+
+    def set_busy(self, slot: int, since: float) -> None:
+        struct.pack_into("d", self._memory, self._SLOT * slot + 8, since)
+
 
 class Worker:
     """One worker process's state: the loaded handlers, a thread pool and the open connections."""
@@ -67,14 +78,16 @@ class Worker:
         self,
         settings: ServingSettings,
         handlers: Handlers,
-        loads: Loads | None = None,
+        board: Scoreboard | None = None,
         slot: int = 0,
     ) -> None:
         self.settings = settings
         self.handlers = handlers
-        self.loads = loads or Loads(1)
+        self.board = board or Scoreboard(1)
         self.slot = slot
         self.pool = ThreadPoolExecutor(thread_name_prefix="invocation")
+        # Unknown until invocations have run: start in threads, where a slow first call is safe.
+        self.typical_seconds = INLINE_SECONDS * 4
         self.connections: set[Connection] = set()
         self.stopping = False
 
@@ -96,26 +109,51 @@ class Worker:
                 self.handlers, self.settings.workers, self.settings.max_payload_bytes // MIB
             )
         headers = request.headers
-        loop = asyncio.get_running_loop()
-        call = loop.run_in_executor(
-            self.pool,
-            lambda: invocations.invoke(
-                request.body,
-                headers.get("content-type") or headers.get("contenttype"),
-                headers.get("accept"),
-                self.handlers,
-                request_headers=headers,
-            ),
-        )
+        timings: list[float] = []
+
+        def call() -> Result:
+            started = time.perf_counter()
+            try:
+                return invocations.invoke(
+                    request.body,
+                    headers.get("content-type") or headers.get("contenttype"),
+                    headers.get("accept"),
+                    self.handlers,
+                    request_headers=headers,
+                )
+            finally:
+                timings.append(time.perf_counter() - started)
+
+        if self.typical_seconds < INLINE_SECONDS:
+            # Fast handlers run right here: a hop to a thread and back costs more than they do.
+            # The arbiter kills the worker if one hangs past the timeout (gunicorn's rule).
+            self.board.set_busy(self.slot, time.monotonic())
+            try:
+                return call()
+            finally:
+                self.board.set_busy(self.slot, 0.0)
+                self._learn(timings[0])
         try:
-            return await asyncio.wait_for(call, self.settings.timeout_seconds)
+            return await asyncio.wait_for(
+                asyncio.get_running_loop().run_in_executor(self.pool, call),
+                self.settings.timeout_seconds,
+            )
         except TimeoutError:
+            self._learn(self.settings.timeout_seconds)
             log.error("an invocation timed out after %s s", self.settings.timeout_seconds)
             return invocations.error(
                 504,
                 f"the inference handler did not answer within {self.settings.timeout_seconds:g} s "
                 "(SAGEMAKER_MODEL_SERVER_TIMEOUT)",
             )
+        finally:
+            if timings:
+                self._learn(timings[0])
+
+    def _learn(self, seconds: float) -> None:
+        """A moving average of recent invocations' durations: slow ones move to threads, where
+        the event loop stays free for /ping and the timeout is enforced per request."""
+        self.typical_seconds = 0.8 * self.typical_seconds + 0.2 * seconds
 
     def stop(self) -> None:
         """Stop reading new requests: idle connections close now, busy ones after their answer."""
@@ -140,7 +178,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.worker.connections.add(self)  # counted in `loads` already, when accepted
+        self.worker.connections.add(self)  # counted in `board` already, when accepted
         with contextlib.suppress(OSError):
             transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._arm_idle_timer()
@@ -149,7 +187,7 @@ class Connection(asyncio.Protocol):
         self.closing = True
         if self in self.worker.connections:
             self.worker.connections.discard(self)
-            self.worker.loads.add(self.worker.slot, -1)
+            self.worker.board.add(self.worker.slot, -1)
         if self.idle_timer:
             self.idle_timer.cancel()
         if self.task and not self.task.done():
@@ -233,8 +271,8 @@ async def _serve_worker(sock: socket.socket, worker: Worker) -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     starting: set[asyncio.Task[Any]] = set()  # held so they are not collected mid-way
-    loads, slot = worker.loads, worker.slot
-    loads.set(slot, 0)
+    board, slot = worker.board, worker.slot
+    board.set(slot, 0)
     # When this worker began leaving a pending connection to the others, and when it last did.
     yielding = {"since": 0.0, "last": -1.0}
 
@@ -247,8 +285,8 @@ async def _serve_worker(sock: socket.socket, worker: Worker) -> None:
         # takes it, one per wake-up (not asyncio's batch of up to `backlog`), so keep-alive
         # clients spread over all workers instead of piling onto whichever woke first. A worker
         # with more steps back briefly, but never longer than _YIELD_SECONDS.
-        fewest = loads.fewest_elsewhere(slot)
-        if fewest is not None and loads.get(slot) > fewest:
+        fewest = board.fewest_elsewhere(slot)
+        if fewest is not None and board.get(slot) > fewest:
             now = loop.time()
             if now - yielding["last"] > _YIELD_SECONDS:  # a new connection, not the same one
                 yielding["since"] = now
@@ -265,7 +303,7 @@ async def _serve_worker(sock: socket.socket, worker: Worker) -> None:
             log.warning("accept failed: %s", exc)
             return
         conn.setblocking(False)
-        loads.add(slot, 1)  # now, not when the protocol starts: the next wake-up must see it
+        board.add(slot, 1)  # now, not when the protocol starts: the next wake-up must see it
         task = loop.create_task(loop.connect_accepted_socket(lambda: Connection(worker), conn))
         starting.add(task)
         task.add_done_callback(started)
@@ -273,7 +311,7 @@ async def _serve_worker(sock: socket.socket, worker: Worker) -> None:
     def started(task: asyncio.Task[Any]) -> None:
         starting.discard(task)
         if task.cancelled() or task.exception() is not None:
-            loads.add(slot, -1)
+            board.add(slot, -1)
 
     listen()
     await stop.wait()
@@ -292,7 +330,7 @@ def run_worker(
     sock: socket.socket,
     settings: ServingSettings,
     handlers: Handlers | None,
-    loads: Loads | None = None,
+    board: Scoreboard | None = None,
     slot: int = 0,
 ) -> int:
     """A worker process's body: load the model unless inherited, then serve until SIGTERM."""
@@ -306,7 +344,7 @@ def run_worker(
         except HandlerLoadError as exc:
             log.error("%s", exc)
             return BOOT_ERROR
-    asyncio.run(_serve_worker(sock, Worker(settings, handlers, loads, slot)))
+    asyncio.run(_serve_worker(sock, Worker(settings, handlers, board, slot)))
     return 0
 
 
@@ -314,7 +352,7 @@ def _spawn(
     sock: socket.socket,
     settings: ServingSettings,
     handlers: Handlers | None,
-    loads: Loads,
+    board: Scoreboard,
     slot: int,
 ) -> int:
     pid = os.fork()
@@ -322,7 +360,7 @@ def _spawn(
         return pid
     code = 1
     try:
-        code = run_worker(sock, settings, handlers, loads, slot)
+        code = run_worker(sock, settings, handlers, board, slot)
     except BaseException:
         log.exception("worker %d crashed", os.getpid())
     finally:
@@ -358,8 +396,8 @@ class Arbiter:
         self.settings = settings
         self.sock = sock
         self.handlers = handlers
-        self.loads = Loads(settings.workers)
-        self.workers: dict[int, int] = {}  # pid -> slot in `loads`
+        self.board = Scoreboard(settings.workers)
+        self.workers: dict[int, int] = {}  # pid -> slot in `board`
         self.exit_code = 0
         self.stopping = False
 
@@ -377,6 +415,7 @@ class Arbiter:
             while not self.stopping:
                 info = signal.sigtimedwait(waited, 1.0)
                 self._reap()
+                self._kill_hung()
                 if info is not None and info.si_signo in (signal.SIGTERM, signal.SIGINT):
                     log.info("stopping: %s", signal.Signals(info.si_signo).name)
                     self.stopping = True
@@ -394,7 +433,8 @@ class Arbiter:
             slot = self.workers.pop(pid, None)
             if slot is None:
                 continue
-            self.loads.set(slot, -1)  # its connections died with it
+            self.board.set(slot, -1)  # its connections died with it
+            self.board.set_busy(slot, 0.0)
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 continue
@@ -406,8 +446,25 @@ class Arbiter:
                 log.warning("worker %d exited with %d; starting a new one", pid, code)
                 self._start(slot)
 
+    def _kill_hung(self) -> None:
+        """A worker stuck in an invocation on its event loop can't time it out itself."""
+        limit = self.settings.timeout_seconds + 1.0
+        now = time.monotonic()
+        for pid, slot in self.workers.items():
+            since = self.board.busy_since(slot)
+            if since and now - since > limit:
+                log.error(
+                    "worker %d has been in one invocation for over %g s "
+                    "(SAGEMAKER_MODEL_SERVER_TIMEOUT); killing it",
+                    pid,
+                    self.settings.timeout_seconds,
+                )
+                self.board.set_busy(slot, 0.0)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
     def _start(self, slot: int) -> None:
-        pid = _spawn(self.sock, self.settings, self.handlers, self.loads, slot)
+        pid = _spawn(self.sock, self.settings, self.handlers, self.board, slot)
         self.workers[pid] = slot
 
     def _stop_workers(self, waited: set[signal.Signals]) -> None:

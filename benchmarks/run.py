@@ -1,883 +1,142 @@
-"""dockyard's benchmarks: no-op job overhead and channel staging, written to RESULTS.md."""
+"""dockyard's benchmarks, one command: training (no-op job, staging) and serving, to RESULTS.md."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime
-import io
-import itertools
-import os
-import platform
+import re
 import shutil
-import socket
-import statistics
-import subprocess
+import signal
 import sys
-import tarfile
 import tempfile
-import threading
 import time
+import traceback
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import boto3
-import uvicorn
-from sqlalchemy import event
+from common import REPO, RESULTS, machine
+from serving import measure_serving
+from serving_report import serving_ratios, serving_section
+from training import measure_training
+from training_report import training_ratios, training_sections
 
-from dockyard.api.app import create_app
-from dockyard.contract.opt_ml import OptMl
-from dockyard.contract.training_jobs import CreateTrainingJobRequest
-from dockyard.engine.core import Engine
-from dockyard.runtimes.base import HostSpec
-from dockyard.runtimes.images import read_image
-from dockyard.runtimes.process import bwrap_argv, find_program, hosts_file, sandbox_env
-from dockyard.settings import Settings
-
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-VENV_BIN = Path(sys.executable).parent
-RESULTS = HERE / "RESULTS.md"
-
-NOOP_REPS = 30
-STAGING_REPS = 12
-COPYTREE_REPS = 5
-S3_REPS = 5
-HTTP_POLL_SECONDS = 0.005
-
-MIB = 1024 * 1024
-CHANNEL_OBJECTS = 16
-CHANNEL_OBJECT_BYTES = 64 * MIB  # 16 x 64 MiB = 1 GiB
-S3_OBJECTS = 16
-S3_OBJECT_BYTES = 16 * MIB  # 16 x 16 MiB = 256 MiB
-
-OVERHEAD_TARGET_MS = 150.0
-STAGING_TARGET_MS = 50.0
-
-BUCKET = "bench"
-FLOOR_ARGV = [
-    "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-    "--unshare-pid", "--die-with-parent", "/bin/true", "train",
-]  # fmt: skip
-COUNT_PROGRAM = "ls /opt/ml/input/data/train 2>/dev/null | wc -l > /opt/ml/model/count.txt"
+PARTS = ("training", "serving")
+ROUNDS = 3
+ROUND_SECONDS = 10.0
 
 
-# -- statistics --------------------------------------------------------------------------------
+def _block(name: str, lines: list[str]) -> str:
+    """A part of RESULTS.md between markers, so a run of the other part can keep it."""
+    return "\n".join([f"<!-- {name} -->", *lines, f"<!-- end {name} -->"])
 
 
-@dataclass
-class Samples:
-    """Durations in milliseconds of one variant."""
-
-    values: list[float] = field(default_factory=list)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.values)
-
-    def quantile(self, decile: int) -> float:
-        if len(self.values) < 2:
-            return self.values[0]
-        return statistics.quantiles(self.values, n=10, method="inclusive")[decile - 1]
-
-    def spread(self) -> str:
-        """p10..p90, or min..max when there are too few samples for deciles."""
-        if len(self.values) < 10:
-            return f"min..max {min(self.values):.1f}..{max(self.values):.1f}"
-        return f"p10..p90 {self.quantile(1):.1f}..{self.quantile(9):.1f}"
-
-    def row(self, label: str) -> str:
-        v = self.values
-        deciles = f"{self.quantile(1):.1f} | {self.quantile(9):.1f}" if len(v) >= 10 else "— | —"
-        return (
-            f"| {label} | {self.median:.1f} | {deciles} | {min(v):.1f} | {max(v):.1f} | {len(v)} |"
-        )
+def _kept_block(name: str, previous: str) -> str | None:
+    match = re.search(rf"<!-- {name} -->\n.*?<!-- end {name} -->", previous, re.DOTALL)
+    return match.group(0) if match else None
 
 
-TABLE_HEAD = (
-    "| variant | median ms | p10 | p90 | min | max | N |\n|---|---:|---:|---:|---:|---:|---:|"
-)
+def _stamp(part: str, seconds: float) -> str:
+    now = datetime.datetime.now().astimezone()
+    return f"{part.capitalize()}: measured {now:%Y-%m-%d %H:%M %Z} in {seconds:.0f} s."
 
 
-class MetadataProbe:
-    """Where the engine's metadata time goes: calls into the MetadataStore (timed by wrapping
-    the engine's instance, nothing in src/ changes) and the SQL they run (SQLAlchemy cursor
-    events, so that part excludes the ORM's Python work and the commits)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.calls = 0
-        self.call_seconds = 0.0
-        self.statements = 0
-        self.sql_seconds = 0.0
-        self._started: dict[int, float] = {}
-        self._lock = threading.Lock()
-        store = engine.metadata
-        for name in dir(type(store)):
-            method = getattr(store, name)
-            if not name.startswith("_") and callable(method) and name not in ("close", "migrate"):
-                setattr(store, name, self._timed(method))
-        event.listen(store.engine, "before_cursor_execute", self._before)
-        event.listen(store.engine, "after_cursor_execute", self._after)
-
-    def snapshot(self) -> tuple[int, float, int, float]:
-        return self.calls, self.call_seconds * 1000, self.statements, self.sql_seconds * 1000
-
-    def _timed(self, method: Callable[..., Any]) -> Callable[..., Any]:
-        def timed(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                with self._lock:
-                    self.calls += 1
-                    self.call_seconds += time.perf_counter() - start
-
-        return timed
-
-    def _before(self, _conn: Any, cursor: Any, *_: Any) -> None:
-        self._started[id(cursor)] = time.perf_counter()
-
-    def _after(self, _conn: Any, cursor: Any, *_: Any) -> None:
-        elapsed = time.perf_counter() - self._started.pop(id(cursor), time.perf_counter())
-        with self._lock:
-            self.statements += 1
-            self.sql_seconds += elapsed
-
-
-def interleave(variants: dict[str, Callable[[], float]], reps: int) -> dict[str, Samples]:
-    """Run every variant once to warm up, then A, B, C, A, B, C, … so drift hits all alike."""
-    for run in variants.values():
-        run()
-    results = {name: Samples() for name in variants}
-    for _ in range(reps):
-        for name, run in variants.items():
-            results[name].values.append(run())
-    return results
-
-
-def timed_ms(action: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    action()
-    return (time.perf_counter() - start) * 1000
-
-
-def verdict(value: float, target: float) -> str:
-    return "PASS" if value < target else "FAIL"
-
-
-# -- the machine -------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, str]:
-    def first_line(argv: list[str]) -> str:
-        try:
-            out = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=REPO)
-        except OSError:
-            return "?"
-        return (
-            (out.stdout or out.stderr).strip().splitlines()[0] if out.stdout or out.stderr else "?"
-        )
-
-    memory = "?"
-    with contextlib.suppress(OSError), open("/proc/meminfo") as meminfo:
-        kib = int(next(line for line in meminfo if line.startswith("MemTotal")).split()[1])
-        memory = f"{kib / MIB:.1f} GiB"
-    cpu = "?"
-    with contextlib.suppress(OSError, StopIteration), open("/proc/cpuinfo") as cpuinfo:
-        cpu = next(line for line in cpuinfo if line.startswith("model name")).split(":", 1)[1]
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    return {
-        "nproc": str(os.cpu_count()),
-        "cpu": cpu.strip(),
-        "memory": memory,
-        "kernel": platform.release(),
-        "bwrap": first_line(["bwrap", "--version"]),
-        "python": platform.python_version(),
-        "commit": first_line(["git", "rev-parse", "--short", "HEAD"])
-        + (" (work tree has uncommitted changes)" if dirty.stdout.strip() else ""),
-    }
-
-
-# -- fixtures: images, a server, moto ----------------------------------------------------------
-
-
-def make_image(folder: Path, entrypoint: str) -> Path:
-    """An image folder whose Dockerfile is only an ENTRYPOINT (exec form, JSON)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Dockerfile").write_text(f"FROM scratch\nENTRYPOINT {entrypoint}\n")
-    return folder
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listened on 127.0.0.1:{port} within {seconds} s")
-
-
-@contextlib.contextmanager
-def api_server(engine: Engine) -> Iterator[str]:
-    """The real ASGI app on uvicorn in a thread of this process, as tests/conftest.py does."""
-    port = engine.settings.port
-    config = uvicorn.Config(
-        create_app(engine, close_engine=False), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="bench-api", daemon=True)
-    thread.start()
+def _measure(part: str, work: Path, args: argparse.Namespace) -> dict[str, str]:
+    """The blocks of one part, measured now; a failure becomes the part's text, not a crash."""
+    started = time.perf_counter()
     try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-# -- training jobs -----------------------------------------------------------------------------
-
-
-def job_body(
-    name: str, image: Path, *, channels: list[dict[str, Any]] | None = None, hosts: int = 1
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "TrainingJobName": name,
-        "RoleArn": "arn:aws:iam::111111111111:role/bench",
-        "AlgorithmSpecification": {"TrainingImage": str(image), "TrainingInputMode": "File"},
-        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/out"},
-        "ResourceConfig": {"InstanceCount": hosts, "InstanceType": "local", "VolumeSizeInGB": 1},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
-    }
-    if channels:
-        body["InputDataConfig"] = channels
-    return body
-
-
-def channel(uri: str, distribution: str) -> dict[str, Any]:
-    source = {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": distribution}
-    return {"ChannelName": "train", "DataSource": {"S3DataSource": source}}
-
-
-@dataclass
-class JobRun:
-    name: str
-    total_ms: float
-    phases: dict[str, float]  # phase → ms, in the order the job went through them
-    # With a probe: the job's metadata calls, their ms, SQL statements, their ms.
-    metadata: tuple[float, ...] = ()
-
-
-class Jobs:
-    """Runs jobs on one engine under unique names and checks each ended Completed with a model."""
-
-    def __init__(self, engine: Engine, prefix: str, probe: MetadataProbe | None = None) -> None:
-        self.engine = engine
-        self.prefix = prefix
-        self.probe = probe
-        self.count = 0
-
-    def next_name(self) -> str:
-        self.count += 1
-        return f"{self.prefix}-{self.count}"
-
-    def run(self, image: Path, **options: Any) -> JobRun:
-        """In-process: create() + wait() (joins the runner thread, so no polling granularity)."""
-        name = self.next_name()
-        request = CreateTrainingJobRequest.from_wire(job_body(name, image, **options))
-        before = self.probe.snapshot() if self.probe else ()
-        submitted = time.time()
-        start = time.perf_counter()
-        self.engine.training_jobs.create(request)
-        self.engine.training_jobs.wait(name)
-        total = (time.perf_counter() - start) * 1000
-        ended = time.time()
-        # Taken before check(), whose describe() would count as the job's.
-        after = self.probe.snapshot() if self.probe else ()
-        metadata = tuple(b - a for a, b in zip(before, after, strict=True))
-        return JobRun(name, total, self.check(name, submitted, ended), metadata)
-
-    def run_http(self, sagemaker: Any, image: Path) -> JobRun:
-        """Through the API with boto3: CreateTrainingJob, then DescribeTrainingJob every 5 ms."""
-        name = self.next_name()
-        submitted = time.time()
-        start = time.perf_counter()
-        sagemaker.create_training_job(**job_body(name, image))
-        while sagemaker.describe_training_job(TrainingJobName=name)["TrainingJobStatus"] not in (
-            "Completed",
-            "Failed",
-            "Stopped",
-        ):
-            time.sleep(HTTP_POLL_SECONDS)
-        total = (time.perf_counter() - start) * 1000
-        seen = time.time()
-        self.engine.training_jobs.wait(name)  # the runner's last steps, outside the timing
-        return JobRun(name, total, self.check(name, submitted, seen))
-
-    def check(self, name: str, submitted: float, ended: float) -> dict[str, float]:
-        described = self.engine.training_jobs.describe(name)
-        status = described["TrainingJobStatus"]
-        if status != "Completed":
-            raise RuntimeError(f"{name} ended {status}: {described.get('FailureReason')}")
-        self.engine.store.head(BUCKET, f"out/{name}/output/model.tar.gz")  # NoSuchKey if absent
-        return phases(described, submitted, ended)
-
-    def model_file(self, name: str, member: str) -> str:
-        blob = self.engine.store.get_bytes(BUCKET, f"out/{name}/output/model.tar.gz")
-        with tarfile.open(fileobj=io.BytesIO(blob)) as archive:
-            extracted = archive.extractfile(member)
-            assert extracted is not None
-            return extracted.read().decode().strip()
-
-
-def phases(described: dict[str, Any], submitted: float, ended: float) -> dict[str, float]:
-    """ms spent in each secondary status, from SecondaryStatusTransitions' StartTimes; the
-    request's validation before CreationTime and the tail after Completed are their own phases."""
-    transitions = described["SecondaryStatusTransitions"]
-    out = {"(validate → CreationTime)": (_epoch(described["CreationTime"]) - submitted) * 1000}
-    for current, following in itertools.pairwise(transitions):
-        out[current["Status"]] = (
-            _epoch(following["StartTime"]) - _epoch(current["StartTime"])
-        ) * 1000
-    out[f"({transitions[-1]['Status']} → returned)"] = (
-        ended - _epoch(transitions[-1]["StartTime"])
-    ) * 1000
-    return out
-
-
-def _epoch(value: float | datetime.datetime) -> float:
-    return value.timestamp() if isinstance(value, datetime.datetime) else float(value)
-
-
-def phase_table(runs: list[JobRun]) -> str:
-    names: list[str] = []
-    for run in runs:
-        names += [n for n in run.phases if n not in names]
-    lines = [TABLE_HEAD]
-    for phase in names:
-        samples = Samples([r.phases[phase] for r in runs if phase in r.phases])
-        lines.append(samples.row(phase))
-    return "\n".join(lines)
-
-
-def phase_median(runs: list[JobRun], phase: str) -> float:
-    return statistics.median(r.phases.get(phase, 0.0) for r in runs)
-
-
-# -- measurement 1: a no-op job ----------------------------------------------------------------
-
-
-def dockyard_sandbox(
-    engine: Engine, image: Path, folder: Path, hosts: IO[bytes]
-) -> tuple[HostSpec, list[str]]:
-    """The HostSpec and argv TrainingRun would build for algo-1 of a one-host job of `image`;
-    `hosts` gets the /etc/hosts content, as ProcessRuntime.start writes it."""
-    spec_image = read_image(str(image))
-    opt_ml = OptMl(folder / "hosts" / "algo-1")
-    opt_ml.create()
-    settings = engine.settings
-    spec = HostSpec(
-        image=spec_image,
-        argv=spec_image.argv(None, None, "train"),
-        hostname="algo-1",
-        opt_ml=opt_ml.root,
-        env={"TRAINING_JOB_NAME": "bench", "AWS_REGION": settings.region},
-        hosts={"algo-1": "127.0.10.1"},
-        hidden_paths=engine.ctx.forbidden_paths,
-    )
-    hosts.write(hosts_file(spec).encode())
-    hosts.flush()
-    argv = bwrap_argv(spec, hosts_fd=hosts.fileno(), bwrap=shutil.which("bwrap") or "bwrap")
-    return spec, argv
-
-
-def measure_noop(engine: Engine, api_url: str, work: Path) -> dict[str, Any]:
-    with tempfile.TemporaryFile() as hosts:
-        return _measure_noop(engine, api_url, work, hosts)
-
-
-def _measure_noop(engine: Engine, api_url: str, work: Path, hosts: IO[bytes]) -> dict[str, Any]:
-    image = make_image(work / "images" / "noop", '["/bin/true"]')
-    spec, sandbox_argv = dockyard_sandbox(engine, image, work / "sandbox", hosts)
-    jobs = Jobs(engine, "noop", MetadataProbe(engine))
-    in_process: list[JobRun] = []
-    http: list[JobRun] = []
-    sagemaker = boto3.client(
-        "sagemaker", endpoint_url=api_url, region_name="us-east-1",
-        aws_access_key_id="bench", aws_secret_access_key="bench",
-    )  # fmt: skip
-
-    def sandbox() -> float:
-        hosts.seek(0)  # bwrap reads /etc/hosts from this fd on every start
-        return timed_ms(
-            lambda: subprocess.run(
-                sandbox_argv, stdin=subprocess.DEVNULL, capture_output=True, check=True,
-                env=sandbox_env(spec), pass_fds=(hosts.fileno(),), start_new_session=True,
-            )
-        )  # fmt: skip
-
-    def job() -> float:
-        in_process.append(jobs.run(image))
-        return in_process[-1].total_ms
-
-    def job_http() -> float:
-        http.append(jobs.run_http(sagemaker, image))
-        return http[-1].total_ms
-
-    samples = interleave(
-        {
-            "bare `/bin/true train`": lambda: timed_ms(
-                lambda: subprocess.run(["/bin/true", "train"], check=True)
-            ),
-            "bwrap floor (minimal sandbox)": lambda: timed_ms(
-                lambda: subprocess.run(FLOOR_ARGV, check=True)
-            ),
-            "dockyard's sandbox alone (its bwrap argv)": sandbox,
-            "dockyard job, in-process (create + wait)": job,
-            "dockyard job, HTTP API (boto3, poll 5 ms)": job_http,
-            "one DescribeTrainingJob round trip (boto3)": lambda: timed_ms(
-                lambda: sagemaker.describe_training_job(TrainingJobName=in_process[0].name)
-            ),
-            "in Python: bwrap_argv() (mount planning)": lambda: timed_ms(
-                lambda: bwrap_argv(spec, hosts_fd=hosts.fileno())
-            ),
-            "in Python: find_program() (plans again)": lambda: timed_ms(lambda: find_program(spec)),
-        },
-        NOOP_REPS,
-    )
-    # The warm-up runs are not samples.
+        if part == "training":
+            results: Any = measure_training(work / "training")
+            ratios, sections = training_ratios(results), training_sections(results)
+        else:
+            results = measure_serving(work / "serving", args.rounds, args.seconds)
+            ratios, sections = serving_ratios(results), serving_section(results, 4)
+    except Exception as exc:
+        traceback.print_exc()
+        error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        ratios, sections = [f"- {part}: not measured in this run: {error}"], []
+        args.failed = True
+    stamp = _stamp(part, time.perf_counter() - started)
     return {
-        "samples": samples,
-        "in_process": in_process[1:],
-        "http": http[1:],
-        "metadata": [run.metadata for run in in_process[1:]],
-        "sandbox_args": len(sandbox_argv),
-        "sandbox_mounts": sum(a.startswith("--") and a not in _NON_MOUNTS for a in sandbox_argv),
+        f"{part} ratios": _block(f"{part} ratios", [stamp, "", *ratios]),
+        f"{part} sections": _block(f"{part} sections", sections),
     }
 
 
-_NON_MOUNTS = {
-    "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname",
-    "--cap-drop", "--cap-add", "--chdir", "--",
-}  # fmt: skip
-
-
-# -- measurement 2: staging 1 GiB from the local store ----------------------------------------
-
-
-def fill_local_store(engine: Engine, work: Path) -> Path:
-    """16 x 64 MiB under s3://bench/data/; one random buffer reused (content doesn't matter)."""
-    block = os.urandom(CHANNEL_OBJECT_BYTES)
-    engine.store.create_bucket(BUCKET)
-    for index in range(CHANNEL_OBJECTS):
-        temp = work / f"part-{index:02d}.bin"
-        temp.write_bytes(block)
-        # move=True renames the file into the store (same file system): no second copy.
-        engine.store.put_file(BUCKET, f"data/part-{index:02d}.bin", temp, move=True)
-    folder = engine.store.local_prefix_dir(BUCKET, "data/")
-    assert folder is not None
-    return folder
-
-
-def free_local_store(engine: Engine, names: list[str]) -> None:
-    for index in range(CHANNEL_OBJECTS):
-        engine.store.delete(BUCKET, f"data/part-{index:02d}.bin")
-    # Sharded jobs hold hard links to the objects in their folders: those keep the bytes alive.
-    for name in names:
-        shutil.rmtree(engine.settings.jobs_dir / name, ignore_errors=True)
-
-
-def measure_staging(engine: Engine, work: Path) -> dict[str, Any]:
-    image = make_image(work / "images" / "count", f'["/bin/sh", "-c", "{COUNT_PROGRAM}"]')
-    source = fill_local_store(engine, work)
-    jobs = Jobs(engine, "staging")
-    runs: dict[str, list[JobRun]] = {}
-    uri = f"s3://{BUCKET}/data/"
-    variants: dict[str, dict[str, Any]] = {
-        "no channel, 1 host": {},
-        "1 GiB FullyReplicated, 1 host": {"channels": [channel(uri, "FullyReplicated")]},
-        "no channel, 2 hosts": {"hosts": 2},
-        "1 GiB ShardedByS3Key, 2 hosts": {"channels": [channel(uri, "ShardedByS3Key")], "hosts": 2},
-    }
-
-    def variant(label: str, options: dict[str, Any]) -> Callable[[], float]:
-        def run() -> float:
-            runs.setdefault(label, []).append(jobs.run(image, **options))
-            return runs[label][-1].phases["Downloading"]
-
-        return run
-
-    samples = interleave({label: variant(label, o) for label, o in variants.items()}, STAGING_REPS)
-    counts = {
-        label: jobs.model_file(runs[label][-1].name, "count.txt")
-        for label in ("1 GiB FullyReplicated, 1 host", "1 GiB ShardedByS3Key, 2 hosts")
-    }
-    copies = Samples()
-    target = work / "copytree"
-    for _ in range(COPYTREE_REPS):
-        copies.values.append(timed_ms(lambda: shutil.copytree(source, target)))
-        shutil.rmtree(target)
-    all_names = [run.name for label_runs in runs.values() for run in label_runs]
-    free_local_store(engine, all_names)
-    return {
-        "samples": samples,
-        "runs": {label: label_runs[1:] for label, label_runs in runs.items()},
-        "counts": counts,
-        "copytree": copies,
-    }
-
-
-def paired_difference(samples: dict[str, Samples], variant: str, baseline: str) -> Samples:
-    """Per repetition, variant - baseline (same repetition, so drift cancels)."""
-    return Samples(
-        [a - b for a, b in zip(samples[variant].values, samples[baseline].values, strict=True)]
-    )
-
-
-# -- optional: staging from S3 (moto_server) ---------------------------------------------------
-
-
-def measure_s3(work: Path) -> dict[str, Any]:
-    with moto_server() as endpoint:
-        s3 = boto3.client(
-            "s3", endpoint_url=endpoint, region_name="us-east-1",
-            aws_access_key_id="testing", aws_secret_access_key="testing",
-        )  # fmt: skip
-        settings = Settings(
-            home=work / "home-s3", port=free_port(), database_url=None, store="s3",
-            s3_endpoint_url=endpoint, s3_access_key_id="testing", s3_secret_access_key="testing",
-        )  # fmt: skip
-        engine = Engine.open(settings)
-        try:
-            return _measure_s3(engine, s3, endpoint, work)
-        finally:
-            engine.close()
-
-
-def _measure_s3(engine: Engine, s3: Any, endpoint: str, work: Path) -> dict[str, Any]:
-    engine.store.create_bucket(BUCKET)
-    block = os.urandom(S3_OBJECT_BYTES)
-    keys = [f"s3data/part-{index:02d}.bin" for index in range(S3_OBJECTS)]
-    for key in keys:
-        s3.put_object(Bucket=BUCKET, Key=key, Body=block)
-    image = make_image(work / "images" / "s3-noop", '["/bin/true"]')
-    jobs = Jobs(engine, "s3")
-    options = {"channels": [channel(f"s3://{BUCKET}/s3data/", "FullyReplicated")]}
-    cache = engine.settings.cache_dir
-    aws_env = {
-        **os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }  # fmt: skip
-
-    def cold_job() -> float:
-        shutil.rmtree(cache, ignore_errors=True)  # the content cache: make it download
-        return jobs.run(image, **options).phases["Downloading"]
-
-    def warm_job() -> float:
-        """The same data again, then everything both jobs staged is removed (untimed): files
-        left behind make later writes slower, which would penalise whatever runs next."""
-        staged = jobs.run(image, **options)
-        for number in (jobs.count - 1, jobs.count):
-            shutil.rmtree(engine.settings.jobs_dir / f"{jobs.prefix}-{number}", ignore_errors=True)
-        shutil.rmtree(cache, ignore_errors=True)
-        return staged.phases["Downloading"]
-
-    def fresh_dir(tag: str) -> Path:
-        target = work / f"s3-{tag}"
-        shutil.rmtree(target, ignore_errors=True)
-        target.mkdir()
-        return target
-
-    def boto3_download() -> float:
-        target = fresh_dir("boto3")
-        elapsed = timed_ms(
-            lambda: [s3.download_file(BUCKET, key, str(target / Path(key).name)) for key in keys]
-        )
-        shutil.rmtree(target)
-        return elapsed
-
-    def aws_cli() -> float:
-        target = fresh_dir("cli")
-        argv = [str(VENV_BIN / "aws"), "s3", "cp", "--recursive", "--quiet",
-                f"s3://{BUCKET}/s3data/", str(target), "--endpoint-url", endpoint]  # fmt: skip
-        elapsed = timed_ms(lambda: subprocess.run(argv, env=aws_env, check=True))
-        shutil.rmtree(target)
-        return elapsed
-
-    samples = interleave(
-        {
-            "dockyard job, cold cache (Downloading phase)": cold_job,
-            "dockyard job, same data again (Downloading phase)": warm_job,
-            "boto3 download_file, object after object": boto3_download,
-            "aws s3 cp --recursive (CLI, includes its start-up)": aws_cli,
-        },
-        S3_REPS,
-    )
-    return {"samples": samples, "bytes": S3_OBJECTS * S3_OBJECT_BYTES}
-
-
-# -- the report --------------------------------------------------------------------------------
-
-
-TIMES = "\N{MULTIPLICATION SIGN}"
-MINUS = "\N{MINUS SIGN}"
-
-
-def ratio_lines(noop: dict[str, Any], staging: dict[str, Any]) -> list[str]:
-    """The headline: each measurement as a ratio to its baseline, and each target's verdict."""
-    n = noop["samples"]
-    bare = n["bare `/bin/true train`"].median
-    floor = n["bwrap floor (minimal sandbox)"].median
-    sandbox = n["dockyard's sandbox alone (its bwrap argv)"].median
-    job = n["dockyard job, in-process (create + wait)"].median
-    http = n["dockyard job, HTTP API (boto3, poll 5 ms)"].median
-    describe = n["one DescribeTrainingJob round trip (boto3)"].median
-    calls, calls_ms, statements, sql_ms = (
-        statistics.median(column) for column in zip(*noop["metadata"], strict=True)
-    )
-    overhead, engine_ms = job - bare, job - sandbox
-    return [
-        f"- **no-op job end to end (in-process): {job:.1f} ms = {job / floor:.1f}{TIMES} the bwrap "
-        f"floor ({floor:.1f} ms); overhead over bare ({bare:.1f} ms): {overhead:.1f} ms "
-        f"(target < {OVERHEAD_TARGET_MS:.0f} ms): {verdict(overhead, OVERHEAD_TARGET_MS)}**",
-        f"- user code starts within ~{engine_ms:.1f} ms of dockyard's own sandbox (job {MINUS} "
-        f"sandbox alone) and ~{job - floor:.1f} ms of the bwrap floor (job {MINUS} floor): "
-        f"{engine_ms / job:.0%} of the job is engine, {sandbox / job:.0%} sandbox",
-        f"- dockyard's sandbox alone: {sandbox:.1f} ms = {sandbox / floor:.1f}{TIMES} the bwrap "
-        f"floor (+{sandbox - floor:.1f} ms; its argv has {noop['sandbox_mounts']} mount "
-        "operations, the floor's 4)",
-        f"- the engine's metadata per no-op job: {calls:.0f} MetadataStore calls taking "
-        f"{calls_ms:.1f} ms = {calls_ms / job:.0%} of the job (summed over threads), of which "
-        f"{sql_ms:.1f} ms executing {statements:.0f} SQL statements; the rest is SQLAlchemy "
-        "sessions, ORM and commits",
-        f"- through the HTTP API (boto3 create, then describe every 5 ms): {http:.1f} ms = "
-        f"{http / job:.1f}{TIMES} the in-process job (+{http - job:.1f} ms of API, polling and a "
-        f"client sharing the 2 cores; one describe round trip is {describe:.1f} ms); overhead over "
-        f"bare {http - bare:.1f} ms (target < {OVERHEAD_TARGET_MS:.0f} ms): "
-        f"{verdict(http - bare, OVERHEAD_TARGET_MS)}",
-        *staging_ratio_lines(staging),
-    ]
-
-
-def staging_ratio_lines(staging: dict[str, Any]) -> list[str]:
-    s = staging["samples"]
-    replicated = paired_difference(s, "1 GiB FullyReplicated, 1 host", "no channel, 1 host")
-    sharded = paired_difference(s, "1 GiB ShardedByS3Key, 2 hosts", "no channel, 2 hosts")
-    replicated_phase = s["1 GiB FullyReplicated, 1 host"].median
-    sharded_phase = s["1 GiB ShardedByS3Key, 2 hosts"].median
-    copytree = staging["copytree"].median
-    target = f"(target < {STAGING_TARGET_MS:.0f} ms)"
-    return [
-        f"- **staging 1 GiB ({CHANNEL_OBJECTS} {TIMES} {CHANNEL_OBJECT_BYTES // MIB} MiB) "
-        f"FullyReplicated from the local store: {replicated.median:+.1f} ms over the job without "
-        f"a channel ({replicated.spread()}: within the noise) {target}: "
-        f"{verdict(replicated.median, STAGING_TARGET_MS)}**",
-        f"- **staging 1 GiB ShardedByS3Key onto 2 hosts (hard links): {sharded.median:+.1f} ms "
-        f"over 2 hosts without a channel ({sharded.spread()}) {target}: "
-        f"{verdict(sharded.median, STAGING_TARGET_MS)}**",
-        f"- `shutil.copytree` of the same 1 GiB: {copytree:.0f} ms ({1024 / copytree:.2f} GiB/s, "
-        f"from the page cache) = {copytree / replicated_phase:.0f}{TIMES} the channel job's "
-        f"*whole* Downloading phase ({replicated_phase:.1f} ms) and "
-        f"{copytree / sharded_phase:.0f}{TIMES} the sharded job's ({sharded_phase:.1f} ms)",
-    ]
-
-
-def s3_ratio_line(s3: dict[str, Any]) -> str:
-    samples = s3["samples"]
-    mb = s3["bytes"] / 1e6
-    cold = samples["dockyard job, cold cache (Downloading phase)"].median
-    warm = samples["dockyard job, same data again (Downloading phase)"].median
-    boto = samples["boto3 download_file, object after object"].median
-    cli = samples["aws s3 cp --recursive (CLI, includes its start-up)"].median
-    return (
-        f"- staging {mb:.0f} MB from S3 (moto_server): dockyard {mb / cold * 1000:.0f} MB/s "
-        f"({cold:.0f} ms = {cold / boto:.2f}{TIMES} boto3's time, {cold / cli:.2f}{TIMES} the "
-        f"CLI's); boto3 download_file {mb / boto * 1000:.0f} MB/s, aws s3 cp "
-        f"{mb / cli * 1000:.0f} MB/s; the same data again (content cache): {warm:.1f} ms = "
-        f"{warm / cold:.0%} of the cold staging"
-    )
-
-
-def noop_section(noop: dict[str, Any]) -> list[str]:
-    return [
-        "## 1. A no-op training job",
-        "",
-        'The image\'s Dockerfile is `ENTRYPOINT ["/bin/true"]`, so the program is '
-        "`/bin/true train`. The bwrap floor is "
-        f"`{' '.join(FLOOR_ARGV)}`; dockyard's sandbox is the argv `bwrap_argv()` builds for "
-        f"algo-1 of such a job ({noop['sandbox_args']} arguments), started with the same Popen "
-        "options as `ProcessRuntime` (pipes, its env, the /etc/hosts fd, a new session).",
-        "",
-        TABLE_HEAD,
-        *(samples.row(label) for label, samples in noop["samples"].items()),
-        "",
-        "### Where the in-process job's time goes",
-        "",
-        "From its SecondaryStatusTransitions (StartTime of each status to the next's); "
-        "`validate` is create() before CreationTime, the last row is the Completed transition to "
-        "wait() returning (runner thread ending).",
-        "",
-        phase_table(noop["in_process"]),
-        "",
-        "### The same job through the HTTP API",
-        "",
-        "The first row includes the HTTP request; the last is the Completed transition to the "
-        "client's describe seeing it. The client, the server and the job share one process.",
-        "",
-        phase_table(noop["http"]),
-        "",
-    ]
-
-
-def staging_section(staging: dict[str, Any]) -> list[str]:
-    s = staging["samples"]
-    expected = {"1 GiB FullyReplicated, 1 host": "16", "1 GiB ShardedByS3Key, 2 hosts": "8"}
-    seen = ", ".join(
-        f"{label}: {count} (expected {expected[label]}, "
-        f"{'OK' if count == expected[label] else 'WRONG'})"
-        for label, count in staging["counts"].items()
-    )
-    return [
-        "## 2. Staging a 1 GiB channel from the local store",
-        "",
-        f"{CHANNEL_OBJECTS} objects {TIMES} {CHANNEL_OBJECT_BYTES // MIB} MiB under "
-        f"`s3://{BUCKET}/data/`, File mode. The figure is the Downloading phase "
-        "(Downloading StartTime → Training StartTime) of each job; staging cost = the paired "
-        "per-repetition difference with the job without a channel and as many hosts. The program "
-        f"is `{COUNT_PROGRAM}`.",
-        "",
-        TABLE_HEAD,
-        *(samples.row(f"Downloading: {label}") for label, samples in s.items()),
-        paired_difference(s, "1 GiB FullyReplicated, 1 host", "no channel, 1 host").row(
-            "**staging cost, FullyReplicated** (paired difference)"
-        ),
-        paired_difference(s, "1 GiB ShardedByS3Key, 2 hosts", "no channel, 2 hosts").row(
-            f"**staging cost, ShardedByS3Key {TIMES}2** (paired difference)"
-        ),
-        staging["copytree"].row("`shutil.copytree` of the same 1 GiB"),
-        "",
-        "Files the program saw in /opt/ml/input/data/train (count.txt in the last job's "
-        f"model.tar.gz; algo-1's copy for the sharded job): {seen}.",
-        "",
-        "Phases of the sharded 2-host job:",
-        "",
-        phase_table(staging["runs"]["1 GiB ShardedByS3Key, 2 hosts"]),
-        "",
-    ]
-
-
-def s3_section(s3: dict[str, Any]) -> list[str]:
-    return [
-        "## 3. Staging from S3 (moto_server on loopback)",
-        "",
-        f"{S3_OBJECTS} objects {TIMES} {S3_OBJECT_BYTES // MIB} MiB in moto_server; dockyard "
-        'with `Settings(store="s3")`, its content cache emptied before each cold run. boto3 '
-        "`download_file` fetches the objects one after another (8 MiB parts, 10 threads per "
-        "object); the CLI fetches up to 10 objects at once. Each variant deletes what it wrote "
-        "after its timing, so all start from the same page-cache and disk state.",
-        "",
-        TABLE_HEAD,
-        *(samples.row(label) for label, samples in s3["samples"].items()),
-        "",
-    ]
-
-
-def report(
-    info: dict[str, str],
-    noop: dict[str, Any],
-    staging: dict[str, Any],
-    s3: dict[str, Any] | None,
-    s3_error: str | None,
-    seconds: float,
-) -> str:
-    ratios = ratio_lines(noop, staging)
-    if s3 is not None:
-        ratios.append(s3_ratio_line(s3))
-    elif s3_error:
-        ratios.append(f"- staging from S3 (moto_server): not measured: {s3_error}")
+def report(info: dict[str, str], blocks: dict[str, str]) -> str:
     parts = [
         "# dockyard benchmarks",
         "",
         f"Written by `.venv/bin/python benchmarks/run.py` on "
-        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} in {seconds:.0f} s.",
+        f"{datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}.",
         "",
         f"Machine: nproc {info['nproc']} ({info['cpu']}), memory {info['memory']}, kernel "
         f"{info['kernel']}, {info['bwrap']}, Python {info['python']}; "
         f"dockyard at {info['commit']}.",
         "",
-        "Medians over N interleaved repetitions (A, B, C, A, B, C, …) after one warm-up round; "
-        "p10/p90 and min/max show the spread. The machine is shared and noisy: read the ratios.",
+        "Medians over N interleaved repetitions (A, B, C, A, B, C, …) after a warm-up; "
+        "the spread is shown beside them. The machine is shared and noisy: read the ratios.",
         "",
         "## Ratios and targets",
         "",
-        *ratios,
+        blocks["training ratios"],
         "",
-        *noop_section(noop),
-        *staging_section(staging),
-        *(s3_section(s3) if s3 is not None else []),
+        blocks["serving ratios"],
+        "",
+        blocks["training sections"],
+        "",
+        blocks["serving sections"],
     ]
     return "\n".join(parts)
 
 
-def main() -> None:
-    started = time.perf_counter()
-    info = machine()
-    work = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM runs the finally blocks (every server started gets stopped), then exits."""
+
+    def leave(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    old: Callable[..., Any] | int | None = signal.signal(signal.SIGTERM, leave)
     try:
-        # Everything explicit, so DOCKYARD_* variables of the caller cannot point the run elsewhere.
-        settings = Settings(
-            home=work / "home", port=free_port(), store="local", database_url=None,
-            stop_grace_seconds=2.0,
-        )  # fmt: skip
-        engine = Engine.open(settings)
-        try:
-            with api_server(engine) as url:
-                print("1/3 no-op job …", flush=True)
-                noop = measure_noop(engine, url, work)
-            print("2/3 staging 1 GiB …", flush=True)
-            staging = measure_staging(engine, work)
-        finally:
-            engine.close()
-        print("3/3 staging from S3 (moto_server) …", flush=True)
-        s3, s3_error = None, None
-        try:
-            s3 = measure_s3(work)
-        except Exception as exc:  # optional: a failure here must not lose the other results
-            s3_error = f"{type(exc).__name__}: {exc}"
-        text = report(info, noop, staging, s3, s3_error, time.perf_counter() - started)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--only", choices=PARTS, help="measure one part; RESULTS.md keeps the other's figures"
+    )
+    parser.add_argument("--rounds", type=int, default=ROUNDS, help="wrk runs per server")
+    parser.add_argument("--seconds", type=float, default=ROUND_SECONDS, help="each wrk run")
+    args = parser.parse_args()
+    args.failed = False
+    info = machine()
+    previous = RESULTS.read_text() if RESULTS.is_file() else ""
+    work = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
+    blocks: dict[str, str] = {}
+    try:
+        with _sigterm_exits():
+            for part in PARTS:
+                if args.only in (None, part):
+                    blocks.update(_measure(part, work, args))
+                    continue
+                for kind in ("ratios", "sections"):
+                    name = f"{part} {kind}"
+                    kept = _kept_block(name, previous)
+                    placeholder = [f"- {part}: not measured (run without --only {args.only})"]
+                    blocks[name] = kept or _block(name, placeholder if kind == "ratios" else [])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    text = report(info, blocks)
     RESULTS.write_text(text + "\n")
-    print(text.split("## 1.")[0])
+    print(text.split("<!-- training sections -->")[0])
     print(f"written to {RESULTS.relative_to(REPO)}")
+    if args.failed:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -418,3 +418,36 @@ def test_bad_endpoint_requests_are_refused_and_change_nothing(
     refused(sagemaker.delete_endpoint, EndpointName="none")
     assert sagemaker.list_endpoints()["Endpoints"] == []
     assert not (server.settings.home / "endpoints").exists()
+
+
+@pytest.mark.slow
+def test_an_instance_that_stops_answering_ping_is_replaced(
+    server: RunningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dockyard.engine import deployments
+
+    monkeypatch.setattr(deployments, "PING_INTERVAL", 0.2)  # SageMaker-like 5 s is slow for a test
+    image = make_echo_image(tmp_path)
+    # This container turns unhealthy once the endpoint has served a request: its process stays.
+    server_py = image / "server.py"
+    server_py.write_text(
+        server_py.read_text()
+        .replace("    def do_GET(self):\n", "    def do_GET(self):\n        global SICK\n")
+        .replace(
+            '        if self.path == "/ping":', '        if self.path == "/ping" and not SICK:'
+        )
+        .replace(
+            "    def do_POST(self):\n",
+            "    def do_POST(self):\n        global SICK\n        SICK = True\n",
+        )
+        .replace("VERSION = os.environ", "SICK = False\nVERSION = os.environ")
+    )
+    deploy(server, image, "sickly")
+    deployment = server.engine.endpoints._live["sickly"]
+    first = deployment.instances()[0]
+    runtime = server.client("sagemaker-runtime")
+    runtime.invoke_endpoint(EndpointName="sickly", Body=b"x")  # from now on /ping says 404
+    wait_until(lambda: [i.name for i in deployment.variants()[0].instances] == ["AllTraffic-2"])
+    assert first.host.returncode is not None  # the unhealthy one was stopped
+    answer = runtime.invoke_endpoint(EndpointName="sickly", Body=b"y")
+    assert json.loads(answer["Body"].read())["host"] == "AllTraffic-2"

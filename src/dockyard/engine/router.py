@@ -66,10 +66,11 @@ class Route:
         serving = [v for v in self.variants if v.instances]
         if not serving:
             raise NoInstanceReady(f"endpoint {self.endpoint} has no instance ready; retry shortly")
+        if len(serving) == 1:
+            return serving[0]
         weights = [v.weight for v in serving]
-        if len(serving) == 1 or not any(weights):
-            return serving[0] if len(serving) == 1 else random.choice(serving)
-        return random.choices(serving, weights)[0]
+        # All weights 0 would leave nothing to choose by: then every variant counts the same.
+        return random.choices(serving, weights if any(weights) else None)[0]
 
     def instance(self, variant: Variant, skip: set[str]) -> Instance | None:
         """The instance with the fewest requests in flight; ties go round the instances."""

@@ -240,9 +240,7 @@ class TransformRun:
         local = threading.local()
 
         def send(batch: Batch) -> bytes:
-            if not hasattr(local, "connection"):
-                local.connection = None
-            return self._invoke(instance, local, batch.body)
+            return self._invoke(instance, local, batch.body)  # one connection per thread
 
         with ThreadPoolExecutor(max_workers=width) as pool:
             window: deque[tuple[Batch, Future[bytes]]] = deque()
@@ -270,7 +268,7 @@ class TransformRun:
         for attempt in range(retries + 1):
             if self.stop.is_set():
                 raise Stopped()
-            connection: http.client.HTTPConnection | None = local.connection
+            connection: http.client.HTTPConnection | None = getattr(local, "connection", None)
             if connection is None:
                 connection = local.connection = instance.http(timeout)
             try:

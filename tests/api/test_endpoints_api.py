@@ -451,3 +451,59 @@ def test_an_instance_that_stops_answering_ping_is_replaced(
     assert first.host.returncode is not None  # the unhealthy one was stopped
     answer = runtime.invoke_endpoint(EndpointName="sickly", Body=b"y")
     assert json.loads(answer["Body"].read())["host"] == "AllTraffic-2"
+
+
+@pytest.mark.slow
+def test_weights_and_capacities_scale_out_and_in_under_load(
+    dockyard_settings: Any, tmp_path: Path
+) -> None:
+    server = RunningServer(dockyard_settings)
+    try:
+        deploy(server, make_echo_image(tmp_path), "elastic", count=1)
+        sagemaker = server.client("sagemaker")
+        with Load(server, "elastic", threads=4) as load:
+            wait_until(lambda: load.requests >= 100)
+            sagemaker.update_endpoint_weights_and_capacities(
+                EndpointName="elastic",
+                DesiredWeightsAndCapacities=[
+                    {"VariantName": "AllTraffic", "DesiredInstanceCount": 3, "DesiredWeight": 2.0}
+                ],
+            )
+            described = wait_for_endpoint(sagemaker, "elastic")
+            variant = described["ProductionVariants"][0]
+            assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (3, 3)
+            assert variant["CurrentWeight"] == 2.0
+            mark = load.requests
+            wait_until(lambda: load.requests >= mark + 300)
+            assert {a.split("@")[1] for a in load.answers[-150:]} == {
+                "AllTraffic-1", "AllTraffic-2", "AllTraffic-3"
+            }  # fmt: skip
+            sagemaker.update_endpoint_weights_and_capacities(
+                EndpointName="elastic",
+                DesiredWeightsAndCapacities=[
+                    {"VariantName": "AllTraffic", "DesiredInstanceCount": 2}
+                ],
+            )
+            described = wait_for_endpoint(sagemaker, "elastic")
+            mark = load.requests
+            wait_until(lambda: load.requests >= mark + 200)
+        assert load.errors == []
+        assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+        assert {a.split("@")[1] for a in load.answers[-100:]} == {"AllTraffic-1", "AllTraffic-2"}
+        with pytest.raises(ClientError) as raised:
+            sagemaker.update_endpoint_weights_and_capacities(
+                EndpointName="elastic",
+                DesiredWeightsAndCapacities=[{"VariantName": "Nope", "DesiredInstanceCount": 2}],
+            )
+        assert "Nope does not exist" in raised.value.response["Error"]["Message"]
+    finally:
+        server.close()
+    # A restart brings the endpoint back at the size it was given, not the config's.
+    again = RunningServer(dockyard_settings)
+    try:
+        described = wait_for_endpoint(again.client("sagemaker"), "elastic")
+        variant = described["ProductionVariants"][0]
+        assert (described["EndpointStatus"], variant["CurrentInstanceCount"]) == ("InService", 2)
+        assert variant["CurrentWeight"] == 2.0
+    finally:
+        again.close()

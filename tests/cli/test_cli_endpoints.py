@@ -198,6 +198,15 @@ def test_endpoint_lifecycle_with_the_cli(
     assert "Updating" in updated.stdout and "InService" in updated.stdout
     assert json.loads(dockyard(env, "invoke", "echo", "--body", "x").stdout)["version"] == "v2"
 
+    # Scaling: UpdateEndpointWeightsAndCapacities.
+    scaled = dockyard(env, "endpoints", "scale", "echo", "--instance-count", "3")
+    assert scaled.returncode == 0, scaled.stdout + scaled.stderr
+    assert "AllTraffic: 3 of 3 instances serving" in scaled.stdout
+    one_error_line(
+        dockyard(env, "endpoints", "scale", "echo", "--variant", "Blue", "--weight", "2"),
+        "The variant Blue does not exist on endpoint echo",
+    )
+
     # An endpoint that cannot start ends Failed: exit 1 with the FailureReason.
     failed = dockyard(env, "endpoints", "create", "bad", "--config", "broken")
     one_error_line(failed, "endpoint bad is Failed: ")

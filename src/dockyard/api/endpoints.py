@@ -10,6 +10,7 @@ from dockyard.contract.endpoints import (
     EndpointNameRequest,
     ListEndpointsRequest,
     UpdateEndpointRequest,
+    UpdateEndpointWeightsAndCapacitiesRequest,
 )
 from dockyard.engine.core import Engine
 
@@ -33,4 +34,9 @@ def operations(engine: Engine) -> dict[str, Operation]:
         ),
         "ListEndpoints": lambda body: endpoints.list(ListEndpointsRequest.from_wire(body)),
         "DeleteEndpoint": delete,
+        "UpdateEndpointWeightsAndCapacities": lambda body: {
+            "EndpointArn": endpoints.update_weights_and_capacities(
+                UpdateEndpointWeightsAndCapacitiesRequest.from_wire(body)
+            )
+        },
     }

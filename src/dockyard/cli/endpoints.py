@@ -1,4 +1,4 @@
-"""`dockyard endpoints`: create, list, describe, update, delete and read the logs of endpoints."""
+"""`dockyard endpoints`: create, list, describe, update, scale, delete, and their logs."""
 
 from __future__ import annotations
 
@@ -112,6 +112,43 @@ def update(settings: Settings, name: str, config: str, wait: bool) -> None:
     console.print(f"Endpoint [bold]{name}[/] updating to {config}", highlight=False)
     if wait:
         check_served(wait_for_endpoint(client, name, console), console, config)
+
+
+@endpoints.command()
+@click.argument("name")
+@click.option("--variant", default="AllTraffic", show_default=True, help="The variant to change.")
+@click.option("--instance-count", type=click.IntRange(min=1), help="Instances it should have.")
+@click.option("--weight", type=click.FloatRange(min=0), help="Its share of the traffic.")
+@click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for the change.")
+@click.pass_obj
+def scale(
+    settings: Settings,
+    name: str,
+    variant: str,
+    instance_count: int | None,
+    weight: float | None,
+    wait: bool,
+) -> None:
+    """UpdateEndpointWeightsAndCapacities: new instances serve once they pass /ping; removed ones
+    finish their requests first."""
+    if instance_count is None and weight is None:
+        raise click.UsageError("give --instance-count N, --weight W or both")
+    desired: dict[str, Any] = {"VariantName": variant}
+    if instance_count is not None:
+        desired["DesiredInstanceCount"] = instance_count
+    if weight is not None:
+        desired["DesiredWeight"] = weight
+    client = Client(settings)
+    console = Console()
+    client.sagemaker.update_endpoint_weights_and_capacities(
+        EndpointName=name, DesiredWeightsAndCapacities=[desired]
+    )
+    console.print(f"Endpoint [bold]{name}[/] resizing {variant}", highlight=False)
+    if wait:
+        described = wait_for_endpoint(client, name, console)
+        if described.get("FailureReason"):
+            raise CliError(f"endpoint {name}: {described['FailureReason']}")
+        check_served(described, console)
 
 
 @endpoints.command()

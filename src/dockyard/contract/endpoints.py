@@ -75,3 +75,16 @@ class ListEndpointsRequest(ListShape):
     status_equals: EndpointStatus | None = None
     sort_by: Literal["Name", "CreationTime", "Status"] = "CreationTime"
     sort_order: Literal["Ascending", "Descending"] = "Descending"
+
+
+class DesiredWeightAndCapacity(WireShape):
+    variant_name: EndpointName
+    desired_weight: Annotated[float, Field(ge=0)] | None = None
+    desired_instance_count: Annotated[int, Field(ge=1)] | None = None
+
+
+class UpdateEndpointWeightsAndCapacitiesRequest(WireShape):
+    endpoint_name: EndpointName
+    desired_weights_and_capacities: Annotated[
+        list[DesiredWeightAndCapacity], Field(min_length=1, max_length=10)
+    ]

@@ -296,6 +296,53 @@ class Deployment:
             self._publish()
             return
 
+    # -- weights and capacities (UpdateEndpointWeightsAndCapacities) --------------------------
+
+    def resize(self, variant: str, weight: float | None, count: int | None) -> None:
+        """Give `variant` a new weight at once and `count` instances: new ones join the router
+        once they pass /ping; surplus ones (the newest) leave it first, then finish what they
+        have in flight and stop. Raises InstanceFailed when a new instance does not start."""
+        state = next(s for s in self._variants if s.plan.name == variant)
+        if weight is not None:
+            state.plan.weight = weight
+            self._publish()
+        if count is None or count == state.plan.instance_count:
+            return
+        with self._lock:
+            current = len(state.instances)
+            surplus = sorted(state.instances, key=lambda i: int(i.name.rsplit("-", 1)[1]))
+            leaving = surplus[count:] if count < current else []
+            for instance in leaving:
+                state.instances.remove(instance)
+                state.failed_pings.pop(instance.name, None)
+            numbers = list(range(state.next_number, state.next_number + max(0, count - current)))
+            state.next_number += len(numbers)
+            state.plan.instance_count = count
+        if leaving:
+            self._publish()
+            for instance in leaving:
+                self._platform_log(variant, f"{instance.name} leaves (scaled in to {count})")
+            retire = [threading.Thread(target=self._drain_and_retire, args=(i,)) for i in leaving]
+            for thread in retire:
+                thread.start()
+            for thread in retire:
+                thread.join()
+        if numbers:
+            with ThreadPoolExecutor(max_workers=min(8, len(numbers))) as pool:
+                errors = [
+                    f.exception() for f in [pool.submit(self._start_one, state, n) for n in numbers]
+                ]
+            self._publish()
+            failure = next((e for e in errors if e is not None), None)
+            if failure is not None:
+                raise failure
+
+    def _drain_and_retire(self, instance: Instance) -> None:
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        while instance.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self._retire(instance)
+
     def _retire(self, instance: Instance) -> None:
         instance.stop(grace=STOP_GRACE_SECONDS)
         shutil.rmtree(instance.folder, ignore_errors=True)

@@ -21,6 +21,7 @@ from dockyard.contract.endpoints import (
     EndpointStatus,
     ListEndpointsRequest,
     UpdateEndpointRequest,
+    UpdateEndpointWeightsAndCapacitiesRequest,
     check_endpoint_transition,
 )
 from dockyard.contract.errors import DockyardError, NotFoundError, ValidationError
@@ -88,6 +89,28 @@ class Endpoints:
         self._plans(request.endpoint_config_name)
         self._transition(name, _E.UPDATING, PendingEndpointConfigName=request.endpoint_config_name)
         self._in_background(name, lambda: self._update(name, request.endpoint_config_name))
+        return record.arn
+
+    def update_weights_and_capacities(
+        self, request: UpdateEndpointWeightsAndCapacitiesRequest
+    ) -> str:
+        name = request.endpoint_name
+        record = self.record(name)
+        if record.status != _E.IN_SERVICE:
+            raise ValidationError(
+                f'Cannot update endpoint "{record.arn}" while it is {record.status}; wait '
+                "until it is InService"
+            )
+        deployment = self._live.get(name)
+        known = {variant.name for variant in deployment.variants()} if deployment else set()
+        for desired in request.desired_weights_and_capacities:
+            if desired.variant_name not in known:
+                raise ValidationError(
+                    f"The variant {desired.variant_name} does not exist on endpoint {name}; its "
+                    f"variants are: {', '.join(sorted(known))}"
+                )
+        self._transition(name, _E.UPDATING)
+        self._in_background(name, functools.partial(self._resize, name, request))
         return record.arn
 
     def delete(self, name: str) -> None:
@@ -207,11 +230,33 @@ class Endpoints:
             EndpointConfigName=config,
             PendingEndpointConfigName=None,
             FailureReason=None,
+            VariantOverrides=None,  # the new configuration's weights and counts apply
         )
         if old is not None:
             # Blue/green: the old instances get no new request; let those in flight finish.
             old.drain(timeout=STOP_GRACE_SECONDS)
             old.stop(grace=STOP_GRACE_SECONDS)
+
+    def _resize(self, name: str, request: UpdateEndpointWeightsAndCapacitiesRequest) -> None:
+        deployment = self._live.get(name)
+        record = self.ctx.metadata.resource(ENDPOINT, name)
+        if deployment is None or record is None:
+            return
+        # Kept in the endpoint's state, so a restart brings the endpoint back at this size.
+        overrides = json.loads(record.state or "{}").get("VariantOverrides", {})
+        reason = None
+        for desired in request.desired_weights_and_capacities:
+            variant = desired.variant_name
+            try:
+                deployment.resize(variant, desired.desired_weight, desired.desired_instance_count)
+            except DockyardError as failed:
+                reason = _reason(failed)
+            entry = overrides.setdefault(variant, {})
+            if desired.desired_weight is not None:
+                entry["weight"] = desired.desired_weight
+            if desired.desired_instance_count is not None:
+                entry["count"] = desired.desired_instance_count
+        self._transition(name, _E.IN_SERVICE, VariantOverrides=overrides, FailureReason=reason)
 
     def _delete(self, name: str) -> None:
         self.router.withdraw(name)
@@ -229,6 +274,13 @@ class Endpoints:
     def _start_deployment(self, name: str, config: str) -> Deployment | None:
         """Start `config`'s instances; None when the endpoint was deleted meanwhile."""
         plans = self._plans(config)
+        record = self.ctx.metadata.resource(ENDPOINT, name)
+        state = json.loads(record.state or "{}") if record is not None else {}
+        if state.get("EndpointConfigName") == config:  # weights and counts set since creation
+            for plan in plans:
+                override = state.get("VariantOverrides", {}).get(plan.name, {})
+                plan.weight = override.get("weight", plan.weight)
+                plan.instance_count = override.get("count", plan.instance_count)
         folder = self._folder(name) / f"{config}-{time.time_ns()}"
         deployment = Deployment(
             self.ctx,

@@ -507,3 +507,28 @@ def test_weights_and_capacities_scale_out_and_in_under_load(
         assert variant["CurrentWeight"] == 2.0
     finally:
         again.close()
+
+
+@pytest.mark.slow
+def test_one_failing_instance_fails_the_endpoint_without_waiting_for_the_others(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    image = tmp_path / "half-broken"
+    image.mkdir()
+    # AllTraffic-1 exits at once; AllTraffic-2 never answers /ping (its window is 60 s).
+    (image / "serve.py").write_text(
+        "import socket, sys, time\n"
+        "if socket.gethostname() == 'AllTraffic-1':\n"
+        "    print('weights missing on this one'); sys.exit(3)\n"
+        "time.sleep(3600)\n"
+    )
+    (image / "Dockerfile").write_text(
+        "FROM scratch\nCOPY serve.py /opt/program/serve.py\n"
+        'ENTRYPOINT ["python3", "/opt/program/serve.py"]\n'
+    )
+    started = time.monotonic()
+    described = deploy(server, image, "half", count=2)
+    assert described["EndpointStatus"] == "Failed"
+    assert "exited with code 3" in described["FailureReason"]
+    assert "weights missing" in described["FailureReason"]
+    assert time.monotonic() - started < 20  # not the 240 s start-up window of AllTraffic-2

@@ -10,7 +10,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -132,8 +132,12 @@ class Deployment:
                 state.next_number += state.plan.instance_count
             with ThreadPoolExecutor(max_workers=min(8, len(starts))) as pool:
                 futures = [pool.submit(self._start_one, state, n) for state, n in starts]
-                errors = [f.exception() for f in futures]
-            failure = next((e for e in errors if e is not None), None)
+                done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+                # The first failure is the reason; the instances still starting need not use
+                # up the rest of their start-up window before the endpoint says Failed.
+                failure = next((f.exception() for f in done if f.exception() is not None), None)
+                if failure is not None:
+                    self._stopping.set()
             if failure is not None:
                 raise failure
         except BaseException:

@@ -83,6 +83,8 @@ def test_kill_9_of_the_server_and_the_endpoint_comes_back(clean_env: Path, tmp_p
 
     started = time.monotonic()
     second = start_background(settings)
+    # server.json still named the killed server, on the same URL: the new one must be reported.
+    assert second.pid != first.pid
     try:
         sagemaker, runtime = _clients(second.url)
         described = wait_for_endpoint(sagemaker, "kept")

@@ -98,7 +98,9 @@ def start_background(settings: Settings) -> ServerInfo:
                 f"see {settings.server_log}"
             )
         info = running_server(settings)
-        if info is not None:
+        # The server file may still name a server that died (kill -9) on this same URL: only
+        # the process just started counts.
+        if info is not None and info.pid == process.pid:
             return info
         time.sleep(0.05)
     process.terminate()

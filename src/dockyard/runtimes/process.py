@@ -215,21 +215,24 @@ class ProcessHost(RunningHost):
 
     def signal(self, sig: int) -> None:
         # Signalling bwrap would kill the program at once (--die-with-parent): signal the program's
-        # own processes, which share bwrap's process group, instead.
-        for pid in self._group_members(skip_bwrap=True):
+        # own processes, which share bwrap's process group, instead. Not once bwrap has ended:
+        # the group's id may be another sandbox's by then (see kill).
+        if self._process.poll() is not None:
+            return
+        for pid in self._program_processes():
             _send(pid, sig)
 
     def kill(self) -> None:
+        # Once bwrap has ended, so has everything in the sandbox: its PID namespace died with its
+        # init (--unshare-pid, --die-with-parent). Nothing is sent then: bwrap's pid, and so its
+        # process group's id, may already belong to another sandbox (pids wrap around quickly on
+        # a busy machine), and killing "the rest of the group" would kill that one instead.
         if self._process.poll() is None:
-            # Killing the outer bwrap takes the sandbox's PID namespace, and so everything, with it.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.pid, signal.SIGKILL)
-        else:
-            # bwrap is reaped, so its pid may be reused: kill what is left of the group by pid.
-            for pid in self._group_members(skip_bwrap=False):
-                _send(pid, signal.SIGKILL)
 
-    def _group_members(self, *, skip_bwrap: bool) -> Iterator[int]:
+    def _program_processes(self) -> Iterator[int]:
+        """The live processes of bwrap's process group, bwrap's own excepted."""
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
@@ -241,7 +244,7 @@ class ProcessHost(RunningHost):
             # The command name is in parentheses and may hold spaces: fields follow the last ")".
             command = raw[raw.index(b"(") + 1 : raw.rindex(b")")]
             state, _, group = raw[raw.rindex(b")") + 2 :].split()[:3]
-            if int(group) != self.pid or state == b"Z" or (skip_bwrap and command == b"bwrap"):
+            if int(group) != self.pid or state == b"Z" or command == b"bwrap":
                 continue
             yield int(entry.name)
 

@@ -16,7 +16,7 @@ from dockyard.contract import names
 from dockyard.contract.endpoints import EndpointStatus
 from dockyard.contract.errors import DockyardError, NotFoundError, ValidationError
 from dockyard.engine.core import Engine
-from dockyard.engine.endpoints import log_group
+from dockyard.engine.endpoints import ENDPOINT, log_group
 from dockyard.engine.router import FORWARDED_HEADERS, Invocation, InvocationTimeout, Reply
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,7 @@ class RuntimeApp:
 
     def _not_serving(self, name: str) -> None:
         """Why an endpoint has no route: say what the user can do about it."""
-        record = self.engine.metadata.resource("endpoint", name)
+        record = self.engine.metadata.resource(ENDPOINT, name)
         settings = self.engine.settings
         if record is None:
             raise NotFoundError(f"Endpoint {name} of account {settings.account_id} not found.")

@@ -27,8 +27,8 @@ class Engine:
         self.models = Models(ctx)
         self.endpoint_configs = EndpointConfigs(ctx)
         self.router = Router()
-        self.endpoints = Endpoints(ctx, self.endpoint_configs, self.router)
-        self.transform_jobs = TransformJobs(ctx)
+        self.endpoints = Endpoints(ctx, self.models, self.endpoint_configs, self.router)
+        self.transform_jobs = TransformJobs(ctx, self.models)
 
     @classmethod
     def open(cls, settings: Settings) -> Engine:

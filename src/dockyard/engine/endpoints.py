@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from dockyard.contract import names
 from dockyard.contract.endpoints import (
     STOP_GRACE_SECONDS,
     CreateEndpointRequest,
@@ -24,13 +23,14 @@ from dockyard.contract.endpoints import (
     UpdateEndpointWeightsAndCapacitiesRequest,
     check_endpoint_transition,
 )
-from dockyard.contract.errors import DockyardError, NotFoundError, ValidationError
+from dockyard.contract.errors import DockyardError, ValidationError
 from dockyard.engine.context import EngineContext
 from dockyard.engine.deployments import Deployment, VariantPlan, variant_plans
 from dockyard.engine.instances import InstanceFailed
 from dockyard.engine.logs import LogWriter
-from dockyard.engine.models import MODEL, EndpointConfigs
+from dockyard.engine.models import EndpointConfigs, Models
 from dockyard.engine.paging import resource_page
+from dockyard.engine.resources import NamedResources
 from dockyard.engine.router import Router, Variant
 from dockyard.storage.metadata import ResourceRecord
 
@@ -46,9 +46,14 @@ def log_group(endpoint: str) -> str:
     return f"{LOG_GROUP}/{endpoint}"
 
 
-class Endpoints:
-    def __init__(self, ctx: EngineContext, configs: EndpointConfigs, router: Router) -> None:
-        self.ctx = ctx
+class Endpoints(NamedResources):
+    kind, label = ENDPOINT, "endpoint"
+
+    def __init__(
+        self, ctx: EngineContext, models: Models, configs: EndpointConfigs, router: Router
+    ) -> None:
+        super().__init__(ctx)
+        self.models = models
         self.configs = configs
         self.router = router
         self._live: dict[str, Deployment] = {}  # the deployment the router sends requests to
@@ -65,7 +70,7 @@ class Endpoints:
         record = ResourceRecord(
             ENDPOINT,
             name,
-            self._arn(name),
+            self.arn(name),
             request.model_dump_json(by_alias=True, exclude_none=True),
             now,
             status=_E.CREATING,
@@ -140,12 +145,6 @@ class Endpoints:
 
     def list(self, request: ListEndpointsRequest) -> dict[str, Any]:
         return resource_page(self.ctx.metadata, ENDPOINT, request, "Endpoints", _summary)
-
-    def record(self, name: str) -> ResourceRecord:
-        found = self.ctx.metadata.resource(ENDPOINT, name)
-        if found is None:
-            raise NotFoundError(f'Could not find endpoint "{self._arn(name)}".')
-        return found
 
     # -- the server's life ------------------------------------------------------------------
 
@@ -328,14 +327,10 @@ class Endpoints:
 
     def _plans(self, config_name: str) -> Sequence[VariantPlan]:
         config = json.loads(self.configs.record(config_name).request)
-        models: dict[str, Any] = {}
-        for variant in config["ProductionVariants"]:
-            model = self.ctx.metadata.resource(MODEL, variant["ModelName"])
-            if model is None:
-                raise NotFoundError(
-                    f'Could not find model "{names.arn(MODEL, variant["ModelName"])}".'
-                )
-            models[variant["ModelName"]] = json.loads(model.request)
+        models = {
+            variant["ModelName"]: json.loads(self.models.record(variant["ModelName"]).request)
+            for variant in config["ProductionVariants"]
+        }
         return variant_plans(config, models)
 
     def _transition(self, name: str, status: EndpointStatus, **state: Any) -> None:
@@ -373,10 +368,6 @@ class Endpoints:
 
     def _folder(self, name: str) -> Path:
         return self.ctx.settings.home / "endpoints" / name
-
-    def _arn(self, name: str) -> str:
-        settings = self.ctx.settings
-        return names.arn(ENDPOINT, name, settings.region, settings.account_id)
 
 
 def _summary(record: ResourceRecord) -> dict[str, Any]:

@@ -6,12 +6,11 @@ import json
 import time
 from typing import Any
 
-from dockyard.contract import names
 from dockyard.contract.errors import NotFoundError
 from dockyard.contract.instance_types import instance_type
 from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest, ListRequest
-from dockyard.engine.context import EngineContext
 from dockyard.engine.paging import resource_page
+from dockyard.engine.resources import NamedResources
 from dockyard.engine.staging import local_path_of
 from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.images import read_image
@@ -22,38 +21,23 @@ MODEL = "model"
 ENDPOINT_CONFIG = "endpoint-config"
 
 
-class _Resources:
+class _Resources(NamedResources):
     """What models and endpoint configs share: store a validated request, describe it back,
     list and delete. Not-found and duplicates are ValidationException, as SageMaker answers."""
 
-    kind = ""
-    label = ""  # "model", "endpoint configuration": for messages
     list_key = ""  # "Models", "EndpointConfigs"
     name_key = ""  # "ModelName", "EndpointConfigName"
 
-    def __init__(self, ctx: EngineContext) -> None:
-        self.ctx = ctx
-
-    def _arn(self, name: str) -> str:
-        settings = self.ctx.settings
-        return names.arn(self.kind, name, settings.region, settings.account_id)
-
     def _store(self, name: str, wire: dict[str, Any]) -> str:
-        record = ResourceRecord(self.kind, name, self._arn(name), json.dumps(wire), time.time())
+        record = ResourceRecord(self.kind, name, self.arn(name), json.dumps(wire), time.time())
         self.ctx.metadata.insert_resource(
             record, f'Cannot create already existing {self.label} "{record.arn}".'
         )
         return record.arn
 
-    def record(self, name: str) -> ResourceRecord:
-        found = self.ctx.metadata.resource(self.kind, name)
-        if found is None:
-            raise NotFoundError(f'Could not find {self.label} "{self._arn(name)}".')
-        return found
-
     def delete(self, name: str) -> None:
         if not self.ctx.metadata.delete_resource(self.kind, name):
-            raise NotFoundError(f'Could not find {self.label} "{self._arn(name)}".')
+            raise NotFoundError(f'Could not find {self.label} "{self.arn(name)}".')
 
     def list(self, request: ListRequest) -> dict[str, Any]:
         arn_key = self.name_key.removesuffix("Name") + "Arn"
@@ -106,10 +90,7 @@ class EndpointConfigs(_Resources):
     def create(self, request: CreateEndpointConfigRequest) -> str:
         for variant in request.production_variants:
             instance_type(variant.instance_type)
-            if self.ctx.metadata.resource(MODEL, variant.model_name) is None:
-                raise NotFoundError(
-                    f'Could not find model "{names.arn(MODEL, variant.model_name)}".'
-                )
+            Models(self.ctx).record(variant.model_name)
         return self._store(request.endpoint_config_name, request.to_wire())
 
     def describe(self, name: str) -> dict[str, Any]:

@@ -10,8 +10,7 @@ import threading
 import time
 from typing import Any
 
-from dockyard.contract import names
-from dockyard.contract.errors import NotFoundError, ResourceInUse, ValidationError
+from dockyard.contract.errors import ResourceInUse, ValidationError
 from dockyard.contract.transform_jobs import (
     CreateTransformJobRequest,
     ListTransformJobsRequest,
@@ -21,8 +20,9 @@ from dockyard.contract.transform_jobs import (
 from dockyard.engine.context import EngineContext
 from dockyard.engine.data_processing import check_data_processing
 from dockyard.engine.logs import LogWriter
-from dockyard.engine.models import MODEL
+from dockyard.engine.models import Models
 from dockyard.engine.paging import resource_page
+from dockyard.engine.resources import NamedResources
 from dockyard.engine.staging import local_path_of
 from dockyard.engine.transform_run import TransformRun, input_objects
 from dockyard.storage.metadata import ResourceRecord
@@ -36,9 +36,12 @@ _T = TransformJobStatus
 _ENDED = {_T.COMPLETED, _T.FAILED, _T.STOPPED}
 
 
-class TransformJobs:
-    def __init__(self, ctx: EngineContext) -> None:
-        self.ctx = ctx
+class TransformJobs(NamedResources):
+    kind, label = TRANSFORM_JOB, "transform job"
+
+    def __init__(self, ctx: EngineContext, models: Models) -> None:
+        super().__init__(ctx)
+        self.models = models
         self._stops: dict[str, threading.Event] = {}
         self._threads: dict[str, threading.Thread] = {}
         self._logs: LogWriter | None = None
@@ -46,9 +49,7 @@ class TransformJobs:
 
     def create(self, request: CreateTransformJobRequest) -> str:
         name = request.transform_job_name
-        model = self.ctx.metadata.resource(MODEL, request.model_name)
-        if model is None:
-            raise ValidationError(f'Could not find model "{names.arn(MODEL, request.model_name)}".')
+        model = self.models.record(request.model_name)
         # Said now, not when the job has started: the input exists, the output is writable,
         # the filters parse and fit the content types.
         check_data_processing(request)
@@ -57,13 +58,13 @@ class TransformJobs:
         if self.ctx.metadata.resource(TRANSFORM_JOB, name) is not None:
             raise ResourceInUse(
                 f"Job name must be unique within an AWS account and region, and a job with "
-                f"this name already exists ({self._arn(name)})"
+                f"this name already exists ({self.arn(name)})"
             )
         now = time.time()
         record = ResourceRecord(
             TRANSFORM_JOB,
             name,
-            self._arn(name),
+            self.arn(name),
             request.model_dump_json(by_alias=True, exclude_none=True),
             now,
             status=_T.IN_PROGRESS,
@@ -135,12 +136,6 @@ class TransformJobs:
         return resource_page(
             self.ctx.metadata, TRANSFORM_JOB, request, "TransformJobSummaries", _summary
         )
-
-    def record(self, name: str) -> ResourceRecord:
-        found = self.ctx.metadata.resource(TRANSFORM_JOB, name)
-        if found is None:
-            raise NotFoundError(f'Could not find transform job "{self._arn(name)}".')
-        return found
 
     # -- the server's life ------------------------------------------------------------------
 
@@ -245,10 +240,6 @@ class TransformJobs:
                 raise ValidationError(
                     f"S3OutputPath {uri}: that is inside dockyard's own folder; choose another"
                 )
-
-    def _arn(self, name: str) -> str:
-        settings = self.ctx.settings
-        return names.arn(TRANSFORM_JOB, name, settings.region, settings.account_id)
 
 
 def _summary(record: ResourceRecord) -> dict[str, Any]:

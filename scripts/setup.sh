@@ -5,7 +5,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # python3-dev and build-essential: framework environments build sagemaker-training's C extension.
-APT_PACKAGES=(bubblewrap r-base-core r-cran-randomforest r-cran-plumber r-cran-jsonlite
+# The sandboxes: bubblewrap, libseccomp2 (their seccomp filter), slirp4netns (outside network for
+# jobs without network isolation), e2fsprogs and util-linux (each host's volume; setpriv, nsenter).
+APT_PACKAGES=(bubblewrap libseccomp2 slirp4netns e2fsprogs util-linux
+              r-base-core r-cran-randomforest r-cran-plumber r-cran-jsonlite
               python3-venv python3-dev build-essential ca-certificates)
 
 sudo_cmd=()

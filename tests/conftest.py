@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import threading
 import time
 from collections.abc import Iterator
@@ -19,14 +20,19 @@ _CLEARED_PREFIXES = ("DOCKYARD_", "SM_", "AWS_", "SAGEMAKER_")
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """Every test starts with no DOCKYARD_/SM_/AWS_ variables and its own DOCKYARD_HOME."""
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Every test starts with no DOCKYARD_/SM_/AWS_ variables and its own DOCKYARD_HOME; no
+    host volume it mounted outlives it (a failed test may leave one, and a mounted volume would
+    make pytest's removal of old temporary folders fail in a later run)."""
     for name in list(os.environ):
         if name.startswith(_CLEARED_PREFIXES):
             monkeypatch.delenv(name)
     home = tmp_path / "dockyard-home"
     monkeypatch.setenv("DOCKYARD_HOME", str(home))
-    return home
+    yield home
+    from dockyard.runtimes.volumes import unmount_all_under
+
+    unmount_all_under(tmp_path)
 
 
 def free_port() -> int:
@@ -153,6 +159,20 @@ def wait_for_job(sagemaker: Any, name: str, deadline_seconds: float = 120.0) -> 
             return dict(described)
         time.sleep(0.1)
     raise TimeoutError(f"training job {name} did not end within {deadline_seconds} s")
+
+
+def model_artifacts(server: RunningServer, job: str) -> dict[str, bytes]:
+    """The files of a training job's model.tar.gz: what its hosts left in /opt/ml/model (a
+    host's volume is unmounted when its job ends, so this is where a test reads them)."""
+    sagemaker = server.client("sagemaker")
+    uri = sagemaker.describe_training_job(TrainingJobName=job)["ModelArtifacts"]
+    bucket, key = uri["S3ModelArtifacts"].removeprefix("s3://").split("/", 1)
+    with tarfile.open(server.settings.store_root / bucket / key) as archive:
+        return {
+            member.name: archive.extractfile(member).read()  # type: ignore[union-attr]
+            for member in archive.getmembers()
+            if member.isfile()
+        }
 
 
 def make_image(folder: Path, program: str, *, language: str = "python", extra: str = "") -> Path:

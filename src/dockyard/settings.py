@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     frameworks_file: Path | None = None
     framework_python: str | None = None
 
+    # -- sandboxes: every host runs as its own unprivileged uid (from this base up), with at most
+    # this many processes and threads, on a volume of VolumeSizeInGB (this default when a request
+    # names none: endpoint variants and transform jobs usually do not).
+    sandbox_uid_base: int = Field(default=2_000_000_000, ge=1000, le=2**31 - 65538)
+    max_processes: int = Field(default=4096, ge=16)
+    default_volume_gb: int = Field(default=30, ge=1, le=16384)
+    slirp4netns: str = "slirp4netns"
+
     @field_validator("envs_dir", mode="before")
     @classmethod
     def _envs_dir_under_home(cls, value: object, info: ValidationInfo) -> object:

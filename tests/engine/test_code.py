@@ -11,7 +11,13 @@ import pytest
 from botocore.exceptions import ClientError
 
 from dockyard.engine.code import decoded, submit_directory
-from tests.conftest import RunningServer, make_image, training_request, wait_for_job
+from tests.conftest import (
+    RunningServer,
+    make_image,
+    model_artifacts,
+    training_request,
+    wait_for_job,
+)
 
 LIST_CODE = """
 import json, os, pathlib
@@ -33,8 +39,7 @@ def test_the_hyperparameter_decides_and_is_json_decoded() -> None:
 
 
 def _seen_code(server: RunningServer, name: str) -> list[str]:
-    path = server.settings.jobs_dir / name / "hosts" / "algo-1" / "model" / "code.json"
-    return list(json.loads(path.read_text()))
+    return list(json.loads(model_artifacts(server, name)["code.json"]))
 
 
 def test_a_local_folder_and_an_s3_archive_are_staged(server: RunningServer, tmp_path: Path) -> None:

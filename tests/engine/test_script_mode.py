@@ -13,7 +13,13 @@ from typing import Any
 import pytest
 
 from dockyard.settings import Settings
-from tests.conftest import RunningServer, free_port, training_request, wait_for_job
+from tests.conftest import (
+    RunningServer,
+    free_port,
+    model_artifacts,
+    training_request,
+    wait_for_job,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -94,9 +100,7 @@ def _data(tmp_path: Path) -> Path:
 
 
 def _model_file(server: RunningServer, job: str, name: str) -> Any:
-    return json.loads(
-        (server.settings.jobs_dir / job / "hosts" / "algo-1" / "model" / name).read_text()
-    )
+    return json.loads(model_artifacts(server, job)[name])
 
 
 def _with_training_channel(request: dict[str, Any], data: Path) -> dict[str, Any]:
@@ -251,9 +255,7 @@ def test_requirements_layer_is_cached_and_ordered_mode_installs_in_file_order(
         else:
             assert "no pip run" in text
             assert "Successfully installed" not in text and "Processing ./pkg_a" not in text
-    assert (
-        framework_server.settings.jobs_dir / "ordered-2" / "hosts" / "algo-1" / "model" / "ok.txt"
-    ).read_text() == "pkg_apkg_b"
+    assert model_artifacts(framework_server, "ordered-2")["ok.txt"] == b"pkg_apkg_b"
     assert durations[1] < durations[0]
     with capsys.disabled():
         print(f"\n[requirements layer] first run {durations[0]:.2f} s, second {durations[1]:.2f} s")
@@ -295,10 +297,8 @@ def test_two_hosts_all_reduce_with_torch_distributed(
     sagemaker.create_training_job(**request)
     described = wait_for_job(sagemaker, name, deadline_seconds=1200)
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
-    results = []
-    for host in ("algo-1", "algo-2"):
-        folder = framework_server.settings.jobs_dir / name / "hosts" / host / "model"
-        results += [json.loads(p.read_text()) for p in folder.glob("rank-*.json")]
+    model = model_artifacts(framework_server, name)  # both hosts' /opt/ml/model, merged
+    results = [json.loads(data) for file, data in model.items() if file.startswith("rank-")]
     assert sorted(r["rank"] for r in results) == [0, 1]
     assert all(r["world"] == 2 and r["sum"] == 3.0 and r["master"] == "algo-1" for r in results)
     assert {r["host"] for r in results} == {"algo-1", "algo-2"}
@@ -329,13 +329,10 @@ def test_entry_point_kinds_package_and_shell_script(
     for name in ("as-package", "as-shell"):
         described = wait_for_job(sagemaker, name, deadline_seconds=900)
         assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
-    model = framework_server.settings.jobs_dir
-    assert (model / "as-package/hosts/algo-1/model/package.txt").read_text() == (
-        "from the package __main__"
-    )
-    assert (
-        model / "as-shell/hosts/algo-1/model/shell.txt"
-    ).read_text().strip() == "args: --epochs 2"
+    package_model = model_artifacts(framework_server, "as-package")
+    assert package_model["package.txt"] == b"from the package __main__"
+    shell_model = model_artifacts(framework_server, "as-shell")
+    assert shell_model["shell.txt"].decode().strip() == "args: --epochs 2"
 
 
 def test_an_unknown_framework_image_is_refused_with_the_known_ones(

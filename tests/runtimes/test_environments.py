@@ -32,6 +32,7 @@ from dockyard.runtimes.frameworks import Framework, resolve_framework
 from dockyard.runtimes.images import DEFAULT_PATH
 from dockyard.runtimes.process import ProcessRuntime
 from dockyard.runtimes.shim import dockyard_shim
+from dockyard.runtimes.volumes import GIB, HostFolder
 from dockyard.settings import Settings
 
 
@@ -253,13 +254,15 @@ def test_the_environment_holds_the_real_toolkits_and_the_shim(
     assert "from sagemaker_training.cli.train import main" in train
 
 
-def opt_ml_folder(tmp_path: Path, script: str, **hyperparameters: Any) -> Path:
-    """An /opt/ml as SageMaker prepares it for a script-mode job, the code already in place."""
-    opt_ml = tmp_path / "opt_ml"
+def opt_ml_folder(tmp_path: Path, script: str, **hyperparameters: Any) -> HostFolder:
+    """A host folder whose /opt/ml is as SageMaker prepares it for a script-mode job, the code
+    already in place."""
+    folder = ProcessRuntime().prepare_host(tmp_path / "host", GIB)
+    opt_ml = folder.opt_ml
     config = opt_ml / "input" / "config"
     config.mkdir(parents=True)
-    for folder in ("model", "output", "code", "input/data"):
-        (opt_ml / folder).mkdir(parents=True, exist_ok=True)
+    for name in ("model", "output", "code", "input/data"):
+        (opt_ml / name).mkdir(parents=True, exist_ok=True)
     hps = {"sagemaker_program": "train.py", "sagemaker_submit_directory": "/opt/ml/code"}
     hps.update(hyperparameters)
     (config / "hyperparameters.json").write_text(
@@ -270,30 +273,40 @@ def opt_ml_folder(tmp_path: Path, script: str, **hyperparameters: Any) -> Path:
         json.dumps({"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "lo"})
     )
     (opt_ml / "code" / "train.py").write_text(script)
-    return opt_ml
+    return folder
 
 
 def train_in_sandbox(
-    image_name: str, env: PythonEnvironment, opt_ml: Path, hidden: list[Path], **variables: str
+    image_name: str,
+    env: PythonEnvironment,
+    folder: HostFolder,
+    hidden: list[Path],
+    **variables: str,
 ) -> tuple[int, list[str]]:
     """Run `train` from the environment in a real sandbox, as the engine does."""
     image = framework_image(framework(image_name), env)
+    runtime = ProcessRuntime()
+    network = runtime.create_network(outside=False)
     spec = HostSpec(
         image=image,
         argv=image.argv(default_argument="train"),
         hostname="algo-1",
-        opt_ml=opt_ml,
+        folder=folder,
+        network=network,
         read_only_binds=[(path, str(path)) for path in env.visible_paths],
         env={"TRAINING_JOB_NAME": "environments-test", **variables},
         hosts={"algo-1": "127.0.10.1"},
         hidden_paths=hidden,
     )
     lines: list[str] = []
-    host = ProcessRuntime().start(spec, lambda stream, line: lines.append(line))
-    code = host.wait(300)
-    if code is None:
-        host.kill()
-        raise TimeoutError("\n".join(lines))
+    try:
+        host = runtime.start(spec, lambda stream, line: lines.append(line))
+        code = host.wait(300)
+        if code is None:
+            host.kill()
+            raise TimeoutError("\n".join(lines))
+    finally:
+        network.close()
     return code, lines
 
 
@@ -312,8 +325,9 @@ def test_train_runs_the_real_toolkit_in_a_sandbox_that_hides_the_environments_fo
     python_env: tuple[Environments, PythonEnvironment], shared_envs_dir: Path, tmp_path: Path
 ) -> None:
     _, env = python_env
-    opt_ml = opt_ml_folder(tmp_path, TRAIN_SCRIPT, epochs=3, optimizer="adam")
-    code, lines = train_in_sandbox("dockyard/python:3.11", env, opt_ml, hidden=[shared_envs_dir])
+    folder = opt_ml_folder(tmp_path, TRAIN_SCRIPT, epochs=3, optimizer="adam")
+    opt_ml = folder.opt_ml
+    code, lines = train_in_sandbox("dockyard/python:3.11", env, folder, hidden=[shared_envs_dir])
     assert code == 0, "\n".join(lines)
     assert "trained" in lines
     seen = json.loads((opt_ml / "model" / "seen.json").read_text())
@@ -493,11 +507,11 @@ def test_a_job_runs_on_its_layer_in_the_sandbox_without_pip(
     tmp_path: Path,
 ) -> None:
     envs, layer, code, _ = ordered_layer
-    opt_ml = opt_ml_folder(tmp_path, LAYER_SCRIPT)
-    shutil.copy(code / "requirements.txt", opt_ml / "code" / "requirements.txt")
+    folder = opt_ml_folder(tmp_path, LAYER_SCRIPT)
+    shutil.copy(code / "requirements.txt", folder.opt_ml / "code" / "requirements.txt")
     hidden = [envs.root.parent, shared_envs_dir]  # dockyard's state folder and the shared one
     exit_code, lines = train_in_sandbox(
-        "dockyard/python:3.11", layer, opt_ml, hidden, DOCKYARD_CODE_INSTALLED=layer.key
+        "dockyard/python:3.11", layer, folder, hidden, DOCKYARD_CODE_INSTALLED=layer.key
     )
     assert exit_code == 0, "\n".join(lines)
     assert f"imported pkg_a pkg_b with {layer.python}" in lines
@@ -578,9 +592,10 @@ def test_the_pytorch_environment_runs_ddp_jobs_with_torchrun(
     for flag in ("sagemaker_pytorch_ddp_enabled", None):
         folder = tmp_path / (flag or "plain")
         hps = {flag: True} if flag else {}
-        opt_ml = opt_ml_folder(folder, DISTRIBUTED_SCRIPT, **hps)
+        host = opt_ml_folder(folder, DISTRIBUTED_SCRIPT, **hps)
+        opt_ml = host.opt_ml
         code, lines = train_in_sandbox(
-            "dockyard/pytorch:2.13", pytorch_env, opt_ml, hidden=[shared_envs_dir]
+            "dockyard/pytorch:2.13", pytorch_env, host, hidden=[shared_envs_dir]
         )
         assert code == 0, "\n".join(lines)
         assert any(dockyard_shim.DDP_MESSAGE in line for line in lines) == bool(flag)

@@ -1,17 +1,20 @@
-"""Two sandboxes with their own networks both serve on port 8080, each reached on its own."""
+"""Sandbox networks: each serving instance listens on 8080 in its own namespace, reached there;
+nothing on the host's loopback is reachable from one."""
 
 from __future__ import annotations
 
 import http.client
-import os
+import socket
 import time
 from pathlib import Path
 
-from dockyard.contract.errors import SandboxError
+import pytest
+
 from dockyard.runtimes.base import HostSpec
 from dockyard.runtimes.images import read_image
-from dockyard.runtimes.netns import NamespaceConnector, sandbox_netns
+from dockyard.runtimes.netns import NamespaceConnector, Network
 from dockyard.runtimes.process import ProcessRuntime
+from dockyard.runtimes.volumes import GIB
 
 SERVER = """
 import http.server, socket
@@ -55,29 +58,22 @@ def test_two_instances_on_port_8080_side_by_side(tmp_path: Path) -> None:
     )
     image = read_image(str(image_dir))
     runtime = ProcessRuntime()
-    hosts, connectors = [], []
+    hosts, connectors, resources = [], [], []
     try:
         for name in ("instance-1", "instance-2"):
-            opt_ml = tmp_path / name
-            opt_ml.mkdir()
+            folder = runtime.prepare_host(tmp_path / name, GIB)
+            network = runtime.create_network(outside=False)
+            resources += [folder, network]
             spec = HostSpec(
                 image=image,
                 argv=image.argv(None, None, "serve"),
                 hostname=name,
-                opt_ml=opt_ml,
-                network="private",
+                folder=folder,
+                network=network,
             )
             hosts.append(runtime.start(spec, lambda stream, line: None))
+            connectors.append(network.connector())
         deadline = time.monotonic() + 20
-        for host in hosts:
-            while True:
-                try:
-                    netns = sandbox_netns(os.getpgid(host.pid))
-                    break
-                except SandboxError:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.02)
-            connectors.append(NamespaceConnector(netns))
         answers = [_get(c, deadline) for c in connectors]
         assert answers == ["instance-1", "instance-2"]
     finally:
@@ -86,3 +82,28 @@ def test_two_instances_on_port_8080_side_by_side(tmp_path: Path) -> None:
         for host in hosts:
             host.kill()
             host.wait(timeout=10)
+        for resource in resources:
+            resource.close()
+
+
+@pytest.mark.parametrize("outside", [False, True])
+def test_the_hosts_loopback_is_out_of_reach(outside: bool) -> None:
+    """dockyard's API listens on the host's loopback: from a sandbox network (with or without
+    outside access) nothing there answers, while a server inside the namespace does."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    network = Network.create(outside=outside)
+    connector = network.connector()
+    try:
+        for address in ("127.0.0.1", "10.0.2.2"):
+            with pytest.raises(OSError):
+                connector.connect(port, host=address, timeout=1.0).close()
+        inside = connector.socket()  # a socket of the namespace, listening on its loopback
+        inside.bind(("127.0.0.1", port))
+        inside.listen()
+        connector.connect(port).close()
+        inside.close()
+    finally:
+        connector.close()
+        network.close()
+        listener.close()

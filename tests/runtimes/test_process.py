@@ -21,7 +21,15 @@ import pytest
 from dockyard.contract.errors import ImageError, SandboxError
 from dockyard.runtimes.base import HostSpec
 from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec, read_image
-from dockyard.runtimes.process import ProcessHost, ProcessRuntime, bwrap_argv, find_program
+from dockyard.runtimes.netns import Network
+from dockyard.runtimes.process import (
+    ProcessHost,
+    ProcessRuntime,
+    SandboxFiles,
+    bwrap_argv,
+    find_program,
+)
+from dockyard.runtimes.volumes import GIB, HostFolder, unmount_all_under
 
 HOSTS = {"algo-1": "127.0.10.1", "algo-2": "127.0.10.2"}
 
@@ -52,9 +60,32 @@ class Output:
                 raise TimeoutError(f"{line!r} not printed within {timeout} s: {self.lines}")
 
 
+RUNTIME = ProcessRuntime()
+_OPEN: list[HostFolder | Network] = []  # closed after each test
+
+
+@pytest.fixture(autouse=True)
+def _close_folders_and_networks() -> Iterator[None]:
+    yield
+    while _OPEN:
+        item = _OPEN.pop()
+        item.remove() if isinstance(item, HostFolder) else item.close()
+
+
+def host_folder(root: Path) -> HostFolder:
+    """A host's folder with a 1 GiB volume, unmounted and removed after the test."""
+    folder = RUNTIME.prepare_host(root, GIB)
+    _OPEN.append(folder)
+    return folder
+
+
+def network(*, outside: bool = False) -> Network:
+    made = RUNTIME.create_network(outside=outside)
+    _OPEN.append(made)
+    return made
+
+
 def shell_spec(tmp_path: Path, script: str, **overrides: Any) -> HostSpec:
-    opt_ml = tmp_path / "opt_ml"
-    opt_ml.mkdir(exist_ok=True)
     image = overrides.pop("image", None) or ImageSpec(
         context=tmp_path, dockerfile=tmp_path / "Dockerfile"
     )
@@ -62,10 +93,13 @@ def shell_spec(tmp_path: Path, script: str, **overrides: Any) -> HostSpec:
         "image": image,
         "argv": ["/bin/sh", "-c", script],
         "hostname": "algo-1",
-        "opt_ml": opt_ml,
         "hosts": HOSTS,
         **overrides,
     }
+    if "folder" not in values:
+        values["folder"] = host_folder(tmp_path / "host")
+    if "network" not in values:
+        values["network"] = network()
     return HostSpec(**values)
 
 
@@ -108,11 +142,13 @@ def group_members(pgid: int) -> list[int]:
 
 @pytest.fixture
 def visible_dir() -> Iterator[Path]:
-    """A host folder outside /tmp and /root, so the sandbox would see it unless it is hidden."""
-    path = Path(tempfile.mkdtemp(prefix="dockyard-test-", dir="/var/tmp"))
+    """A host folder in a system folder (/usr), so the sandbox would see it unless hidden."""
+    path = Path(tempfile.mkdtemp(prefix="dockyard-test-", dir="/usr/local/share"))
+    path.chmod(0o755)  # readable by the sandbox's user, like the rest of /usr
     try:
         yield path
     finally:
+        unmount_all_under(path)  # a host folder made inside it
         shutil.rmtree(path)
 
 
@@ -151,7 +187,7 @@ def test_own_proc_dev_and_pid_namespace(tmp_path: Path) -> None:
     )
     assert code == 0
     pid, process_count, dev = output.stdout
-    assert int(pid) <= 3  # bwrap's init is 1: the program is one of the first
+    assert int(pid) <= 3  # the sandbox's init is 1: the program is one of the first
     assert int(process_count) <= 5
     assert dev == "dev-ok"
 
@@ -179,7 +215,7 @@ def test_own_hostname_resolves_without_a_hosts_entry(tmp_path: Path) -> None:
     assert output.stdout[0].split() == ["127.0.0.1", "algo-9"]
 
 
-def test_root_home_is_a_private_tmpfs(tmp_path: Path) -> None:
+def test_root_home_is_private_and_on_the_volume(tmp_path: Path) -> None:
     code, output = run_shell(
         tmp_path,
         'echo "$HOME"; ls -A /root | wc -l; echo x > /root/f && cat /root/f; '
@@ -188,11 +224,11 @@ def test_root_home_is_a_private_tmpfs(tmp_path: Path) -> None:
     assert output.stdout == ["/root", "0", "x", "no-dockyard-state"]
     assert code == 0
     assert not Path("/root/f").exists()
+    assert (tmp_path / "host" / "home" / "f").read_text() == "x\n"
 
 
 def test_hidden_paths_cannot_be_read(tmp_path: Path, visible_dir: Path) -> None:
     home = visible_dir / "dockyard-home"
-    (home / "jobs" / "job-a" / "opt_ml").mkdir(parents=True)
     (home / "jobs" / "job-b").mkdir(parents=True)
     (home / "state.db").write_text("secret state\n")
     (home / "jobs" / "job-b" / "model.bin").write_text("another job's model\n")
@@ -202,16 +238,17 @@ def test_hidden_paths_cannot_be_read(tmp_path: Path, visible_dir: Path) -> None:
         f"cat {home}/state.db; cat {home}/jobs/job-b/model.bin; cat {secret_file}; "
         f"ls -A {home} | wc -l; echo own > /opt/ml/own && cat /opt/ml/own"
     )
-    opt_ml = home / "jobs" / "job-a" / "opt_ml"
+    folder = host_folder(home / "jobs" / "job-a")
+    opt_ml = folder.opt_ml
 
     # Without hiding, the sandbox sees these files: the check below means something.
-    code, output = run_shell(tmp_path, script, opt_ml=opt_ml)
+    code, output = run_shell(tmp_path, script, folder=folder)
     assert output.stdout == ["secret state", "another job's model", "secret file", "2", "own"]
 
     code, output = run_shell(
         tmp_path,
         script,
-        opt_ml=opt_ml,
+        folder=folder,
         hidden_paths=[home, home / "jobs" / "job-b", secret_file, visible_dir / "absent"],
     )
     assert code == 0
@@ -229,16 +266,15 @@ def test_hidden_paths_cannot_be_read(tmp_path: Path, visible_dir: Path) -> None:
 # -- /opt/ml and binds ---------------------------------------------------------------------------
 
 
-def test_opt_ml_is_the_job_folder_and_opt_keeps_its_host_entries(tmp_path: Path) -> None:
+def test_opt_ml_is_the_host_folders_opt_ml_and_nothing_else_of_opt(tmp_path: Path) -> None:
     code, output = run_shell(
         tmp_path,
         "mkdir -p /opt/ml/model && echo weights > /opt/ml/model/w; ls /opt; "
         "touch /opt/new || echo opt-read-only",
     )
     assert code == 0
-    assert (tmp_path / "opt_ml" / "model" / "w").read_text() == "weights\n"
-    host_opt = sorted({*os.listdir("/opt"), "ml"})
-    assert output.stdout == [*host_opt, "opt-read-only"]
+    assert (tmp_path / "host" / "opt_ml" / "model" / "w").read_text() == "weights\n"
+    assert output.stdout == ["ml", "opt-read-only"]
 
 
 def test_read_only_binds_inside_opt_ml(tmp_path: Path) -> None:
@@ -427,12 +463,12 @@ def test_environment_is_clean_defaults_then_image_then_platform(
     ]
 
 
-def test_private_network_has_only_loopback(tmp_path: Path) -> None:
-    script = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"
-    code, output = run_shell(tmp_path, script, network="private")
-    assert (code, output.stdout) == (0, ["lo"])
+def test_every_sandbox_has_its_own_network(tmp_path: Path) -> None:
+    script = "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | sort"
     code, output = run_shell(tmp_path, script)
-    assert len(output.stdout) > 1  # the host's network: more than loopback
+    assert (code, output.stdout) == (0, ["lo"])
+    code, output = run_shell(tmp_path / "outside", script, network=network(outside=True))
+    assert (code, output.stdout) == (0, ["lo", "tap0"])  # slirp4netns's interface
 
 
 # -- output --------------------------------------------------------------------------------------
@@ -500,8 +536,6 @@ def test_program_killed_by_a_signal_exits_128_plus_n(tmp_path: Path) -> None:
 
 
 def test_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
-    opt_ml = tmp_path / "opt_ml"
-    opt_ml.mkdir()
     parent_code = textwrap.dedent(
         f"""
         import sys, threading
@@ -510,13 +544,15 @@ def test_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
         from dockyard.runtimes.images import ImageSpec
         from dockyard.runtimes.process import ProcessRuntime
         ready = threading.Event()
+        runtime = ProcessRuntime()
         spec = HostSpec(
             image=ImageSpec(context=Path("/"), dockerfile=Path("/Dockerfile")),
             argv=["/bin/sh", "-c", "echo ready; exec sleep 300"],
             hostname="algo-1",
-            opt_ml=Path({str(opt_ml)!r}),
+            folder=runtime.prepare_host(Path({str(tmp_path / "host")!r}), 2**30),
+            network=runtime.create_network(outside=False),
         )
-        host = ProcessRuntime().start(spec, lambda stream, line: ready.set())
+        host = runtime.start(spec, lambda stream, line: ready.set())
         ready.wait(30)
         print(host.pid, flush=True)
         sys.stdin.read()
@@ -535,6 +571,7 @@ def test_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
     parent.kill()
     parent.wait(30)
     wait_until(lambda: group_members(sandbox_pgid) == [])
+    HostFolder(tmp_path / "host", tmp_path / "host.volume", GIB, 0).remove()  # left mounted
     if parent.stdin:
         parent.stdin.close()
     parent.stdout.close()
@@ -572,8 +609,9 @@ def test_missing_folders_are_refused_before_start(tmp_path: Path) -> None:
     spec = shell_spec(tmp_path, "true", read_only_binds=[(tmp_path / "nope", "/opt/ml/input")])
     with pytest.raises(SandboxError, match=r"nope at /opt/ml/input: it does not exist"):
         ProcessRuntime().start(spec, Output())
-    spec = shell_spec(tmp_path, "true", opt_ml=tmp_path / "no-job-folder")
-    with pytest.raises(SandboxError, match=r"no-job-folder for /opt/ml does not exist"):
+    spec = shell_spec(tmp_path, "true")
+    spec.folder.opt_ml.rmdir()
+    with pytest.raises(SandboxError, match=r"host/opt_ml for /opt/ml does not exist"):
         ProcessRuntime().start(spec, Output())
 
 
@@ -613,25 +651,39 @@ def test_bwrap_argv_is_inspectable_and_writes_nothing(tmp_path: Path) -> None:
     channel = tmp_path / "channel"
     channel.mkdir()
     spec = shell_spec(tmp_path, "true", read_only_binds=[(channel, "/opt/ml/input/data/train")])
-    argv = bwrap_argv(spec, hosts_fd=9, bwrap="/usr/bin/bwrap")
-    assert argv[0] == "/usr/bin/bwrap"
-    assert argv[-4:] == ["--", "/bin/sh", "-c", "true"]
-    for flag in ("--die-with-parent", "--unshare-pid", "--unshare-uts", "--cap-drop"):
-        assert flag in argv
-    assert "--new-session" not in argv
-    assert "--unshare-net" not in argv
-    assert argv[argv.index("--hostname") + 1] == "algo-1"
-    assert argv[argv.index("--chdir") + 1] == "/"
+    files = SandboxFiles(hosts=9, passwd=10, group=11, resolv_conf=12, seccomp=13)
+    argv = bwrap_argv(spec, files, bwrap="/usr/bin/bwrap")
+    uid = str(spec.folder.uid)
+    # Outer stage (root): namespaces and file tree; then setpriv; then the inner stage.
+    outer_end = argv.index("setpriv") - 1
+    outer, rest = argv[:outer_end], argv[outer_end + 1 :]
+    assert outer[0] == "/usr/bin/bwrap" and argv[outer_end] == "--"
+    for flag in ("--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"):
+        assert flag in outer
+    assert outer[outer.index("--hostname") + 1] == "algo-1"
+    assert outer[outer.index("--cap-drop") : outer.index("--cap-drop") + 6] == [
+        "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+    ]  # fmt: skip
+    assert rest[:5] == ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+    inner = rest[5:]
+    assert inner[:6] == ["/usr/bin/bwrap", "--unshare-user", "--uid", uid, "--gid", uid]
+    assert inner[inner.index("--seccomp") + 1] == "13"
+    assert inner[inner.index("--cap-drop") + 1] == "ALL"
+    assert inner[inner.index("--chdir") + 1] == "/"
+    assert inner[-4:] == ["--", "/bin/sh", "-c", "true"]
+    assert "--new-session" not in argv and "--unshare-net" not in argv  # nsenter joins it
 
     def position(*words: str) -> int:
-        return next(i for i in range(len(argv)) if argv[i : i + len(words)] == list(words))
+        return next(i for i in range(len(outer)) if outer[i : i + len(words)] == list(words))
 
     opt_ml_bind = position("--bind", str(spec.opt_ml), "/opt/ml")
-    assert position("--tmpfs", "/opt") < opt_ml_bind
+    assert position("--dir", "/opt") < opt_ml_bind
     assert opt_ml_bind < position("--ro-bind", str(channel), "/opt/ml/input/data/train")
     assert position("--ro-bind-data", "9", "/etc/hosts") > position("--ro-bind", "/etc", "/etc")
-    assert position("--remount-ro", "/") > position("--tmpfs", "/tmp")
+    assert position("--ro-bind-data", "10", "/etc/passwd") > position("--ro-bind", "/etc", "/etc")
+    assert position("--bind", str(spec.folder.tmp), "/tmp") > 0
+    assert position("--bind", str(spec.folder.home), "/root") > 0
+    for host_only in ("/home", "/var/lib", "/srv", "/mnt", "/media", "/work"):
+        assert host_only not in outer
+    assert outer[-3:] == ["--remount-ro", "/", "--chdir"] or "--remount-ro" in outer
     assert list(spec.opt_ml.iterdir()) == []  # planning the mounts created nothing
-    assert "--unshare-net" in bwrap_argv(
-        shell_spec(tmp_path, "true", network="private"), hosts_fd=9
-    )

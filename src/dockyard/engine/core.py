@@ -9,9 +9,11 @@ from dockyard.engine.router import Router
 from dockyard.engine.scheduler import Capacity
 from dockyard.engine.training_jobs import TrainingJobs
 from dockyard.engine.transform_jobs import TransformJobs
+from dockyard.runtimes import cgroups
 from dockyard.runtimes.environments import Environments
 from dockyard.runtimes.frameworks import load_frameworks_file
 from dockyard.runtimes.process import ProcessRuntime
+from dockyard.runtimes.volumes import unmount_all_under
 from dockyard.settings import Settings
 from dockyard.storage.metadata import MetadataStore
 from dockyard.storage.stores import store_from_settings
@@ -39,7 +41,11 @@ class Engine:
             settings=settings,
             metadata=MetadataStore(settings.metadata_url),
             store=store_from_settings(settings),
-            runtime=ProcessRuntime(settings.bwrap),
+            runtime=ProcessRuntime(
+                settings.bwrap,
+                uid_base=settings.sandbox_uid_base,
+                slirp4netns=settings.slirp4netns,
+            ),
             capacity=Capacity(settings.cpus, settings.memory_gib),
             environments=Environments(settings.envs_dir, settings.framework_python),
             frameworks=(
@@ -47,6 +53,9 @@ class Engine:
             ),
         )
         engine = cls(ctx)
+        # A server killed with -9 leaves its hosts' volumes mounted and their cgroups empty.
+        unmount_all_under(settings.home)
+        cgroups.sweep()
         engine.training_jobs.recover()
         engine.endpoints.recover()
         engine.transform_jobs.recover()

@@ -45,6 +45,8 @@ class VariantPlan:
     weight: float
     startup_seconds: float
     instance_type: str
+    volume_gb: int | None = None
+    network_isolation: bool = False
 
 
 def variant_plans(
@@ -67,6 +69,8 @@ def variant_plans(
                     or DEFAULT_STARTUP_SECONDS
                 ),
                 instance_type=variant.get("InstanceType") or "local",
+                volume_gb=variant.get("VolumeSizeInGB"),
+                network_isolation=bool(model.get("EnableNetworkIsolation")),
             )
         )
     return plans
@@ -122,6 +126,7 @@ class Deployment:
                     plan.container,
                     self.folder / plan.name,
                     functools.partial(self._platform_log, plan.name),
+                    network_isolation=plan.network_isolation,
                 )
             starts = [
                 (state, state.next_number + i)
@@ -163,6 +168,8 @@ class Deployment:
             folder=self.folder / plan.name / str(number),
             env={},
             on_line=lambda line: self._logs.write(stream, line),
+            instance_type=plan.instance_type,
+            volume_gb=plan.volume_gb,
         )
         with self._lock:
             state.instances.append(instance)

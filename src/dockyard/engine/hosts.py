@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from dockyard.contract import names
 from dockyard.contract.opt_ml import OptMl
 from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost, Runtime
+from dockyard.runtimes.volumes import HostFolder
 
 # Enough of stderr to hold a Python traceback and the lines a toolkit logs after it.
 _STDERR_TAIL = 60
@@ -30,6 +31,7 @@ class Host:
         default_factory=lambda: collections.deque(maxlen=_STDERR_TAIL)
     )
     process: RunningHost | None = None
+    folder: HostFolder | None = None  # its volume, once prepared
 
 
 def host_address(index: int) -> str:
@@ -198,3 +200,25 @@ def last_traceback(lines: list[str]) -> str | None:
     last = frames[-1] if frames[-1] < end else max(i for i in frames if i < end)
     frame = [line.strip() for line in block[last:end]]
     return "\n".join(["Traceback (last frame):", *frame, block[end].strip()])
+
+
+def resource_failure(hosts: list[Host], outcome: Outcome, reason: str) -> str | None:
+    """The FailureReason when a failed host hit a kernel limit: its memory (the kernel killed a
+    process, as SageMaker reports it) or its volume (full, so its writes failed); else None."""
+    failed = [h for h in hosts if outcome.exits.get(h.name, 0) != 0]
+    for host in failed:
+        if host.process is not None and host.process.out_of_memory:
+            return (
+                f"OutOfMemoryError: {host.name} ran out of memory: the kernel killed a process "
+                "that went over the instance's memory limit. Please use an instance type with "
+                "more memory, or reduce the size of job data processed on an instance."
+            )
+    for host in failed:
+        if host.folder is not None and host.folder.is_full():
+            prefix = (
+                f"ClientError: {host.name} filled its volume: /opt/ml and /tmp hold at most "
+                f"VolumeSizeInGB ({host.folder.describe_size()}); ask for a larger "
+                "VolumeSizeInGB or write less. "
+            )
+            return (prefix + reason)[: names.MAX_FAILURE_REASON]
+    return None

@@ -5,7 +5,6 @@ with GET /ping. Endpoints and transform jobs both run their models this way."""
 from __future__ import annotations
 
 import collections
-import contextlib
 import dataclasses
 import http.client
 import shutil
@@ -18,17 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard.contract.errors import DockyardError, SandboxError
+from dockyard.contract.errors import DockyardError
 from dockyard.engine.code import find_code, stage_code
 from dockyard.engine.context import EngineContext
 from dockyard.engine.model_data import stage_model_data
+from dockyard.engine.sizing import host_limits, volume_bytes
 from dockyard.runtimes.base import HostSpec, RunningHost
 from dockyard.runtimes.environments import framework_image
 from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec, read_image
-from dockyard.runtimes.netns import NamespaceConnector, sandbox_netns
+from dockyard.runtimes.netns import NamespaceConnector, Network
 from dockyard.runtimes.prerequisites import check_prerequisites, describe_missing
 from dockyard.runtimes.serving_toolkit import serving_toolkit
+from dockyard.runtimes.volumes import HostFolder
 
 PORT = 8080
 MODEL_DIR = "/opt/ml/model"
@@ -52,10 +53,16 @@ class PreparedModel:
     env: dict[str, str]
     binds: list[tuple[Path, str]]
     hostname: str | None = None
+    network_isolation: bool = False  # the model's EnableNetworkIsolation: no outside network
 
 
 def prepare_model(
-    ctx: EngineContext, container: Mapping[str, Any], folder: Path, log: Log
+    ctx: EngineContext,
+    container: Mapping[str, Any],
+    folder: Path,
+    log: Log,
+    *,
+    network_isolation: bool = False,
 ) -> PreparedModel:
     """Unpack the model data into `folder/model`, put script-mode code into its code/ folder,
     build (or reuse) a framework environment with the code's requirements, and check the
@@ -85,7 +92,9 @@ def prepare_model(
         if missing:
             raise InstanceFailed(f"ClientError: {missing}")
     binds.insert(0, (model_dir, MODEL_DIR))
-    return PreparedModel(image, argv, env, binds, container.get("ContainerHostname"))
+    return PreparedModel(
+        image, argv, env, binds, container.get("ContainerHostname"), network_isolation
+    )
 
 
 def _image(
@@ -117,6 +126,8 @@ class Instance:
     host: RunningHost
     connector: NamespaceConnector
     folder: Path
+    host_folder: HostFolder
+    network: Network
     log_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=50))
     in_flight: int = 0
     idle: list[Any] = field(default_factory=list)  # keep-alive connections of the router
@@ -189,6 +200,8 @@ class Instance:
             if not self._closed:
                 self._closed = True
                 self.connector.close()
+                self.network.close()
+                self.host_folder.remove()
 
 
 class _NamespaceConnection(http.client.HTTPConnection):
@@ -210,22 +223,28 @@ def start_instance(
     folder: Path,
     env: Mapping[str, str],
     on_line: Callable[[str], None],
+    instance_type: str = "local",
+    volume_gb: int | None = None,
 ) -> Instance:
-    """Start one container of `model` in `folder` (its /opt/ml), in its own network."""
-    if folder.exists():
-        shutil.rmtree(folder)
-    opt_ml = folder / "opt_ml"
-    opt_ml.mkdir(parents=True)
-    hostname = model.hostname or name
+    """Start one container of `model` on its own volume at `folder` (its /opt/ml, /tmp and home),
+    in its own network, bounded as `instance_type`."""
+    runtime = ctx.runtime
+    host_folder = runtime.prepare_host(folder, volume_bytes(ctx.settings, volume_gb))
+    try:
+        network = runtime.create_network(outside=not model.network_isolation)
+    except BaseException:
+        host_folder.remove()
+        raise
     spec = HostSpec(
         image=model.image,
         argv=model.argv,
-        hostname=hostname,
-        opt_ml=opt_ml,
+        hostname=model.hostname or name,
+        folder=host_folder,
+        network=network,
         read_only_binds=model.binds,
         env={**model.env, **env},
         hidden_paths=ctx.forbidden_paths,
-        network="private",
+        limits=host_limits(ctx.settings, instance_type),
     )
     tail: collections.deque[str] = collections.deque(maxlen=50)
 
@@ -233,25 +252,19 @@ def start_instance(
         tail.append(line)
         on_line(line)
 
-    host = ctx.runtime.start(spec, output)
     try:
-        connector = NamespaceConnector(_wait_for_netns(host))
-    except SandboxError as exc:
-        host.kill()
-        host.wait(timeout=10)
-        raise InstanceFailed(f"{name}: {exc}") from exc
-    return Instance(name, variant, host, connector, folder, log_tail=tail)
-
-
-def _wait_for_netns(host: RunningHost, timeout: float = 10.0) -> Path:
-    """bwrap makes the namespace just after it starts: wait for it, or for the sandbox to end."""
-    deadline = time.monotonic() + timeout
-    group = host.pid
-    while True:
-        with contextlib.suppress(SandboxError):
-            return sandbox_netns(group)
-        if host.returncode is not None:
-            raise SandboxError(f"the sandbox ended (code {host.returncode}) before it started")
-        if time.monotonic() > deadline:
-            raise SandboxError("the sandbox made no network namespace in time")
-        time.sleep(0.005)
+        host = runtime.start(spec, output)
+    except BaseException:
+        network.close()
+        host_folder.remove()
+        raise
+    return Instance(
+        name,
+        variant,
+        host,
+        network.connector(),
+        folder,
+        host_folder,
+        network,
+        log_tail=tail,
+    )

@@ -30,11 +30,19 @@ from dockyard.engine.artifacts import pack_artifacts, upload_artifacts
 from dockyard.engine.checkpoints import CheckpointMirror
 from dockyard.engine.code import find_code, stage_code, submit_directory
 from dockyard.engine.context import EngineContext
-from dockyard.engine.hosts import Host, HostGroup, Outcome, failure_reason, host_address
+from dockyard.engine.hosts import (
+    Host,
+    HostGroup,
+    Outcome,
+    failure_reason,
+    host_address,
+    resource_failure,
+)
 from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.logs import TRAINING_LOG_GROUP, LogWriter, stream_name
 from dockyard.engine.metrics import MetricScanner
 from dockyard.engine.pipes import PipeFeeder
+from dockyard.engine.sizing import host_limits, volume_bytes
 from dockyard.engine.staging import (
     ChannelSource,
     download_remote,
@@ -46,6 +54,7 @@ from dockyard.runtimes.base import HostSpec
 from dockyard.runtimes.environments import framework_image
 from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.images import ImageSpec, read_image
+from dockyard.runtimes.netns import Network
 from dockyard.runtimes.prerequisites import check_prerequisites, describe_missing
 from dockyard.storage.metadata import TrainingJobRecord
 
@@ -88,9 +97,15 @@ class TrainingRun:
         count = request.resource_config.instance_count
         epoch = int(record.creation_time)
         self.hosts = [
-            Host(name, i, OptMl(self.folder / "hosts" / name), stream_name(self.name, name, epoch))
+            Host(
+                name,
+                i,
+                OptMl(self.folder / "hosts" / name / "opt_ml"),
+                stream_name(self.name, name, epoch),
+            )
             for i, name in enumerate(host_names(count))
         ]
+        self._network: Network | None = None
         self.logs = LogWriter(ctx.metadata, TRAINING_LOG_GROUP)
         self._group = HostGroup(
             self.hosts,
@@ -157,11 +172,22 @@ class TrainingRun:
             self._finish_failed(f"InternalServerError: {type(exc).__name__}: {exc}")
         finally:
             self.logs.close()
+            self._release_hosts()
             # Staged inputs are copies or links of data that lives in the store; the hosts'
-            # /opt/ml folders stay for inspection.
+            # volumes stay (unmounted) until the job folder retention removes them.
             for scratch in ("staging", "channels"):
                 shutil.rmtree(self.folder / scratch, ignore_errors=True)
             self._on_finished(self.name)
+
+    def _release_hosts(self) -> None:
+        if self._network is not None:
+            self._network.close()
+        for host in self.hosts:
+            if host.folder is not None:
+                try:
+                    host.folder.close()
+                except DockyardError:
+                    log.exception("training job %s: could not unmount %s", self.name, host.name)
 
     def _run(self) -> None:
         instance = instance_type(self.request.resource_config.instance_type or "")
@@ -260,9 +286,9 @@ class TrainingRun:
             for ch in self.request.channels
         }
         checkpoint = self.request.checkpoint_config
+        size = volume_bytes(self.ctx.settings, self.request.resource_config.volume_size_in_gb)
         for host in self.hosts:
-            if host.opt_ml.root.exists():
-                shutil.rmtree(host.opt_ml.root)
+            host.folder = self.ctx.runtime.prepare_host(host.opt_ml.root.parent, size)
             host.opt_ml.create()
             write_training_config(
                 host.opt_ml,
@@ -399,6 +425,7 @@ class TrainingRun:
         self, host: Host, image: ImageSpec, argv: list[str], binds: list[tuple[Path, str]]
     ) -> HostSpec:
         settings = self.ctx.settings
+        assert host.folder is not None and self._network is not None
         env = {
             "TRAINING_JOB_NAME": self.name,
             "TRAINING_JOB_ARN": self.record.arn,
@@ -411,11 +438,13 @@ class TrainingRun:
             image=image,
             argv=argv,
             hostname=host.name,
-            opt_ml=host.opt_ml.root,
+            folder=host.folder,
+            network=self._network,
             read_only_binds=[*binds, *self._environment_binds],
             env=env,
             hosts={h.name: host_address(h.index) for h in self.hosts},
             hidden_paths=self.ctx.forbidden_paths,
+            limits=host_limits(settings, self.request.resource_config.instance_type or "local"),
         )
 
     def _on_output(self, host: Host, scanner: MetricScanner) -> Callable[[str, str], None]:
@@ -438,7 +467,9 @@ class TrainingRun:
         feeders: list[PipeFeeder],
     ) -> Outcome:
         scanner = MetricScanner(self.request.algorithm_specification.metric_definitions)
+        isolated = bool(self.request.enable_network_isolation)
         try:
+            self._network = self.ctx.runtime.create_network(outside=not isolated)
             self._group.start(
                 {h.name: self._host_spec(h, image, argv, binds[h.name]) for h in self.hosts},
                 {h.name: self._on_output(h, scanner) for h in self.hosts},
@@ -470,6 +501,8 @@ class TrainingRun:
     def _finish(self, outcome: Outcome) -> None:
         stopped = self._stop.is_set() and outcome.first_failure is None
         failure = None if stopped else failure_reason(self.hosts, outcome)
+        if failure is not None:
+            failure = resource_failure(self.hosts, outcome, failure) or failure
         try:
             self._upload()
         except Exception as exc:

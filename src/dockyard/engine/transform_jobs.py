@@ -76,12 +76,13 @@ class TransformJobs(NamedResources):
             f"Job name must be unique within an AWS account and region, and a job with "
             f"this name already exists ({record.arn})",
         )
-        container = json.loads(model.request)
-        container = container.get("PrimaryContainer") or container["Containers"][0]
+        definition = json.loads(model.request)
+        container = definition.get("PrimaryContainer") or definition["Containers"][0]
+        isolated = bool(definition.get("EnableNetworkIsolation"))
         stop = threading.Event()
         thread = threading.Thread(
             target=self._run,
-            args=(request, container, stop),
+            args=(request, container, isolated, stop),
             name=f"transform-{name}",
             daemon=True,
         )
@@ -167,13 +168,19 @@ class TransformJobs(NamedResources):
     # -- running ----------------------------------------------------------------------------
 
     def _run(
-        self, request: CreateTransformJobRequest, container: dict[str, Any], stop: threading.Event
+        self,
+        request: CreateTransformJobRequest,
+        container: dict[str, Any],
+        network_isolation: bool,
+        stop: threading.Event,
     ) -> None:
         name = request.transform_job_name
         folder = self.ctx.settings.home / "transform-jobs" / name
         self._set_state(name, TransformStartTime=time.time())
         try:
-            outcome = TransformRun(self.ctx, request, container, folder, self._writer(), stop).run()
+            outcome = TransformRun(
+                self.ctx, request, container, folder, self._writer(), stop, network_isolation
+            ).run()
         except Exception as exc:
             logger.exception("transform job %s failed unexpectedly", name)
             self._finish(name, _T.FAILED, f"InternalServerError: {exc}")

@@ -66,8 +66,10 @@ class TransformRun:
         folder: Path,
         logs: LogWriter,
         stop: threading.Event,
+        network_isolation: bool = False,
     ) -> None:
         self.ctx = ctx
+        self.network_isolation = network_isolation
         self.request = request
         self.container = container
         self.folder = folder
@@ -94,7 +96,13 @@ class TransformRun:
         )
         watcher.start()
         try:
-            model = prepare_model(self.ctx, self.container, self.folder / "model", self.log)
+            model = prepare_model(
+                self.ctx,
+                self.container,
+                self.folder / "model",
+                self.log,
+                network_isolation=self.network_isolation,
+            )
             env = transform_environment(request)
             for number in range(1, count + 1):
                 name = f"algo-{number}"
@@ -107,6 +115,7 @@ class TransformRun:
                     folder=self.folder / name,
                     env=env,
                     on_line=functools.partial(self.logs.write, stream),
+                    instance_type=request.transform_resources.instance_type or "local",
                 )
                 instances.append(instance)
             for instance in instances:

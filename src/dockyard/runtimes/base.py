@@ -1,4 +1,5 @@
-"""The Runtime interface: start one host of a job from an ImageSpec and control it while it runs."""
+"""The Runtime interface: prepare a host's folder and network, start one host of a job from an
+ImageSpec, and control it while it runs."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
+from dockyard.runtimes.cgroups import Limits
 from dockyard.runtimes.images import ImageSpec
+from dockyard.runtimes.netns import Network
+from dockyard.runtimes.volumes import HostFolder
 
 # (stream, line): stream is "stdout" or "stderr", the line has no trailing newline.
 OutputSink = Callable[[str, str], None]
@@ -21,14 +24,18 @@ class HostSpec:
     image: ImageSpec
     argv: list[str]
     hostname: str
-    opt_ml: Path  # host folder seen read-write at /opt/ml
+    folder: HostFolder  # its volume: /opt/ml, /tmp and home, owned by its sandbox user
+    network: Network  # its job's network (shared by the job's hosts), or its own
     # (host path, sandbox path), applied after /opt/ml, so /opt/ml/input/data/train may be one.
     read_only_binds: list[tuple[Path, str]] = field(default_factory=list)
     env: Mapping[str, str] = field(default_factory=dict)  # platform env, over the image's ENV
     hosts: Mapping[str, str] = field(default_factory=dict)  # hostname -> IPv4 for /etc/hosts
     hidden_paths: list[Path] = field(default_factory=list)  # host paths the program must not see
-    # "private" gives the host its own network namespace (serving instances on the same port).
-    network: Literal["host", "private"] = "host"
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def opt_ml(self) -> Path:
+        return self.folder.opt_ml
 
 
 class RunningHost(ABC):
@@ -53,11 +60,26 @@ class RunningHost(ABC):
     def returncode(self) -> int | None:
         """The exit code, or None while the host runs."""
 
+    @property
+    def out_of_memory(self) -> bool:
+        """True when the kernel killed a process of the host for exceeding its memory limit."""
+        return False
+
 
 class Runtime(ABC):
     """Runs hosts of jobs; adapters are chosen by name (`process`, `docker`, ...)."""
 
     name: str
+
+    @abstractmethod
+    def prepare_host(self, root: Path, volume_bytes: int) -> HostFolder:
+        """The folder of a host about to run, with its own volume of `volume_bytes`, mounted at
+        `root`; the engine fills its /opt/ml before `start`. Close it once the host is done."""
+
+    @abstractmethod
+    def create_network(self, *, outside: bool) -> Network:
+        """A network for the hosts of one job (or one serving instance); `outside` gives it the
+        host's outside access (EnableNetworkIsolation false). Close it once they are done."""
 
     @abstractmethod
     def start(self, spec: HostSpec, on_output: OutputSink) -> RunningHost:

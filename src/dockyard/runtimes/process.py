@@ -1,4 +1,12 @@
-"""The process runtime: each host of a job runs in a bubblewrap sandbox over the host's root."""
+"""The process runtime: each host of a job runs in a bubblewrap sandbox on this machine, as an
+unprivileged user of its own, in its own namespaces, cgroup, volume and network.
+
+A sandbox is made in two stages. The outer bubblewrap runs as root: it builds the file tree (so it
+can show folders under a root-only DOCKYARD_HOME) and the PID, IPC and UTS namespaces, keeping only
+the capabilities to change user. setpriv then becomes the host's own uid, and the inner
+bubblewrap, now unprivileged, makes the user namespace, drops every capability, sets no_new_privs
+and the seccomp filter, and runs the program. Before either, the first process joins the host's
+cgroup and network namespace, so nothing of the sandbox ever runs outside its limits."""
 
 from __future__ import annotations
 
@@ -11,29 +19,27 @@ import re
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 from dockyard.contract.errors import ImageError, SandboxError
+from dockyard.runtimes import cgroups
 from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost, Runtime
 from dockyard.runtimes.images import DEFAULT_PATH
+from dockyard.runtimes.mount_plan import MountPlan, Node
+from dockyard.runtimes.netns import Network
+from dockyard.runtimes.seccomp import filter_bpf
+from dockyard.runtimes.volumes import HostFolder, SandboxUsers
 
 logger = logging.getLogger(__name__)
 
 OPT_ML = "/opt/ml"
-# Docker's default capabilities: root in the sandbox can chown or bind port 80, but not mount, so it
-# cannot remount the host's folders writable.
-DOCKER_CAPABILITIES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL", "CAP_SETGID",
-    "CAP_SETUID", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SYS_CHROOT",
-    "CAP_MKNOD", "CAP_AUDIT_WRITE", "CAP_SETFCAP",
-)  # fmt: skip
+SANDBOX_USER = "sandbox"
 _HOST_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$")
 _ADDRESS = re.compile(r"^[0-9A-Fa-f.:]+$")
 _MAX_LINE = 64 * 1024  # longer lines reach on_output in pieces rather than growing without bound
@@ -64,27 +70,99 @@ def hosts_file(spec: HostSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def bwrap_argv(spec: HostSpec, *, hosts_fd: int, bwrap: str = "bwrap") -> list[str]:
-    """The bwrap command line for `spec`; `hosts_fd` is an open file holding hosts_file(spec).
+def passwd_file(uid: int) -> str:
+    """/etc/passwd naming only root, nobody and the sandbox's own user (home /root, as in most
+    images): programs that look their user up find it, and the host's users stay unlisted."""
+    return (
+        "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+        "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
+        f"{SANDBOX_USER}:x:{uid}:{uid}:dockyard sandbox:/root:/bin/sh\n"
+    )
+
+
+def group_file(uid: int) -> str:
+    return f"root:x:0:\nnogroup:x:65534:\n{SANDBOX_USER}:x:{uid}:\n"
+
+
+@dataclass(frozen=True)
+class SandboxFiles:
+    """Descriptors of the data bwrap copies into the sandbox (-1 when only planning)."""
+
+    hosts: int = -1
+    passwd: int = -1
+    group: int = -1
+    resolv_conf: int = -1
+    seccomp: int = -1
+
+    @property
+    def fds(self) -> tuple[int, ...]:
+        return (self.hosts, self.passwd, self.group, self.resolv_conf, self.seccomp)
+
+    @classmethod
+    def open(cls, spec: HostSpec) -> SandboxFiles:
+        contents = (
+            hosts_file(spec).encode(),
+            passwd_file(spec.folder.uid).encode(),
+            group_file(spec.folder.uid).encode(),
+            spec.network.resolv_conf().encode(),
+            filter_bpf(),
+        )
+        return cls(*(_memory_file(data) for data in contents))
+
+    def close(self) -> None:
+        for fd in self.fds:
+            if fd >= 0:
+                os.close(fd)
+
+
+def _memory_file(data: bytes) -> int:
+    fd = os.memfd_create("dockyard-sandbox-file", os.MFD_CLOEXEC)
+    os.write(fd, data)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def bwrap_argv(
+    spec: HostSpec,
+    files: SandboxFiles,
+    *,
+    bwrap: str = "bwrap",
+    cgroup_folders: Sequence[tuple[Path, str]] = (),
+) -> list[str]:
+    """The command line of the sandbox for `spec` (cgroup and network joins excepted);
+    `cgroup_folders` are its cgroup's folders with their paths under /sys/fs/cgroup.
 
     Reads the host's folders to plan the mounts but changes nothing."""
-    plan = _plan_mounts(spec, hosts_fd)
-    argv = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc"]
-    argv += ["--unshare-uts", "--hostname", spec.hostname]
-    if spec.network == "private":
-        argv.append("--unshare-net")
-    argv += ["--cap-drop", "ALL"]
-    for capability in DOCKER_CAPABILITIES:
-        argv += ["--cap-add", capability]
-    argv += plan.arguments()
+    plan = _plan_mounts(spec, files)
+    # The sandbox sees its own cgroup (read-only) where the host's would be: programs that size
+    # themselves by their memory or CPU limit find them there.
+    if cgroup_folders and plan.kind_at("/sys/fs/cgroup") == "dir":
+        plan.place("/sys/fs/cgroup", Node("tmpfs"))
+        for source, destination in cgroup_folders:
+            plan.place(destination, Node("bind", source=source))
+    if os.path.isabs(bwrap) and plan.kind_at(bwrap) != "file":
+        plan.place(bwrap, Node("bind", source=Path(bwrap)))
+    uid = str(spec.folder.uid)
     workdir = posixpath.normpath(spec.image.workdir)
-    argv += ["--remount-ro", "/", "--chdir", workdir, "--", *spec.argv]
-    return argv
+    outer = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    outer += ["--unshare-cgroup-try", "--hostname", spec.hostname]
+    # Only what setpriv needs to become the sandbox's user; gone once it has.
+    outer += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    outer += [*plan.arguments(), "--remount-ro", "/", "--chdir", "/"]
+    become_user = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+    # No --disable-userns: it writes /proc/sys, which is read-only here; the seccomp filter
+    # refuses new namespaces instead.
+    inner = [bwrap, "--unshare-user", "--uid", uid, "--gid", uid]
+    inner += ["--die-with-parent", "--cap-drop", "ALL", "--seccomp", str(files.seccomp)]
+    # --dev-bind keeps the outer stage's /dev nodes usable; every other mount there is nodev
+    # already, and the inner stage cannot make device nodes.
+    inner += ["--dev-bind", "/", "/", "--remount-ro", "/", "--chdir", workdir]
+    return [*outer, "--", *become_user, *inner, "--", *spec.argv]
 
 
 def find_program(spec: HostSpec) -> str | None:
     """Where the sandbox will find `spec.argv[0]` (searching its PATH), or None."""
-    plan = _plan_mounts(spec, hosts_fd=-1)
+    plan = _plan_mounts(spec, SandboxFiles())
     workdir = posixpath.normpath(spec.image.workdir)
     name = spec.argv[0]
     if "/" in name:
@@ -98,15 +176,22 @@ def find_program(spec: HostSpec) -> str | None:
     return None
 
 
-def _plan_mounts(spec: HostSpec, hosts_fd: int) -> _MountPlan:
-    plan = _MountPlan.over_host_root()
+def _plan_mounts(spec: HostSpec, files: SandboxFiles) -> MountPlan:
+    plan = MountPlan.over_host_system()
+    # Scratch space is on the host's volume, inside its VolumeSizeInGB, not in memory; placed
+    # first, so binds below /tmp (a layer built there) land inside it.
+    plan.place("/tmp", Node("bind", source=spec.folder.tmp, writable=True))
+    plan.place("/var/tmp", Node("bind", source=spec.folder.tmp, writable=True))
+    plan.place("/root", Node("bind", source=spec.folder.home, writable=True))
+    # Shared memory counts against the memory limit (tmpfs pages are charged to the cgroup).
+    plan.place("/dev/shm", Node("tmpfs", writable=True, size=spec.limits.memory_bytes))
     # Image content first, then /opt/ml over it (SageMaker's mounts hide what an image has there),
     # then image files below /opt/ml (like /opt/ml/code/train.py) and the staged channels.
     in_opt_ml = [c for c in spec.image.copies if _is_within(c.destination, OPT_ML)]
     for item in spec.image.copies:
         if item not in in_opt_ml:
             plan.copy(item.destination, item.source)
-    plan.place(OPT_ML, _Node("bind", source=spec.opt_ml, writable=True))
+    plan.place(OPT_ML, Node("bind", source=spec.folder.opt_ml, writable=True))
     for item in in_opt_ml:
         plan.copy(item.destination, item.source)
     # Hidden paths go before the binds, so a bind may show something inside one again (a framework
@@ -115,12 +200,18 @@ def _plan_mounts(spec: HostSpec, hosts_fd: int) -> _MountPlan:
         real = os.path.realpath(hidden)
         kind = plan.kind_at(real)
         if kind == "dir":
-            plan.place(real, _Node("tmpfs"))
+            plan.place(real, Node("tmpfs"))
         elif kind == "file":
-            plan.place(real, _Node("bind", source=Path(os.devnull)))
+            plan.place(real, Node("bind", source=Path(os.devnull)))
     for source, destination in spec.read_only_binds:
-        plan.place(destination, _Node("bind", source=source))
-    plan.place("/etc/hosts", _Node("data", fd=hosts_fd))
+        plan.place(destination, Node("bind", source=source))
+    for path, fd in (
+        ("/etc/hosts", files.hosts),
+        ("/etc/passwd", files.passwd),
+        ("/etc/group", files.group),
+        ("/etc/resolv.conf", files.resolv_conf),
+    ):
+        plan.place(path, Node("data", fd=fd))
     workdir = posixpath.normpath(spec.image.workdir)
     if plan.kind_at(workdir) is None:
         plan.make_dir(workdir)
@@ -132,10 +223,34 @@ class ProcessRuntime(Runtime):
 
     name = "process"
 
-    def __init__(self, bwrap: str = "bwrap") -> None:
+    def __init__(
+        self,
+        bwrap: str = "bwrap",
+        *,
+        uid_base: int = 2_000_000_000,
+        slirp4netns: str = "slirp4netns",
+    ) -> None:
         self.bwrap = bwrap
+        self.slirp4netns = slirp4netns
+        self.users = SandboxUsers(uid_base)
+
+    def prepare_host(self, root: Path, volume_bytes: int) -> HostFolder:
+        _require_root()
+        uid = self.users.acquire()
+        try:
+            return HostFolder.create(
+                root, volume_bytes, uid, on_close=lambda folder: self.users.release(folder.uid)
+            )
+        except BaseException:
+            self.users.release(uid)
+            raise
+
+    def create_network(self, *, outside: bool) -> Network:
+        _require_root()
+        return Network.create(outside=outside, slirp4netns=self.slirp4netns)
 
     def start(self, spec: HostSpec, on_output: OutputSink) -> ProcessHost:
+        _require_root()
         executable = shutil.which(self.bwrap)
         if executable is None:
             raise SandboxError("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
@@ -150,36 +265,55 @@ class ProcessRuntime(Runtime):
                 f"({sandbox_env(spec)['PATH']}); COPY it there in the Dockerfile "
                 "or give its full path"
             )
-        with tempfile.TemporaryFile() as hosts:
-            hosts.write(hosts_file(spec).encode())
-            hosts.flush()
-            hosts.seek(0)
-            argv = bwrap_argv(spec, hosts_fd=hosts.fileno(), bwrap=executable)
-            try:
-                process = _SPAWNER.popen(
-                    argv,
-                    stdin=subprocess.DEVNULL,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    env=sandbox_env(spec),  # not --setenv: argv is world-readable in /proc
-                    pass_fds=(hosts.fileno(),),
-                    # Its own process group, so signal() and kill() reach the program's processes;
-                    # not bwrap's --new-session, which would take the program out of that group.
-                    start_new_session=True,
-                )
-            except OSError as exc:
-                raise SandboxError(
-                    f"could not start the sandbox for {spec.hostname}: {exc}"
-                ) from exc
-        return ProcessHost(process, on_output)
+        spec.folder.hand_over()
+        group = cgroups.Cgroup.create(f"{spec.hostname}-{spec.folder.uid}", spec.limits)
+        files = SandboxFiles.open(spec)
+        try:
+            argv = [
+                *cgroups.join_command(group.procs_files),
+                "nsenter", f"--net={spec.network.path}", "--",
+                *bwrap_argv(spec, files, bwrap=executable, cgroup_folders=group.mounts),
+            ]  # fmt: skip
+            process = _SPAWNER.popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=sandbox_env(spec),  # not --setenv: argv is world-readable in /proc
+                pass_fds=(*files.fds, spec.network.fd),
+                # Its own process group, so signal() and kill() reach the program's processes;
+                # not bwrap's --new-session, which would take the program out of that group.
+                start_new_session=True,
+            )
+        except OSError as exc:
+            group.remove()
+            raise SandboxError(f"could not start the sandbox for {spec.hostname}: {exc}") from exc
+        finally:
+            files.close()
+        return ProcessHost(process, on_output, group)
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise SandboxError(
+            "the process runtime runs every sandbox as an unprivileged user of its own, with its "
+            "own cgroup, volume and network, which takes root to set up: run the dockyard server "
+            "as root (it never runs a job's code as root)"
+        )
 
 
 class ProcessHost(RunningHost):
-    """A running sandbox: the bwrap process, and one reader thread for each output stream."""
+    """A running sandbox: the bwrap process, its cgroup, and one reader thread for each output
+    stream."""
 
-    def __init__(self, process: subprocess.Popen[bytes], on_output: OutputSink) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], on_output: OutputSink, group: cgroups.Cgroup
+    ) -> None:
         self.pid = process.pid
         self._process = process
+        self._group: cgroups.Cgroup | None = group
+        self._oom_kills = 0
+        self._ending = threading.Lock()
         self._readers = [
             threading.Thread(
                 target=_read_lines,
@@ -210,8 +344,22 @@ class ProcessHost(RunningHost):
         code = self._process.poll()
         if code is None or any(reader.is_alive() for reader in self._readers):
             return None
+        self._end()
         # bwrap reports a program killed by signal N as 128+N; bwrap itself killed shows as -N.
         return 128 - code if code < 0 else code
+
+    @property
+    def out_of_memory(self) -> bool:
+        """Known once the sandbox has ended: its cgroup is read then."""
+        return self.returncode is not None and self._oom_kills > 0
+
+    def _end(self) -> None:
+        """Once the sandbox has ended: note its OOM kills and remove its cgroup."""
+        with self._ending:
+            group, self._group = self._group, None
+            if group is not None:
+                self._oom_kills = group.oom_kills()
+                group.remove()
 
     def signal(self, sig: int) -> None:
         # Signalling bwrap would kill the program at once (--die-with-parent): signal the program's
@@ -322,193 +470,3 @@ def _prepare_mount_points(spec: HostSpec) -> None:
 
 def _is_within(path: str, folder: str) -> bool:
     return path == folder or path.startswith(folder.rstrip("/") + "/")
-
-
-# -- planning the sandbox's mounts ----------------------------------------------------------------
-
-
-@dataclass
-class _Node:
-    """One path of the sandbox's file tree.
-
-    kind: "bind" (a host file or folder; `explicit=False` when it is only seen through a bind of
-    a parent), "tmpfs", "dir" (made inside a tmpfs or a writable bind), "symlink", "proc", "dev",
-    "data" (a file copied from an fd)."""
-
-    kind: str
-    source: Path | None = None
-    writable: bool = False
-    explicit: bool = True
-    target: str = ""
-    fd: int = -1
-    children: dict[str, _Node] = field(default_factory=dict)
-
-    def is_dir(self) -> bool:
-        if self.kind == "bind":
-            return self.source is not None and self.source.is_dir()
-        return self.kind in ("tmpfs", "dir", "proc", "dev")
-
-
-class _MountPlan:
-    """The sandbox's file tree, built by placing mounts; then emitted as bwrap arguments.
-
-    The root is bwrap's tmpfs with every top-level host folder bound read-only. A mount point that
-    does not exist under a read-only bind cannot be made without writing to the host, so that bind
-    is replaced by a tmpfs into which each of the folder's entries is bound again (read-only)."""
-
-    def __init__(self, root: _Node) -> None:
-        self.root = root
-
-    @classmethod
-    def over_host_root(cls) -> _MountPlan:
-        root = _Node("tmpfs")
-        special = {
-            "proc": _Node("proc"),
-            "dev": _Node("dev"),
-            "tmp": _Node("tmpfs", writable=True),
-            "root": _Node("tmpfs", writable=True),  # HOME, private like a container's
-        }
-        for entry in os.scandir("/"):
-            if entry.name not in special:
-                node = _host_node(Path(entry.path), explicit=True)
-                if node is not None:
-                    root.children[entry.name] = node
-        root.children.update(special)
-        return cls(root)
-
-    def kind_at(self, path: str) -> str | None:
-        """What the program would see at `path`: "dir", "file" or None. Changes nothing."""
-        resolved = self._resolve(path, create=False)
-        if resolved is None:
-            return None
-        parent, name = resolved
-        node = self._child(parent, name) if name else parent
-        if node is None:
-            return None
-        return "dir" if node.is_dir() else "file"
-
-    def place(self, path: str, node: _Node) -> None:
-        """Mount (or make) `node` at `path`, hiding whatever was there."""
-        resolved = self._resolve(path, create=True)
-        assert resolved is not None
-        parent, name = resolved
-        if not name:
-            raise SandboxError("cannot mount over the sandbox's root")
-        self._attach(parent, name, node)
-
-    def make_dir(self, path: str) -> None:
-        self.place(path, _Node("dir"))
-
-    def copy(self, destination: str, source: Path) -> None:
-        """Place an image file or folder; a folder over an existing folder is merged into it."""
-        if source.is_symlink():
-            self.place(destination, _Node("symlink", target=os.readlink(source)))
-        elif source.is_dir() and self.kind_at(destination) == "dir":
-            for entry in sorted(source.iterdir()):
-                self.copy(posixpath.join(destination, entry.name), entry)
-        else:
-            self.place(destination, _Node("bind", source=source))
-
-    def arguments(self) -> list[str]:
-        arguments: list[str] = []
-        for name, child in sorted(self.root.children.items()):
-            self._emit(child, "/" + name, arguments)
-        return arguments
-
-    def _emit(self, node: _Node, path: str, out: list[str]) -> None:
-        if node.kind == "bind" and node.explicit:
-            out += ["--bind" if node.writable else "--ro-bind", str(node.source), path]
-        elif node.kind in ("tmpfs", "dir", "proc", "dev"):
-            out += [f"--{node.kind}", path]
-        elif node.kind == "symlink":
-            out += ["--symlink", node.target, path]
-        elif node.kind == "data":
-            out += ["--ro-bind-data", str(node.fd), path]
-        for name, child in sorted(node.children.items()):
-            self._emit(child, posixpath.join(path, name), out)
-        if node.kind == "tmpfs" and not node.writable:
-            out += ["--remount-ro", path]
-
-    def _resolve(self, path: str, *, create: bool, hops: int = 0) -> tuple[_Node, str] | None:
-        """(folder node, name) for `path` with every symlink followed, as the kernel would.
-
-        With `create`, missing folders on the way are made; without, None when one is missing."""
-        if hops > 40:
-            raise SandboxError(f"too many symbolic links below {path}")
-        parts = [part for part in posixpath.normpath(path).split("/") if part]
-        node, here = self.root, "/"
-        for index, name in enumerate(parts):
-            child = self._child(node, name)
-            if child is not None and child.kind == "symlink":
-                rest = "/".join(parts[index + 1 :])
-                target = posixpath.normpath(posixpath.join(here, child.target, rest))
-                return self._resolve(target, create=create, hops=hops + 1)
-            if index == len(parts) - 1:
-                return node, name
-            if child is None:
-                if not create:
-                    return None
-                child = self._attach(node, name, _Node("dir"))
-            here = posixpath.join(here, name)
-            if not child.is_dir():
-                if create:
-                    raise SandboxError(f"cannot place {path} in the sandbox: {here} is a file")
-                return None
-            node = child
-        return node, ""
-
-    def _child(self, node: _Node, name: str) -> _Node | None:
-        """The existing child `name` of a folder node, host entries seen through a bind included."""
-        child = node.children.get(name)
-        if child is None and node.kind == "bind" and node.source is not None:
-            child = _host_node(node.source / name, explicit=False, writable=node.writable)
-            if child is not None:
-                node.children[name] = child
-        return child
-
-    def _attach(self, parent: _Node, name: str, node: _Node) -> _Node:
-        existing = self._child(parent, name)
-        # A mount needs an existing mount point of its kind; a folder or symlink must be made.
-        # Neither may be written into a read-only host folder, which therefore becomes a tmpfs.
-        needs_new_entry = (
-            existing is None
-            or node.kind in ("dir", "symlink")
-            or existing.kind == "symlink"
-            or existing.is_dir() != node.is_dir()
-        )
-        if parent.kind == "bind" and not parent.writable and needs_new_entry:
-            self._to_tmpfs(parent)
-        elif parent.kind not in ("bind", "tmpfs", "dir"):
-            raise SandboxError(f"cannot create {name} inside a {parent.kind} mount")
-        elif parent.kind == "bind" and existing is not None and needs_new_entry:
-            raise SandboxError(
-                f"cannot mount {node.source} over {existing.source}: not the same kind"
-            )
-        parent.children[name] = node
-        return node
-
-    @staticmethod
-    def _to_tmpfs(node: _Node) -> None:
-        """Turn a read-only folder bind into a tmpfs holding a read-only bind of each entry."""
-        assert node.source is not None
-        for entry in os.scandir(node.source):
-            child = node.children.get(entry.name)
-            if child is None:
-                child = _host_node(Path(entry.path), explicit=True)
-                if child is not None:
-                    node.children[entry.name] = child
-            elif child.kind == "bind" and not child.explicit:
-                child.explicit = True
-        node.kind, node.explicit, node.writable = "tmpfs", True, False
-
-
-def _host_node(path: Path, *, explicit: bool, writable: bool = False) -> _Node | None:
-    """The node for a host path as seen through a bind; None when it does not exist."""
-    try:
-        if path.is_symlink():
-            return _Node("symlink", target=os.readlink(path))
-        if path.exists():
-            return _Node("bind", source=path, explicit=explicit, writable=writable)
-    except OSError:
-        pass
-    return None

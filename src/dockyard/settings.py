@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     max_processes: int = Field(default=4096, ge=16)
     default_volume_gb: int = Field(default=30, ge=1, le=16384)
     slirp4netns: str = "slirp4netns"
+    # Finished jobs' folders (their hosts' volumes) are removed this many hours after the job
+    # ends; `dockyard jobs prune` removes them at once.
+    job_folder_retention_hours: float = Field(default=24.0, ge=0)
 
     @field_validator("envs_dir", mode="before")
     @classmethod

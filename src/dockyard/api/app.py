@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard import __version__
-from dockyard.api import endpoints, logs, models, training_jobs, transform_jobs
+from dockyard.api import endpoints, housekeeping, logs, models, training_jobs, transform_jobs
 from dockyard.api.protocol import Operation, aws_error, aws_response, error_response, read_json_body
 from dockyard.api.runtime import RuntimeApp
 from dockyard.engine.core import Engine
@@ -35,6 +35,7 @@ def create_app(engine: Engine, *, close_engine: bool = True) -> RuntimeApp:
             **transform_jobs.operations(engine),
         },
         LOGS_TARGET: logs.operations(engine),
+        housekeeping.TARGET: housekeeping.operations(engine),
     }
 
     async def dispatch(request: Request) -> Response:

@@ -1,4 +1,4 @@
-"""`dockyard jobs`: describe, list, logs and stop training jobs."""
+"""`dockyard jobs`: describe, list, logs, stop and prune training jobs."""
 
 from __future__ import annotations
 
@@ -86,3 +86,25 @@ def stop(settings: Settings, name: str) -> None:
     """StopTrainingJob: SIGTERM, a grace period, then SIGKILL."""
     Client(settings).sagemaker.stop_training_job(TrainingJobName=name)
     click.echo(f"Stopping {name}")
+
+
+@jobs.command()
+@click.option(
+    "--older-than",
+    "older_than_hours",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Only jobs that ended at least this many hours ago.",
+)
+@click.pass_obj
+def prune(settings: Settings, older_than_hours: float) -> None:
+    """Remove finished jobs' folders (their hosts' volumes) now, not after the retention
+    period (DOCKYARD_JOB_FOLDER_RETENTION_HOURS). Artifacts, logs and records stay."""
+    pruned = Client(settings).dockyard("PruneJobFolders", {"OlderThanHours": older_than_hours})
+    for name in pruned["PrunedJobs"]:
+        click.echo(name)
+    count = len(pruned["PrunedJobs"])
+    click.echo(
+        f"Removed {count} job folder{'s' * (count != 1)}, {pruned['FreedBytes'] / 2**20:.1f} MiB"
+    )

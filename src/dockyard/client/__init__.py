@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 import boto3
+import httpx
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
 from dockyard.client.local_server import start_background
 from dockyard.settings import Settings
+
+JSON_11 = "application/x-amz-json-1.1"
 
 
 @dataclass
@@ -34,6 +42,30 @@ class Client:
             aws_secret_access_key="dockyard",
             config=Config(retries={"max_attempts": 3, "mode": "standard"}, read_timeout=70),
         )
+
+    def dockyard(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One of dockyard's own operations (X-Amz-Target `Dockyard.*`), which botocore does not
+        know, signed and answered like SageMaker's; errors raise botocore's ClientError."""
+        url = self.endpoint_url + "/"
+        request = AWSRequest(
+            "POST",
+            url,
+            data=json.dumps(body).encode(),
+            headers={"X-Amz-Target": f"Dockyard.{operation}", "Content-Type": JSON_11},
+        )
+        credentials = Credentials("dockyard", "dockyard")
+        SigV4Auth(credentials, "sagemaker", self.settings.region).add_auth(request)
+        response = httpx.post(
+            url, content=request.body, headers=dict(request.headers.items()), timeout=70
+        )
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {"message": response.text}
+        if response.status_code >= 400:
+            code, message = payload.get("__type", "Error"), payload.get("message", "")
+            raise ClientError({"Error": {"Code": code, "Message": message}}, operation)
+        return dict(payload)
 
     @cached_property
     def sagemaker(self) -> Any:

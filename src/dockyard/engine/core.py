@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dockyard.engine.context import EngineContext
 from dockyard.engine.endpoints import Endpoints
+from dockyard.engine.job_folders import JobFolders
 from dockyard.engine.models import EndpointConfigs, Models
 from dockyard.engine.router import Router
 from dockyard.engine.scheduler import Capacity
@@ -31,6 +32,12 @@ class Engine:
         self.router = Router()
         self.endpoints = Endpoints(ctx, self.models, self.endpoint_configs, self.router)
         self.transform_jobs = TransformJobs(ctx, self.models)
+        self.job_folders = JobFolders(
+            ctx.settings.jobs_dir,
+            ctx.metadata,
+            self.training_jobs.running_names,
+            ctx.settings.job_folder_retention_hours,
+        )
 
     @classmethod
     def open(cls, settings: Settings) -> Engine:
@@ -59,9 +66,11 @@ class Engine:
         engine.training_jobs.recover()
         engine.endpoints.recover()
         engine.transform_jobs.recover()
+        engine.job_folders.start()
         return engine
 
     def close(self) -> None:
+        self.job_folders.close()
         self.training_jobs.shutdown()
         self.endpoints.shutdown()
         self.transform_jobs.shutdown()

@@ -252,6 +252,10 @@ class TrainingJobs:
             run.join(timeout=30)
         self.recover()
 
+    def running_names(self) -> set[str]:
+        with self._guard:
+            return set(self._runs)
+
     def wait(self, name: str, timeout: float | None = None) -> None:
         """Block until a job's runner has finished (used by tests and benchmarks)."""
         with self._guard:

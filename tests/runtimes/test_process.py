@@ -687,3 +687,18 @@ def test_bwrap_argv_is_inspectable_and_writes_nothing(tmp_path: Path) -> None:
         assert host_only not in outer
     assert outer[-3:] == ["--remount-ro", "/", "--chdir"] or "--remount-ro" in outer
     assert list(spec.opt_ml.iterdir()) == []  # planning the mounts created nothing
+
+
+def test_without_root_the_runtime_says_what_it_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Making uids, cgroups, volumes and networks takes root: refused before anything is made."""
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    runtime = ProcessRuntime()
+    for attempt in (
+        lambda: runtime.prepare_host(tmp_path / "host", GIB),
+        lambda: runtime.create_network(outside=False),
+    ):
+        with pytest.raises(SandboxError, match=r"run the dockyard server as root"):
+            attempt()
+    assert not (tmp_path / "host").exists()

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -57,6 +57,14 @@ class Settings(BaseSettings):
     envs_dir: Path = Field(default=None, validate_default=True)
     frameworks_file: Path | None = None
     framework_python: str | None = None
+
+    # --- auth (issue 8): the SigV4 key pairs the server accepts. One pair here and/or a keys file
+    # in the AWS shared-credentials format (one section per user). With neither, the server makes
+    # a pair in <home>/credentials on first start (loopback binds only); faces sign with this pair,
+    # else with that file.
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    keys_file: Path | None = None
 
     @field_validator("envs_dir", mode="before")
     @classmethod

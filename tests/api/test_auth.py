@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from hashlib import sha256
 from typing import Any
 
+import botocore.session
 import httpx
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.parsers import create_parser
 from starlette.types import Receive, Scope, Send
 
 from dockyard.api.auth import (
@@ -65,6 +67,8 @@ def test_malformed_authorization_is_incomplete(server: RunningServer) -> None:
         "SignedHeaders=host;x-amz-date;x-amz-target, Signature=0": "Date in Credential scope",
         f"AWS4-HMAC-SHA256 Credential={key_id}/{date}/US EAST/sagemaker/aws4_request, "
         "SignedHeaders=host;x-amz-date;x-amz-target, Signature=0": "valid region",
+        f"AWS4-HMAC-SHA256 Credential={key_id}/{date}//sagemaker/aws4_request, "
+        "SignedHeaders=host;x-amz-date;x-amz-target, Signature=0": "valid region",
         f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=x-amz-date;x-amz-target, "
         "Signature=0": "'Host' must be a 'SignedHeader'",
         f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host;x-amz-date, "
@@ -83,6 +87,32 @@ def test_malformed_authorization_is_incomplete(server: RunningServer) -> None:
     assert "X-Amz-Date" in message
     both = httpx.post(url + "?X-Amz-Signature=00&X-Amz-Algorithm=x", content=b"{}", headers=good)
     assert error_of(both)[1] == "IncompleteSignatureException"
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "headers"),
+    [
+        ("sagemaker", "/", LIST),
+        ("sagemaker-runtime", "/endpoints/x/invocations", {"Content-Type": "text/csv"}),
+    ],
+)
+def test_botocore_reads_every_refusal(
+    server: RunningServer, service: str, path: str, headers: dict[str, str]
+) -> None:
+    """Each protocol's own botocore parser (JSON 1.1, rest-json) finds the code, here for an
+    IncompleteSignatureException that no botocore client would provoke by itself."""
+    model = botocore.session.get_session().get_service_model(service)
+    operation = model.operation_model(model.operation_names[0])
+    good = signed_headers(server.url + path, b"1", headers, server.access_key)
+    broken = {**good, "Authorization": good["Authorization"].replace("aws4_request", "x")}
+    answer = httpx.post(server.url + path, content=b"1", headers=broken)
+    parsed = create_parser(model.protocol).parse(
+        {"status_code": answer.status_code, "headers": answer.headers, "body": answer.content},
+        operation.output_shape,
+    )
+    assert parsed["Error"]["Code"] == "IncompleteSignatureException"
+    assert "valid terminator" in parsed["Error"]["Message"]
+    assert parsed["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 
 def test_the_payload_hash_header_is_held_to_the_body(server: RunningServer) -> None:

@@ -31,6 +31,8 @@ import botocore.session
 from botocore.auth import SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
+from botocore.exceptions import InvalidRegionError
+from botocore.utils import validate_region_name
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.keys import AccessKey, KeyRing
@@ -46,7 +48,7 @@ EMPTY_SHA256 = sha256(b"").hexdigest()
 UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz")}
 
 _AMZ_DATE = re.compile(r"^\d{8}T\d{6}Z$")
-_SCOPE_PART = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_SERVICE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _HEX_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _QUERY_AUTH_PARAMS = (
     "X-Amz-Algorithm",
@@ -282,9 +284,14 @@ def _claim(
             "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date "
             f"from HTTP: '{date}' != '{timestamp[:8]}', from '{timestamp}'."
         )
-    if not _SCOPE_PART.match(region):
+    try:
+        validate_region_name(region)  # any region, as long as botocore could have signed it
+        valid_region = bool(region)
+    except InvalidRegionError:
+        valid_region = False
+    if not valid_region:
         raise IncompleteSignature("Credential should be scoped to a valid region.")
-    if not _SCOPE_PART.match(service):
+    if not _SERVICE.match(service):
         raise IncompleteSignature("Credential should be scoped to a valid service.")
     if terminator != "aws4_request":
         raise IncompleteSignature(
@@ -565,7 +572,7 @@ class SigV4Middleware:
         except AuthError as error:
             await _refuse(send, head, error)
             return
-        scope["dockyard.user"] = check.user
+        scope["dockyard.user"] = check.user  # who asked, for the operations that will care
         await self._serve(scope, body, send)
 
     async def _serve(self, scope: Scope, body: _Body, send: Send) -> None:

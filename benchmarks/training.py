@@ -25,6 +25,7 @@ from sqlalchemy import event
 
 from common import MIB, Samples, free_port, interleave, timed_ms, wait_for_port
 from dockyard.api.app import create_app
+from dockyard.api.keys import face_key
 from dockyard.contract.opt_ml import OptMl
 from dockyard.contract.training_jobs import CreateTrainingJobRequest
 from dockyard.engine.core import Engine
@@ -298,9 +299,10 @@ def _measure_noop(engine: Engine, api_url: str, work: Path, hosts: IO[bytes]) ->
     jobs = Jobs(engine, "noop", MetadataProbe(engine))
     in_process: list[JobRun] = []
     http: list[JobRun] = []
+    key = face_key(engine.settings)  # the pair the app made in the bench's home
     sagemaker = boto3.client(
         "sagemaker", endpoint_url=api_url, region_name="us-east-1",
-        aws_access_key_id="bench", aws_secret_access_key="bench",
+        aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret_access_key,
     )  # fmt: skip
 
     def sandbox() -> float:

@@ -21,7 +21,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from dockyard.api.auth import SIGNATURE_MISMATCH, UNKNOWN_KEY
+from dockyard.api.sigv4 import SIGNATURE_MISMATCH, UNKNOWN_KEY
 from tests.conftest import RunningServer, make_image, training_request
 
 JSON_11 = "application/x-amz-json-1.1"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
+import secrets
 import signal
 import socket
 import subprocess
@@ -19,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.auth import SigV4QueryAuth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 
 from common import HERE, REPO, free_port
 
@@ -318,29 +323,48 @@ def dockyard_router(setup: Setup, model: Model) -> Iterator[Target]:
     made with boto3 as a user would, invoked at /endpoints/NAME/invocations."""
     port, log = free_port(), setup.work / f"dockyard-router-{model.key}.log"
     home = setup.work / f"dockyard-home-{model.key}"
+    key_id, secret = "BENCH", secrets.token_urlsafe(30)
     env = _env(
         DOCKYARD_HOME=str(home),
         DOCKYARD_HOST="127.0.0.1",
         DOCKYARD_PORT=str(port),
         DOCKYARD_ENVS_DIR=str(setup.envs_dir),
+        DOCKYARD_ACCESS_KEY_ID=key_id,
+        DOCKYARD_SECRET_ACCESS_KEY=secret,
     )
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "dockyard.api.server"]
     with server_process(argv, env, log, f"{url}/healthz") as process:
         sagemaker = boto3.client(
             "sagemaker", endpoint_url=url, region_name="us-east-1",
-            aws_access_key_id="bench", aws_secret_access_key="bench",
+            aws_access_key_id=key_id, aws_secret_access_key=secret,
         )  # fmt: skip
         name = f"bench-{model.key}"
         try:
             _create_endpoint(sagemaker, name, model)
             _wait_in_service(sagemaker, name, log)
-            invocations = f"{url}/endpoints/{name}/invocations"
+            invocations = _presigned(
+                f"{url}/endpoints/{name}/invocations", setup.csv_body.read_bytes(), key_id, secret
+            )
             yield _checked(Target(invocations, setup.csv_body, CSV, CSV, process.pid), model, log)
         finally:
             with contextlib.suppress(Exception):
                 sagemaker.delete_endpoint(EndpointName=name)
                 _wait_deleted(sagemaker, name)
+
+
+def _presigned(url: str, body: bytes, key_id: str, secret: str) -> str:
+    """wrk replays one request, so it is signed once, in the SigV4 query form (a presigned
+    URL) over its body and headers: the router checks its signature on every request."""
+
+    class OverBody(SigV4QueryAuth):
+        def payload(self, request: AWSRequest) -> str:
+            return hashlib.sha256(body).hexdigest()
+
+    request = AWSRequest(method="POST", url=url, headers={"Content-Type": CSV, "Accept": CSV})
+    signer = OverBody(Credentials(key_id, secret), "sagemaker", "us-east-1", expires=86400)
+    signer.add_auth(request)
+    return str(request.url)
 
 
 def _create_endpoint(sagemaker: Any, name: str, model: Model) -> None:

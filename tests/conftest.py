@@ -106,16 +106,15 @@ class RunningServer:
         self._thread.start()
         wait_for_port(settings.port)
 
-    def client(self, service: str) -> Any:
-        import boto3
+    @property
+    def access_key(self) -> Any:
+        """The server's key pair: the one it made in its home (as a local server does)."""
+        from dockyard.api.keys import face_key
 
-        return boto3.client(
-            service,
-            endpoint_url=self.url,
-            region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+        return face_key(self.settings)
+
+    def client(self, service: str) -> Any:
+        return self.client_with_config(service, None)
 
     def client_with_config(self, service: str, config: Any) -> Any:
         import boto3
@@ -124,14 +123,41 @@ class RunningServer:
             service,
             endpoint_url=self.url,
             region_name="us-east-1",
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
+            aws_access_key_id=self.access_key.access_key_id,
+            aws_secret_access_key=self.access_key.secret_access_key,
             config=config,
         )
+
+    def post(self, path: str, content: bytes, headers: dict[str, str], **signing: Any) -> Any:
+        """A raw POST, signed with the server's key (for bodies boto3 would not send)."""
+        return signed_request(self.url, "POST", path, content, headers, self.access_key, **signing)
 
     def close(self) -> None:
         self._server.should_exit = True
         self._thread.join(timeout=60)
+
+
+def signed_request(
+    url: str,
+    method: str,
+    path: str,
+    content: bytes,
+    headers: dict[str, str],
+    key: Any,
+    *,
+    service: str = "sagemaker",
+    region: str = "us-east-1",
+) -> Any:
+    """Send one request signed with SigV4 by botocore's signer, as boto3 would sign it."""
+    import httpx
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    request = AWSRequest(method=method, url=url + path, data=content, headers=headers)
+    credentials = Credentials(key.access_key_id, key.secret_access_key)
+    SigV4Auth(credentials, service, region).add_auth(request)
+    return httpx.request(method, url + path, content=content, headers=dict(request.headers))
 
 
 @pytest.fixture

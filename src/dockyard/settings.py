@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     # Finished jobs' folders (their hosts' volumes) are removed this many hours after the job
     # ends; `dockyard jobs prune` removes them at once.
     job_folder_retention_hours: float = Field(default=24.0, ge=0)
+
+    # --- auth (issue 8): the SigV4 key pairs the server accepts. One pair here and/or a keys file
+    # in the AWS shared-credentials format (one section per user). With neither, the server makes
+    # a pair in <home>/credentials on first start (loopback binds only); faces sign with this pair,
+    # else with that file.
+    access_key_id: str | None = None
+    secret_access_key: SecretStr | None = None
+    keys_file: Path | None = None
 
     @field_validator("envs_dir", mode="before")
     @classmethod

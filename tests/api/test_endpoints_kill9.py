@@ -13,18 +13,20 @@ from typing import Any
 import boto3
 import pytest
 
+from dockyard.api.keys import face_key
 from dockyard.client.local_server import start_background
 from dockyard.settings import Settings
 from tests.api.test_endpoints_api import make_echo_image, wait_for_endpoint
 from tests.conftest import free_port
 
 
-def _clients(url: str) -> tuple[Any, Any]:
+def _clients(url: str, settings: Settings) -> tuple[Any, Any]:
+    key = face_key(settings)
     options = {
         "endpoint_url": url,
         "region_name": "us-east-1",
-        "aws_access_key_id": "test",
-        "aws_secret_access_key": "test",
+        "aws_access_key_id": key.access_key_id,
+        "aws_secret_access_key": key.secret_access_key,
     }
     return boto3.client("sagemaker", **options), boto3.client("sagemaker-runtime", **options)
 
@@ -59,7 +61,7 @@ def test_kill_9_of_the_server_and_the_endpoint_comes_back(clean_env: Path, tmp_p
     settings = Settings(home=clean_env, port=free_port())
     first = start_background(settings)
     try:
-        sagemaker, runtime = _clients(first.url)
+        sagemaker, runtime = _clients(first.url, settings)
         sagemaker.create_model(
             ModelName="m", PrimaryContainer={"Image": str(make_echo_image(tmp_path))}
         )
@@ -86,7 +88,7 @@ def test_kill_9_of_the_server_and_the_endpoint_comes_back(clean_env: Path, tmp_p
     # server.json still named the killed server, on the same URL: the new one must be reported.
     assert second.pid != first.pid
     try:
-        sagemaker, runtime = _clients(second.url)
+        sagemaker, runtime = _clients(second.url, settings)
         described = wait_for_endpoint(sagemaker, "kept")
         elapsed = time.monotonic() - started
         print(f"InService {elapsed:.2f} s after starting the new server")

@@ -70,8 +70,8 @@ def test_estimator_fit_streams_logs_and_completes(
     env = {
         **os.environ,
         "AWS_ENDPOINT_URL": server.url,
-        "AWS_ACCESS_KEY_ID": "x",
-        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_ACCESS_KEY_ID": server.access_key.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": server.access_key.secret_access_key,
         "AWS_DEFAULT_REGION": "us-east-1",
         "SAGEMAKER_USER_CONFIG_OVERRIDE": str(config),
         "SAGEMAKER_SUPPRESS_V2_WARNING": "1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from tests.conftest import (
     wait_for_job,
 )
 
+JSON_11 = "application/x-amz-json-1.1"
 IRIS = f"file://{EXAMPLES / 'data' / 'iris'}"
 
 ECHO = """
@@ -139,15 +141,10 @@ def test_bad_input_is_refused_and_changes_nothing(server: RunningServer, tmp_pat
     no_dockerfile = tmp_path / "empty-image"
     no_dockerfile.mkdir()
     # boto3 validates names client-side, so send the bad name straight over HTTP as well.
-    import httpx
-
-    response = httpx.post(
-        server.url + "/",
-        headers={
-            "X-Amz-Target": "SageMaker.CreateTrainingJob",
-            "Content-Type": "application/x-amz-json-1.1",
-        },
-        json=training_request("bad_name", image),
+    response = server.post(
+        "/",
+        json.dumps(training_request("bad_name", image)).encode(),
+        {"X-Amz-Target": "SageMaker.CreateTrainingJob", "Content-Type": JSON_11},
     )
     assert response.status_code == 400
     assert response.json()["__type"] == "ValidationException"
@@ -205,19 +202,11 @@ def test_list_pages_and_filters(server: RunningServer, tmp_path: Path) -> None:
 
 
 def test_unknown_operation_and_bad_json(server: RunningServer) -> None:
-    import httpx
-
-    headers = {"Content-Type": "application/x-amz-json-1.1"}
-    unknown = httpx.post(
-        server.url + "/",
-        headers={**headers, "X-Amz-Target": "SageMaker.CreateWidget"},
-        content=b"{}",
-    )
+    headers = {"Content-Type": JSON_11}
+    unknown = server.post("/", b"{}", {**headers, "X-Amz-Target": "SageMaker.CreateWidget"})
     assert unknown.status_code == 400 and unknown.json()["__type"] == "UnknownOperationException"
-    garbage = httpx.post(
-        server.url + "/",
-        headers={**headers, "X-Amz-Target": "SageMaker.DescribeTrainingJob"},
-        content=b"{nope",
+    garbage = server.post(
+        "/", b"{nope", {**headers, "X-Amz-Target": "SageMaker.DescribeTrainingJob"}
     )
     assert garbage.status_code == 400 and "not valid JSON" in garbage.json()["message"]
     assert "Traceback" not in garbage.text

@@ -14,6 +14,8 @@ from starlette.routing import Route
 
 from dockyard import __version__
 from dockyard.api import endpoints, housekeeping, logs, models, training_jobs, transform_jobs
+from dockyard.api.auth import SigV4Middleware
+from dockyard.api.keys import KeyRing, home_id, server_keys
 from dockyard.api.protocol import Operation, aws_error, aws_response, error_response, read_json_body
 from dockyard.api.runtime import RuntimeApp
 from dockyard.engine.core import Engine
@@ -25,8 +27,11 @@ SAGEMAKER_TARGET = "SageMaker"
 LOGS_TARGET = "Logs_20140328"
 
 
-def create_app(engine: Engine, *, close_engine: bool = True) -> RuntimeApp:
-    """The runtime API (InvokeEndpoint) in front of the control plane and the Logs API."""
+def create_app(
+    engine: Engine, *, close_engine: bool = True, keys: KeyRing | None = None
+) -> SigV4Middleware:
+    """SigV4 in front of everything; then the runtime API (InvokeEndpoint) in front of the
+    control plane and the Logs API. `keys` default to the settings' (see api/keys.py)."""
     services: dict[str, dict[str, Operation]] = {
         SAGEMAKER_TARGET: {
             **training_jobs.operations(engine),
@@ -61,8 +66,9 @@ def create_app(engine: Engine, *, close_engine: bool = True) -> RuntimeApp:
         return aws_response(result)
 
     async def health(_: Request) -> Response:
+        # Anyone may ask (clients find the background server with it): no path, no user.
         return JSONResponse(
-            {"status": "ok", "version": __version__, "home": str(engine.settings.home)}
+            {"status": "ok", "version": __version__, "home_id": home_id(engine.settings.home)}
         )
 
     @asynccontextmanager
@@ -78,4 +84,6 @@ def create_app(engine: Engine, *, close_engine: bool = True) -> RuntimeApp:
         ],
         lifespan=lifespan,
     )
-    return RuntimeApp(engine, control_plane)
+    if keys is None:
+        keys = server_keys(engine.settings)
+    return SigV4Middleware(RuntimeApp(engine, control_plane), keys)

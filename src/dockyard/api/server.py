@@ -5,19 +5,39 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 
 import uvicorn
 
 from dockyard.api.app import create_app
+from dockyard.api.keys import (
+    KeysError,
+    check_bind,
+    home_credentials_file,
+    keys_configured,
+    server_keys,
+)
 from dockyard.engine.core import Engine
 from dockyard.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def serve(settings: Settings) -> None:
-    """Serve until interrupted. `server.json` under the home lets clients find this server."""
+    """Serve until interrupted. `server.json` under the home lets clients find this server.
+    Raises KeysError, before anything starts, when the keys do not allow serving here."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    check_bind(settings)
+    keys = server_keys(settings)
+    if keys_configured(settings):
+        log.info("accepting requests signed by the keys of: %s", ", ".join(keys.users()))
+    else:
+        log.info(
+            "accepting requests signed by the key pair in %s (`dockyard credentials` prints it)",
+            home_credentials_file(settings),
+        )
     engine = Engine.open(settings)
     marker = settings.server_file
     record = {
@@ -30,7 +50,7 @@ def serve(settings: Settings) -> None:
     tmp.replace(marker)
     try:
         uvicorn.run(
-            create_app(engine),
+            create_app(engine, keys=keys),
             host=settings.host,
             port=settings.port,
             log_level="info",
@@ -46,7 +66,11 @@ def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    serve(Settings())
+    try:
+        serve(Settings())
+    except KeysError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

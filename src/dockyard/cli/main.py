@@ -8,6 +8,7 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dockyard import __version__
+from dockyard.cli.credentials import credentials
 from dockyard.cli.deploy import deploy
 from dockyard.cli.endpoint_configs import endpoint_configs
 from dockyard.cli.endpoints import endpoints
@@ -82,6 +83,7 @@ cli.add_command(invoke)
 cli.add_command(transform)
 cli.add_command(transforms)
 cli.add_command(s3)
+cli.add_command(credentials)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from dockyard.api.keys import AccessKey, face_key
 from dockyard.client.local_server import start_background
 from dockyard.settings import Settings
 
@@ -32,14 +33,20 @@ class Client:
             return self.settings.endpoint_url.rstrip("/")
         return start_background(self.settings).url
 
+    @cached_property
+    def access_key(self) -> AccessKey:
+        """DOCKYARD_ACCESS_KEY_ID / _SECRET_ACCESS_KEY, else the pair of this DOCKYARD_HOME."""
+        return face_key(self.settings)
+
     def _client(self, service: str) -> Any:
+        url = self.endpoint_url  # first: a local server makes the home's pair as it starts
+        key = self.access_key
         return boto3.client(
             service,  # type: ignore[call-overload]
-            endpoint_url=self.endpoint_url,
+            endpoint_url=url,
             region_name=self.settings.region,
-            # The embedded server accepts any credentials; boto3 insists on having some.
-            aws_access_key_id="dockyard",
-            aws_secret_access_key="dockyard",
+            aws_access_key_id=key.access_key_id,
+            aws_secret_access_key=key.secret_access_key,
             config=Config(retries={"max_attempts": 3, "mode": "standard"}, read_timeout=70),
         )
 
@@ -53,7 +60,8 @@ class Client:
             data=json.dumps(body).encode(),
             headers={"X-Amz-Target": f"Dockyard.{operation}", "Content-Type": JSON_11},
         )
-        credentials = Credentials("dockyard", "dockyard")
+        key = self.access_key
+        credentials = Credentials(key.access_key_id, key.secret_access_key)
         SigV4Auth(credentials, "sagemaker", self.settings.region).add_auth(request)
         response = httpx.post(
             url, content=request.body, headers=dict(request.headers.items()), timeout=70

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from dockyard.api.keys import check_bind, ensure_home_key, home_id, keys_configured
 from dockyard.contract.errors import DockyardError
 from dockyard.settings import Settings
 
@@ -53,7 +54,7 @@ def healthy(url: str, home: Path | None = None) -> bool:
         return False
     if response.status_code != 200:
         return False
-    return home is None or response.json().get("home") == str(home)
+    return home is None or response.json().get("home_id") == home_id(home)
 
 
 def running_server(settings: Settings) -> ServerInfo | None:
@@ -74,7 +75,10 @@ def start_background(settings: Settings) -> ServerInfo:
             f"another dockyard server (with another DOCKYARD_HOME) answers at {url}: "
             "stop it, or set DOCKYARD_PORT to a free port"
         )
+    check_bind(settings)
     settings.home.mkdir(parents=True, exist_ok=True)
+    if not keys_configured(settings):
+        ensure_home_key(settings)  # the server would make it too; the caller signs with it next
     env = {
         **os.environ,
         "DOCKYARD_HOME": str(settings.home),

@@ -702,3 +702,20 @@ def test_without_root_the_runtime_says_what_it_needs(
         with pytest.raises(SandboxError, match=r"run the dockyard server as root"):
             attempt()
     assert not (tmp_path / "host").exists()
+
+
+def test_a_folder_named_through_a_link_is_also_shown_at_its_real_path(tmp_path: Path) -> None:
+    """An environment built at its real path, reached through a linked folder (a linked
+    DOCKYARD_HOME): its scripts' #! lines name the real path, which must exist inside."""
+    real = tmp_path / "real-envs" / "env"
+    (real / "bin").mkdir(parents=True)
+    (real / "bin" / "tool").write_text(f"#!{real}/bin/interpreter\n")
+    (real / "bin" / "tool").chmod(0o755)
+    (real / "bin" / "interpreter").write_text("#!/bin/sh\necho interpreted\n")
+    (real / "bin" / "interpreter").chmod(0o755)
+    (tmp_path / "linked-envs").symlink_to(tmp_path / "real-envs")
+    linked = tmp_path / "linked-envs" / "env"
+    code, output = run_shell(
+        tmp_path, f"{linked}/bin/tool", read_only_binds=[(linked, str(linked))]
+    )
+    assert (code, output.stdout) == (0, ["interpreted"])

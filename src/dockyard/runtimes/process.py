@@ -205,6 +205,12 @@ def _plan_mounts(spec: HostSpec, files: SandboxFiles) -> MountPlan:
             plan.place(real, Node("bind", source=Path(os.devnull)))
     for source, destination in spec.read_only_binds:
         plan.place(destination, Node("bind", source=source))
+        # A folder shown at its own path may have been named through a link (an environment in
+        # a linked DOCKYARD_HOME): what was built in it knows it by its real path, so it is shown
+        # there too.
+        real = os.path.realpath(source)
+        if destination == str(source) and real != destination:
+            plan.place(real, Node("bind", source=Path(real)))
     for path, fd in (
         ("/etc/hosts", files.hosts),
         ("/etc/passwd", files.passwd),

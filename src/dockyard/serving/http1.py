@@ -104,6 +104,14 @@ class RequestParser:
     def in_body(self) -> bool:
         return self.state != _HEAD
 
+    def discard(self) -> None:
+        """Let go of what is buffered at once (the connection is gone): a connection and its
+        parser refer to each other, so only the cyclic garbage collector, which may not run for a
+        long time in a quiet worker, would free a half-sent body otherwise."""
+        self.buffer = bytearray()
+        self.chunks = []
+        self.request = None
+
     def feed(self, data: bytes) -> list[Request]:
         """The requests ``data`` completes; ProtocolError (carrying the ones before it) when it
         makes the stream unreadable: nothing can be read after that."""

@@ -196,6 +196,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.parser.discard()
         if self in self.worker.connections:
             self.worker.connections.discard(self)
             self.worker.board.add(self.worker.slot, -1)

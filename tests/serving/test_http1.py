@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dockyard.serving.http1 import ProtocolError, Request, RequestParser, response_head
+from dockyard.serving.settings import ServingSettings
 
 POST = b"POST / HTTP/1.1\r\nHost: x\r\n"
 CHUNKED = POST + b"Transfer-Encoding: chunked\r\n\r\n"
@@ -277,6 +278,43 @@ def test_response_head_strips_line_breaks_from_header_values() -> None:
     assert b"X-A: a  Injected: 1\r\n" in head
     assert b"Content-Length: 3\r\n" in head
     assert head.endswith(b"Connection: close\r\n\r\n")
+
+
+def test_read_deadlines_come_from_the_environment_with_defaults() -> None:
+    default = ServingSettings.from_environ({})
+    assert (
+        default.header_timeout_seconds,
+        default.body_timeout_seconds,
+        default.body_min_rate,
+    ) == (20.0, 30.0, 65536)
+    custom = ServingSettings.from_environ(
+        {
+            "DOCKYARD_SERVING_HEADER_TIMEOUT": "2.5",
+            "DOCKYARD_SERVING_BODY_TIMEOUT": " 4 ",
+            "DOCKYARD_SERVING_BODY_MIN_RATE": "0",
+        }
+    )
+    assert (custom.header_timeout_seconds, custom.body_timeout_seconds, custom.body_min_rate) == (
+        2.5,
+        4.0,
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DOCKYARD_SERVING_HEADER_TIMEOUT", "0"),
+        ("DOCKYARD_SERVING_HEADER_TIMEOUT", "soon"),
+        ("DOCKYARD_SERVING_BODY_TIMEOUT", "-1"),
+        ("DOCKYARD_SERVING_BODY_TIMEOUT", "nan"),
+        ("DOCKYARD_SERVING_BODY_MIN_RATE", "-1"),
+        ("DOCKYARD_SERVING_BODY_MIN_RATE", "1.5"),
+    ],
+)
+def test_a_bad_deadline_setting_is_refused_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        ServingSettings.from_environ({name: value})
 
 
 def outcome(wire: bytes, cuts: list[int]) -> tuple[object, ...]:

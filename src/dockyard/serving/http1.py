@@ -1,5 +1,5 @@
 """An incremental HTTP/1.1 request parser (RFC 9112: Content-Length and chunked bodies) and
-response heads. Pure: bytes in, requests or a ProtocolError out; the server owns sockets, clocks."""
+response heads. Pure: bytes in, requests or a ProtocolError out; no sockets, no clock."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ _MAX_LENGTH_DIGITS = 20  # Content-Length: more digits than this is nonsense, no
 
 _TOKEN = r"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
 _REQUEST_LINE = re.compile(rf"({_TOKEN}) ([\x21-\x7e]+) (HTTP/[0-9]\.[0-9])")
-_FIELD_LINE = re.compile(rf"({_TOKEN}):[ \t]*(.*?)[ \t]*")
+_NAME = re.compile(_TOKEN)
 _ABSOLUTE_FORM = re.compile(r"[A-Za-z][-+.0-9A-Za-z]*://[^/?#]*")
 _DIGITS = re.compile(r"[0-9]+")
 # RFC 9112 §7.1: chunk-size [ chunk-ext ], chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ).
@@ -28,6 +28,7 @@ _CHUNK_LINE = re.compile(
     % (_BTOKEN, _BTOKEN, _QUOTED)
 )
 # In a field section only CRLF may end a line, and no other control character but HTAB may appear.
+_CTL = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _BAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n")
 
 
@@ -87,8 +88,10 @@ class RequestParser:
         self.remaining = 0
         self.chunks: list[bytes] = []
         self.received = 0
-        self.scanned = 0  # how far the buffer is known to hold no section end ...
-        self.checked = 0  # ... and no forbidden byte: each byte is looked at once
+        # How far a head arriving in pieces is known to hold no end and no forbidden byte, so
+        # that each piece is searched once, not the whole head again.
+        self.scanned = 0
+        self.checked = 0
 
     @property
     def idle(self) -> bool:
@@ -102,6 +105,7 @@ class RequestParser:
 
     @property
     def in_body(self) -> bool:
+        """True from the end of a head with a body until the end of the body (or its trailers)."""
         return self.state != _HEAD
 
     def discard(self) -> None:
@@ -156,26 +160,34 @@ class RequestParser:
 
     def _section(self, what: str) -> bytes | None:
         """The field section at the start of the buffer, up to its empty line (which is dropped);
-        None until it is all there. Refuses a forbidden byte as soon as it arrives, so a request
-        with lone-LF lines is answered at once, not left waiting for a CRLF CRLF that never comes.
-        """
+        None until it is all there."""
         buf = self.buffer
+        if not buf:
+            return None
         end = buf.find(b"\r\n\r\n", self.scanned)
-        limit = len(buf) if end < 0 else end
-        bad = _BAD_BYTE.search(buf, self.checked, limit)
-        if bad is not None and not (end < 0 and bad.end() == limit and buf[-1] == 13):
-            raise ProtocolError(400, _bad_byte(bad.group(), what))
         if end < 0:
+            # Look at the new bytes now: lone-LF lines are refused at once, not left waiting for
+            # a CRLF CRLF that never comes. A CR at the very end may yet be followed by its LF.
+            bad = _BAD_BYTE.search(buf, self.checked)
+            if bad is not None and not (bad.end() == len(buf) and buf[-1] == 13):
+                raise ProtocolError(400, _bad_byte(bad.group(), what))
             if len(buf) > self.max_header:
                 raise ProtocolError(431, f"the request {what} are over {self.max_header} bytes")
             self.scanned = max(0, len(buf) - 3)
-            self.checked = bad.start() if bad is not None else len(buf)  # a CR, LF may follow
+            self.checked = len(buf) if bad is None else bad.start()
             return None
         if end > self.max_header:
             raise ProtocolError(431, f"the request {what} are over {self.max_header} bytes")
         section = bytes(buf[:end])
         del buf[: end + 4]
         self.scanned = self.checked = 0
+        # The quick check for a whole section (the common case): no control byte but HTAB, CR
+        # and LF, and every CR and LF paired as CRLF.
+        crlf = section.count(b"\r\n")
+        if _CTL.search(section) or section.count(b"\r") != crlf or section.count(b"\n") != crlf:
+            bad = _BAD_BYTE.search(section)
+            assert bad is not None
+            raise ProtocolError(400, _bad_byte(bad.group(), what))
         return section
 
     def _fields(self, lines: list[str], what: str) -> dict[str, str]:
@@ -183,12 +195,12 @@ class RequestParser:
             raise ProtocolError(431, f"more than {MAX_HEADERS} request {what}")
         fields: dict[str, str] = {}
         for line in lines:
-            match = _FIELD_LINE.fullmatch(line)
-            if match is None:
+            name, colon, value = line.partition(":")
+            if not colon or _NAME.fullmatch(name) is None:
                 if line[:1] in (" ", "\t"):
                     raise ProtocolError(400, f"obsolete line folding in the request {what}")
                 raise ProtocolError(400, f"malformed request {what[:-1]} line {line[:40]!r}")
-            name, value = match.groups()
+            value = value.strip(" \t")
             key = name.lower()
             if key in fields:
                 if key in ("transfer-encoding", "host"):
@@ -207,7 +219,8 @@ class RequestParser:
         if version not in ("HTTP/1.1", "HTTP/1.0"):
             raise ProtocolError(505, f"{version} is not supported; use HTTP/1.1")
         headers = self._fields(lines[1:], "headers")
-        request = Request(method, target, version, headers, path=_path(target))
+        path = target.partition("?")[0] if target[0] == "/" else _path(target)
+        request = Request(method, target, version, headers, path=path)
         self.heads += 1
         if version == "HTTP/1.1" and "host" not in headers:
             raise ProtocolError(400, "an HTTP/1.1 request needs a Host header (RFC 9112 §3.2)")
@@ -234,11 +247,12 @@ class RequestParser:
         return None
 
     def _content_length(self, headers: dict[str, str]) -> int:
-        # Repeated or listed values are allowed only when they are all the same (RFC 9110 §8.6).
-        values = {value.strip(" \t") for value in headers["content-length"].split(",")}
-        if len(values) != 1:
-            raise ProtocolError(400, "Content-Length has differing values")
-        raw = values.pop()
+        raw = headers["content-length"]
+        if "," in raw:  # repeated or listed: allowed when all the same (RFC 9110 §8.6)
+            values = {value.strip(" \t") for value in raw.split(",")}
+            if len(values) != 1:
+                raise ProtocolError(400, "Content-Length has differing values")
+            raw = headers["content-length"] = values.pop()
         if _DIGITS.fullmatch(raw) is None:  # ASCII digits only: int() would also take "²" or "_"
             raise ProtocolError(400, f"Content-Length {raw[:40]!r} is not a number")
         if len(raw) > _MAX_LENGTH_DIGITS:
@@ -246,7 +260,6 @@ class RequestParser:
         length = int(raw)
         if length > self.max_body:
             raise ProtocolError(413, self._too_large())
-        headers["content-length"] = raw
         return length
 
     def _chunk_size(self) -> bool:
@@ -315,15 +328,14 @@ class RequestParser:
 
 
 def _path(target: str) -> str:
-    """The path of an origin-form (``/p?q``), absolute-form (``http://h/p``) or ``*`` target."""
-    if target[0] != "/" and target != "*":
-        authority = _ABSOLUTE_FORM.match(target)
-        if authority is None:
-            raise ProtocolError(400, f"malformed request target {target[:80]!r}")
-        target = target[authority.end() :] or "/"
-        if target[0] != "/":  # "http://host?q"
-            target = "/" + target
-    return target.partition("?")[0]
+    """The path of an absolute-form (``http://h/p?q``) or asterisk-form (``*``) target."""
+    if target == "*":
+        return target
+    authority = _ABSOLUTE_FORM.match(target)
+    if authority is None:
+        raise ProtocolError(400, f"malformed request target {target[:80]!r}")
+    path = target[authority.end() :].partition("?")[0]
+    return path if path.startswith("/") else "/" + path
 
 
 def _bad_byte(byte: bytes, what: str) -> str:

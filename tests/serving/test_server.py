@@ -237,8 +237,9 @@ def test_keep_alive_serves_several_requests_on_one_connection(server: Server) ->
 
 
 def test_pipelined_requests_are_answered_in_order(server: Server) -> None:
-    one = b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: 1\r\n\r\n"
-    wire = one + b"1" + one + b"2" + b"GET /ping HTTP/1.1\r\nConnection: close\r\n\r\n"
+    one = b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nContent-Length: 1"
+    one += b"\r\n\r\n"
+    wire = one + b"1" + one + b"2" + b"GET /ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     answer = server.raw(wire)
     assert answer.count(b"HTTP/1.1 200 OK") == 3
     assert answer.index(b"[[2.0]]") < answer.index(b"[[4.0]]")
@@ -258,7 +259,8 @@ def test_chunked_request_body(server: Server) -> None:
 def test_expect_100_continue(server: Server) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(
-            b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: 1\r\n"
+            b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+            b"Content-Length: 1\r\n"
             b"Expect: 100-continue\r\nConnection: close\r\n\r\n"
         )
         assert sock.recv(100) == b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -271,7 +273,8 @@ def test_expect_100_continue(server: Server) -> None:
 
 def test_body_over_6_mib_is_413(server: Server) -> None:
     answer = server.raw(
-        b"POST /invocations HTTP/1.1\r\nContent-Type: text/csv\r\nContent-Length: 6291457\r\n\r\n"
+        b"POST /invocations HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\n"
+        b"Content-Length: 6291457\r\n\r\n"
     )
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert b"SAGEMAKER_MAX_PAYLOAD_IN_MB" in answer

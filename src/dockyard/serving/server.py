@@ -163,15 +163,26 @@ class Worker:
 
 
 class Connection(asyncio.Protocol):
-    """One client connection: parse requests as bytes arrive, answer them in order."""
+    """One client connection: parse requests as bytes arrive, answer them in order, and close it
+    when the client takes too long to send one (the deadlines are in `_deadline`)."""
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
+        self.settings = worker.settings
         self.parser = RequestParser(worker.settings.max_payload_bytes, self._continue)
         self.queue: collections.deque[Request | ProtocolError] = collections.deque()
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
-        self.idle_timer: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
+        # One timer at a time, armed no later than the deadline; when it fires it looks again, so
+        # progress on the client's side costs a few assignments, not a new timer per packet.
+        self.timer: asyncio.TimerHandle | None = None
+        self.since = 0.0  # when the wait for the next request, or for the rest of its head, began
+        self.head_mark = -1  # parser.heads when `since` was set for a partial head
+        self.body_mark = -1  # parser.heads when the body clocks below were started
+        self.body_since = 0.0
+        self.body_last = 0.0  # when the latest body bytes arrived
+        self.body_bytes = 0
         self.paused = False
         self.closing = False
 
@@ -181,34 +192,129 @@ class Connection(asyncio.Protocol):
         self.worker.connections.add(self)  # counted in `board` already, when accepted
         with contextlib.suppress(OSError):
             transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._arm_idle_timer()
+        self._waiting()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True
+        self.parser.discard()
         if self in self.worker.connections:
             self.worker.connections.discard(self)
             self.worker.board.add(self.worker.slot, -1)
-        if self.idle_timer:
-            self.idle_timer.cancel()
+        if self.timer:
+            self.timer.cancel()
         if self.task and not self.task.done():
             self.task.cancel()
 
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        if self.idle_timer:
-            self.idle_timer.cancel()
-            self.idle_timer = None
+        parser = self.parser
         try:
-            self.queue.extend(self.parser.feed(data))
+            self.queue.extend(parser.feed(data))
         except ProtocolError as exc:
-            self.queue.append(exc)  # answered in order, after any pipelined requests before it
-            self.closing = True
-            self._pause()
+            self.queue.extend(exc.requests)
+            self._refuse(exc)
+        except Exception:  # a bug in the parser: still answer, and show where it is
+            log.exception("could not parse a request")
+            self._refuse(ProtocolError(400, "the request could not be read"))
+        else:
+            if not parser.idle:
+                self._progress(len(data))
         if len(self.queue) >= _MAX_QUEUED:
             self._pause()
         if self.queue and (self.task is None or self.task.done()):
-            self.task = asyncio.get_running_loop().create_task(self._answer())
+            self.task = self.loop.create_task(self._answer())
+
+    def _refuse(self, exc: ProtocolError) -> None:
+        assert self.transport is not None
+        host, port = (self.transport.get_extra_info("peername") or ("?", 0))[:2]
+        log.warning("refused a request from %s:%s: %d %s", host, port, exc.status, exc.message)
+        self.queue.append(exc)  # answered in order, after any pipelined requests before it
+        self.closing = True
+        self._pause()
+
+    def _progress(self, received: int) -> None:
+        """Part of a request has arrived: start its clock, or note that its body moves."""
+        parser, now = self.parser, self.loop.time()
+        if parser.in_body:
+            if self.body_mark != parser.heads:
+                self.body_mark, self.body_since, self.body_bytes = parser.heads, now, 0
+            self.body_bytes += received
+            self.body_last = now
+            self._wake_by(now + self.settings.body_timeout_seconds)
+        elif self.head_mark != parser.heads:
+            self.head_mark, self.since = parser.heads, now
+            self._wake_by(now + self.settings.header_timeout_seconds)
+
+    def _waiting(self) -> None:
+        """Nothing is left to answer: from now on the client is the one keeping us waiting."""
+        now = self.loop.time()
+        self.since = self.body_since = self.body_last = now
+        self.body_bytes = 0
+        self._wake_by(self._deadline()[0])
+
+    def _deadline(self) -> tuple[float, str]:
+        """When the client's time is up while the server waits on it, and for what: the next
+        request (a keep-alive connection), the rest of a request head, or the rest of a body."""
+        settings, parser = self.settings, self.parser
+        if parser.in_body:
+            at = self.body_last + settings.body_timeout_seconds
+            if settings.body_min_rate:
+                at = min(
+                    at,
+                    self.body_since
+                    + settings.body_timeout_seconds
+                    + self.body_bytes / settings.body_min_rate,
+                )
+            return at, "body"
+        if parser.in_head:
+            return self.since + settings.header_timeout_seconds, "head"
+        return self.since + KEEPALIVE_SECONDS, "next request"
+
+    def _wake_by(self, at: float) -> None:
+        timer = self.timer
+        if timer is None or timer.when() > at:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(at, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self.timer = None
+        if self.closing or self.busy:
+            return  # while answering, the wait is the server's; `_waiting` starts it again
+        at, waiting_for = self._deadline()
+        if self.loop.time() < at:
+            self.timer = self.loop.call_at(at, self._on_timer)
+        else:
+            self._time_out(waiting_for)
+
+    def _time_out(self, waiting_for: str) -> None:
+        transport = self.transport
+        assert transport is not None
+        self.closing = True
+        if waiting_for != "next request":  # a request has begun: say why it is cut off
+            settings = self.settings
+            if waiting_for == "head":
+                message = (
+                    f"the request head did not arrive within {settings.header_timeout_seconds:g} s"
+                    " (DOCKYARD_SERVING_HEADER_TIMEOUT)"
+                )
+            elif self.loop.time() >= self.body_last + settings.body_timeout_seconds:
+                message = (
+                    f"no more of the request body arrived for {settings.body_timeout_seconds:g} s"
+                    " (DOCKYARD_SERVING_BODY_TIMEOUT)"
+                )
+            else:
+                message = (
+                    f"the request body arrived slower than {settings.body_min_rate} bytes/s"
+                    " (DOCKYARD_SERVING_BODY_MIN_RATE)"
+                )
+            host, port = (transport.get_extra_info("peername") or ("?", 0))[:2]
+            log.info("closed the connection from %s:%s: %s", host, port, message)
+            result = invocations.error(408, message)
+            head = response_head(408, result.content_type, len(result.body), keep_alive=False)
+            transport.write(head + result.body)
+        transport.close()
 
     def _continue(self) -> None:
         # Only when nothing earlier is waiting: an interim answer must not overtake earlier ones.
@@ -243,19 +349,15 @@ class Connection(asyncio.Protocol):
             if self.paused and len(self.queue) < _MAX_QUEUED // 2:
                 self.paused = False
                 transport.resume_reading()
-        self._arm_idle_timer()
         if self.worker.stopping:
             transport.close()
+        else:
+            self._waiting()
 
     def _pause(self) -> None:
         if not self.paused and self.transport:
             self.paused = True
             self.transport.pause_reading()
-
-    def _arm_idle_timer(self) -> None:
-        if self.transport and not self.transport.is_closing():
-            loop = asyncio.get_running_loop()
-            self.idle_timer = loop.call_later(KEEPALIVE_SECONDS, self.transport.close)
 
     @property
     def busy(self) -> bool:

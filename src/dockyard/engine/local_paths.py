@@ -68,9 +68,11 @@ class LocalPaths:
         """`path` resolved, when it exists and dockyard may read it for a job; ValidationError
         saying what to do otherwise. `what` starts the error ("input file:///x")."""
         resolved = self._resolve(what, path)
+        # Checked before it is looked for: whether a file exists outside the roots is not
+        # something to tell.
+        self.check(what, resolved)
         if not resolved.exists():
             raise ValidationError(f"{what}: {path} does not exist")
-        self.check(what, resolved)
         return resolved
 
     def writable(self, what: str, path: Path) -> Path:

@@ -215,7 +215,7 @@ def test_pipe_fifos_swapped_for_a_link_or_a_file_are_not_written(
     )
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
     assert victim.read_text() == "VICTIM ORIGINAL CONTENT, LONGER THAN THE CHANNEL"
-    seen = server.settings.jobs_dir / "pipe-swap" / "hosts" / "algo-1" / "model" / "pipes.txt"
+    seen = server.settings.jobs_dir / "pipe-swap" / "hosts" / "algo-1" / "model" / "pipes.json"
     assert json.loads(seen.read_text()) == {
         "linked": "channel data",
         "plain": "channel data",

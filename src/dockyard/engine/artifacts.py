@@ -86,7 +86,7 @@ def _members(fds: list[int | None], report: _Report) -> dict[str, _Member]:
 def _tarinfo(relative: str, entry: Entry, report: _Report) -> tarfile.TarInfo | None:
     status = entry.status
     info = tarfile.TarInfo(relative)
-    info.mtime = int(status.st_mtime)
+    info.mtime = status.st_mtime  # as tarfile.gettarinfo has it
     # SageMaker's artifacts carry no uid of the machine that trained them.
     info.uid = info.gid = 0
     info.uname = info.gname = ""

@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 dockyard=.venv/bin/dockyard
 stamp=$(date +%Y%m%d-%H%M%S)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# dockyard reads and writes local paths only under DOCKYARD_LOCAL_PATHS (default: your home
+# folder); the demo reads this checkout's examples and writes into $work, wherever they are.
+export DOCKYARD_LOCAL_PATHS=${DOCKYARD_LOCAL_PATHS:-"$PWD:$work"}
 
 echo "== R randomForest (BYOC, no Docker) =="
 $dockyard train --image examples/r-randomforest --input train=examples/data/iris \
@@ -27,8 +32,6 @@ printf '5.1,3.5,1.4,0.2\n6.0,2.9,4.5,1.5\n6.3,3.3,6.0,2.5\n' |
   $dockyard invoke "iris-$stamp" --content-type text/csv --body -
 
 echo "== Batch transform: every iris row, without its label, in two files =="
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
 mkdir "$work/rows"
 tail -n +2 examples/data/iris/iris.csv | cut -d, -f1-4 | head -n 75 > "$work/rows/part-1.csv"
 tail -n +2 examples/data/iris/iris.csv | cut -d, -f1-4 | tail -n +76 > "$work/rows/part-2.csv"

@@ -29,6 +29,9 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]
             monkeypatch.delenv(name)
     home = tmp_path / "dockyard-home"
     monkeypatch.setenv("DOCKYARD_HOME", str(home))
+    # Tests keep their data in tmp_path and use the repo's examples: both may be read and
+    # written as local paths (the default, the home folder, holds neither).
+    monkeypatch.setenv("DOCKYARD_LOCAL_PATHS", f"{tmp_path}:{EXAMPLES}")
     yield home
     from dockyard.runtimes.volumes import unmount_all_under
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 def _machine_memory_gib() -> float:
@@ -82,6 +82,36 @@ class Settings(BaseSettings):
     def _envs_dir_under_home(cls, value: object, info: ValidationInfo) -> object:
         home = info.data.get("home")  # absent when home itself was invalid
         return Path(home) / "envs" if value is None and home is not None else value
+
+    # -- linksafe: local path roots and archive limits ---------------------------------------
+    # Folders under which file:// URIs and local paths may be read or written for a job,
+    # colon-separated like PATH (empty: none, s3:// only). Hidden and system folders and
+    # DOCKYARD_HOME stay refused even under a root. Default: the server user's home folder.
+    local_paths: Annotated[list[Path], NoDecode] = Field(default_factory=lambda: [Path.home()])
+    # Archives dockyard unpacks (sourcedir.tar.gz, model.tar.gz): the most they may expand to,
+    # the most members they may hold, and how many times their compressed size they may expand
+    # to (a decompression bomb's ratio is in the hundreds or thousands; real ones are below 20).
+    archive_max_bytes: int = Field(default=256 * 1024**3, gt=0)
+    archive_max_members: int = Field(default=1_000_000, gt=0)
+    archive_max_ratio: float = Field(default=100.0, gt=0)
+
+    @field_validator("local_paths", mode="before")
+    @classmethod
+    def _colon_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [Path(part).expanduser() for part in value.split(":") if part.strip()]
+        return value
+
+    @field_validator("local_paths")
+    @classmethod
+    def _absolute(cls, value: list[Path]) -> list[Path]:
+        for path in value:
+            if not path.is_absolute():
+                raise ValueError(
+                    f"{path} is not an absolute path; DOCKYARD_LOCAL_PATHS takes absolute folders "
+                    "separated by ':', like PATH"
+                )
+        return value
 
     @property
     def jobs_dir(self) -> Path:

@@ -156,6 +156,48 @@ def test_put_file_with_move_consumes_the_source(
     assert progress.total == 7
 
 
+def test_put_stream_stores_an_opened_file_from_where_it_is(
+    store: ObjectStore, bucket: str, tmp_path: Path
+) -> None:
+    source = tmp_path / "checkpoint.bin"
+    source.write_bytes(b"header|" + b"weights")
+    with source.open("rb") as opened:
+        opened.seek(len(b"header|"))
+        store.put_stream(bucket, "ckpt/step-1.bin", opened)
+    assert store.get_bytes(bucket, "ckpt/step-1.bin") == b"weights"
+    with (tmp_path / "empty").open("wb"), (tmp_path / "empty").open("rb") as empty:
+        store.put_stream(bucket, "ckpt/empty", empty)
+    assert store.head(bucket, "ckpt/empty").size == 0
+
+
+def test_put_stream_of_20_mib_with_progress_and_from_a_pipe(
+    store: ObjectStore, bucket: str, tmp_path: Path
+) -> None:
+    data = os.urandom(20 * MIB + 5)  # multipart for S3
+    source = tmp_path / "big.bin"
+    source.write_bytes(data)
+    uploaded = ProgressTotal()
+    with source.open("rb") as opened:
+        store.put_stream(bucket, "big.bin", opened, progress=uploaded)
+    assert uploaded.total == len(data)
+    assert hashlib.sha256(store.get_bytes(bucket, "big.bin")).digest() == (
+        hashlib.sha256(data).digest()
+    )
+    # A stream that can't seek (a pipe) works too.
+    read_end, write_end = os.pipe()
+    writer = threading.Thread(target=lambda: _write_and_close(write_end, data[: 3 * MIB]))
+    writer.start()
+    with os.fdopen(read_end, "rb") as pipe:
+        store.put_stream(bucket, "piped.bin", pipe)
+    writer.join()
+    assert store.get_bytes(bucket, "piped.bin") == data[: 3 * MIB]
+
+
+def _write_and_close(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
+
+
 def test_overwrite_replaces_content_and_etag(store: ObjectStore, bucket: str) -> None:
     store.put_bytes(bucket, "k", b"one")
     first = store.head(bucket, "k")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from dockyard.engine.archives import ArchiveLimits
+from dockyard.engine.local_paths import LocalPaths
 from dockyard.engine.scheduler import Capacity
 from dockyard.runtimes.base import Runtime
 from dockyard.runtimes.environments import Environments
@@ -34,3 +37,15 @@ class EngineContext:
     def forbidden_paths(self) -> list[Path]:
         """Folders a job must never see or get as a channel: dockyard's own state."""
         return [self.settings.home.resolve()]
+
+    @cached_property
+    def local_paths(self) -> LocalPaths:
+        """Where file:// URIs and local paths may be read and written (DOCKYARD_LOCAL_PATHS)."""
+        return LocalPaths.of(self.settings.local_paths, self.forbidden_paths)
+
+    @property
+    def archive_limits(self) -> ArchiveLimits:
+        settings = self.settings
+        return ArchiveLimits(
+            settings.archive_max_bytes, settings.archive_max_members, settings.archive_max_ratio
+        )

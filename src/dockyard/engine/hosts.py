@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from dockyard.contract import names
 from dockyard.contract.opt_ml import OptMl
+from dockyard.engine.job_files import read_file
 from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost, Runtime
 from dockyard.runtimes.volumes import HostFolder
 
@@ -19,6 +20,8 @@ from dockyard.runtimes.volumes import HostFolder
 _STDERR_TAIL = 60
 _REASON_TAIL_LINES = 10
 _SIGNAL_NAMES = {s.value: s.name for s in signal.Signals}
+# Enough for a FailureReason's characters at up to 4 bytes each, plus leading blank lines.
+_FAILURE_FILE_BYTES = 16 * 1024
 
 
 @dataclass
@@ -157,11 +160,9 @@ def failure_reason(hosts: list[Host], outcome: Outcome) -> str | None:
     host = outcome.first_failure or failed[0]
     traceback = last_traceback(list(host.stderr_tail))
     for candidate in hosts:
-        path = candidate.opt_ml.failure_file
-        if path.is_file():
-            text = path.read_text(encoding="utf-8", errors="replace").strip()
-            if text:
-                return _with_traceback(text, traceback)
+        text = _failure_file(candidate.opt_ml)
+        if text:
+            return _with_traceback(text, traceback)
     code = outcome.exits[host.name]
     how = f"exited with code {code}"
     if code > 128 and code - 128 in _SIGNAL_NAMES:
@@ -174,6 +175,17 @@ def failure_reason(hosts: list[Host], outcome: Outcome) -> str | None:
         # Keep the end of the tail: the exception line comes last.
         reason += "\n" + "\n".join(tail)[-room:]
     return reason
+
+
+def _failure_file(opt_ml: OptMl) -> str:
+    """The host's /opt/ml/output/failure, read without following a link the job left there and
+    only when it is a regular file; what is past what a FailureReason can show is not read."""
+    relative = opt_ml.failure_file.relative_to(opt_ml.root).as_posix()
+    try:
+        data = read_file(opt_ml.root, relative, _FAILURE_FILE_BYTES)
+    except OSError:
+        return ""  # missing, a link, a FIFO, a device node: no failure file
+    return data.decode("utf-8", errors="replace").strip()
 
 
 def _with_traceback(text: str, traceback: str | None) -> str:

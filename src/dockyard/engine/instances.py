@@ -72,14 +72,21 @@ def prepare_model(
     model_dir = folder / "model"
     env = dict(container.get("Environment") or {})
     try:
-        stage_model_data(container.get("ModelDataUrl"), ctx.store, model_dir, folder / "scratch")
+        stage_model_data(
+            container.get("ModelDataUrl"),
+            ctx.store,
+            model_dir,
+            folder / "scratch",
+            ctx.local_paths,
+            ctx.archive_limits,
+        )
         code_dir = model_dir / "code"
         submitted = env.get("SAGEMAKER_SUBMIT_DIRECTORY", "").strip()
         if submitted and not submitted.startswith(MODEL_DIR):
             # The SDK names a sourcedir.tar.gz (or, locally, a folder): staged as the toolkit
             # would download it, so the container needs no access to the store.
-            source = find_code(submitted, ctx.store, ctx.forbidden_paths)
-            stage_code(source, ctx.store, code_dir, folder / "scratch")
+            source = find_code(submitted, ctx.store, ctx.local_paths)
+            stage_code(source, ctx.store, code_dir, folder / "scratch", ctx.archive_limits)
             env["SAGEMAKER_SUBMIT_DIRECTORY"] = f"{MODEL_DIR}/code"
             log(f"code from {submitted} is in {MODEL_DIR}/code")
         shutil.rmtree(folder / "scratch", ignore_errors=True)

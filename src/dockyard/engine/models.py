@@ -9,6 +9,7 @@ from typing import Any
 from dockyard.contract.errors import NotFoundError
 from dockyard.contract.instance_types import instance_type
 from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest, ListRequest
+from dockyard.contract.opt_ml import CONTAINER_ROOT
 from dockyard.engine.paging import resource_page
 from dockyard.engine.resources import NamedResources
 from dockyard.engine.staging import local_path_of
@@ -18,6 +19,7 @@ from dockyard.storage.metadata import ResourceRecord
 from dockyard.storage.objects import S3Uri
 
 MODEL = "model"
+SUBMIT_DIRECTORY_VARIABLE = "SAGEMAKER_SUBMIT_DIRECTORY"
 ENDPOINT_CONFIG = "endpoint-config"
 
 
@@ -63,11 +65,18 @@ class Models(_Resources):
         if url is not None:
             path = local_path_of(url)
             if path is not None:
-                if not path.is_file():
+                # Where it is first (whether it exists says something of the folder too).
+                resolved = self.ctx.local_paths.writable(f"ModelDataUrl {url}", path)
+                if not resolved.is_file():
                     raise NotFoundError(f"ModelDataUrl {url}: {path} is not a file")
             else:
                 target = S3Uri.parse(url)
                 self.ctx.store.head(target.bucket, target.key)
+        code = container.environment.get(SUBMIT_DIRECTORY_VARIABLE, "").strip()
+        code_path = local_path_of(code) if code else None
+        # Paths inside the container (/opt/ml/model/code) are the image's business.
+        if code_path is not None and not code.startswith(CONTAINER_ROOT + "/"):
+            self.ctx.local_paths.readable(f"{SUBMIT_DIRECTORY_VARIABLE} {code}", code_path)
         return self._store(request.model_name, request.to_wire())
 
     def describe(self, name: str) -> dict[str, Any]:

@@ -99,7 +99,7 @@ class TrainingJobs:
             find_channel_source(
                 channel.s3.s3_uri,
                 self.ctx.store,
-                forbidden=self.ctx.forbidden_paths,
+                local_paths=self.ctx.local_paths,
                 remote=self.ctx.remote_store,
             )
         output = S3Uri.parse(request.output_data_config.s3_output_path)
@@ -107,7 +107,7 @@ class TrainingJobs:
             raise ValidationError(f"output bucket {output.bucket} does not exist: create it first")
         code = submit_directory(request.hyper_parameters)
         if code is not None:
-            find_code(code, self.ctx.store, self.ctx.forbidden_paths)
+            find_code(code, self.ctx.store, self.ctx.local_paths)
         checkpoint = request.checkpoint_config
         if checkpoint is not None:
             S3Uri.parse(checkpoint.s3_uri)

@@ -326,9 +326,15 @@ class TrainingRun:
         uri = submit_directory(self.request.hyper_parameters)
         if uri is None:
             return
-        source = find_code(uri, self.ctx.store, self.ctx.forbidden_paths)
+        source = find_code(uri, self.ctx.store, self.ctx.local_paths)
         for host in self.hosts:
-            stage_code(source, self.ctx.store, host.opt_ml.code_dir, self.folder / "staging")
+            stage_code(
+                source,
+                self.ctx.store,
+                host.opt_ml.code_dir,
+                self.folder / "staging",
+                self.ctx.archive_limits,
+            )
         self._platform_log(f"code from {uri} is in /opt/ml/code")
 
     def _progress(self, verb: str, total: int) -> tuple[list[int], Callable[[int], None]]:
@@ -357,7 +363,7 @@ class TrainingRun:
             source = find_channel_source(
                 channel.s3.s3_uri,
                 store,
-                forbidden=self.ctx.forbidden_paths,
+                local_paths=self.ctx.local_paths,
                 remote=self.ctx.remote_store,
             )
             if source.remote:
@@ -385,6 +391,7 @@ class TrainingRun:
                         [f.local for f in files if f.local is not None],
                         gzip_compressed=channel.compression_type == "Gzip",
                         recordio=channel.record_wrapper_type == "RecordIO",
+                        log=self._platform_log,
                     )
                     feeder.prepare()
                     feeders.append(feeder)
@@ -414,7 +421,10 @@ class TrainingRun:
         local = checkpoint.local_path or "/opt/ml/checkpoints"
         relative = local.removeprefix("/opt/ml/").strip("/")
         mirror = CheckpointMirror(
-            self.ctx.store, checkpoint.s3_uri, [h.opt_ml.root / relative for h in self.hosts]
+            self.ctx.store,
+            checkpoint.s3_uri,
+            [h.opt_ml.root / relative for h in self.hosts],
+            log=self._platform_log,
         )
         restored = mirror.restore()
         self._platform_log(f"checkpoints: restored {restored} files from {checkpoint.s3_uri}")
@@ -536,7 +546,10 @@ class TrainingRun:
         self._transition(_S.UPLOADING, "Uploading generated training model")
         folders = [h.opt_ml for h in self.hosts]
         tarballs = pack_artifacts(
-            [f.model_dir for f in folders], [f.output_data_dir for f in folders], self.folder
+            [f.model_dir for f in folders],
+            [f.output_data_dir for f in folders],
+            self.folder,
+            log=self._platform_log,
         )
         total = sum(t.stat().st_size for t in tarballs)
         _, report = self._progress("Uploading generated training model", total)

@@ -239,14 +239,7 @@ class TransformJobs(NamedResources):
                     f"(dockyard s3 mb s3://{target.bucket})"
                 )
             return
-        if not path.is_absolute():
-            raise ValidationError(f"S3OutputPath {uri}: local paths must be absolute")
-        resolved = path.resolve()
-        for forbidden in self.ctx.forbidden_paths:
-            if resolved == forbidden or forbidden in resolved.parents:
-                raise ValidationError(
-                    f"S3OutputPath {uri}: that is inside dockyard's own folder; choose another"
-                )
+        self.ctx.local_paths.writable(f"S3OutputPath {uri}", path)
 
 
 def _summary(record: ResourceRecord) -> dict[str, Any]:

@@ -9,7 +9,6 @@ import functools
 import http.client
 import json
 import logging
-import shutil
 import tempfile
 import threading
 import time
@@ -33,6 +32,8 @@ from dockyard.contract.transform_jobs import (
 from dockyard.engine.context import EngineContext
 from dockyard.engine.data_processing import DataProcessor
 from dockyard.engine.instances import Instance, InstanceFailed, prepare_model, start_instance
+from dockyard.engine.job_files import open_resolved
+from dockyard.engine.local_outputs import write_local_output
 from dockyard.engine.logs import LogWriter
 from dockyard.engine.staging import ChannelFile, find_channel_source, local_path_of, shard
 from dockyard.engine.transform_records import Batch, RecordError, batches, split_records
@@ -301,7 +302,10 @@ class TransformRun:
 
     def _open_input(self, item: ChannelFile, bucket: str | None, scratch: Path) -> IO[bytes]:
         if item.local is not None:
-            return open(item.local, "rb")
+            try:
+                return open_resolved(item.local)
+            except OSError as exc:
+                raise ObjectFailed(f"could not read {item.local}: {exc}") from None
         assert bucket is not None and item.key is not None
         target = scratch / f"in-{threading.get_ident()}"
         self.ctx.store.get_file(bucket, item.key, target)
@@ -315,9 +319,10 @@ class TransformRun:
         relative = item.relative + ".out"
         local = local_path_of(destination)
         if local is not None:
-            target = local / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(produced, target)
+            try:
+                write_local_output(self.ctx.local_paths, destination, local, relative, produced)
+            except (OSError, ValidationError) as exc:
+                raise ObjectFailed(f"could not write {local / relative}: {exc}") from None
             return
         uri = S3Uri.parse(destination)
         key = f"{uri.key.rstrip('/')}/{relative}" if uri.key else relative
@@ -332,17 +337,18 @@ def input_objects(
     source = request.transform_input.data_source.s3_data_source
     if source.s3_data_type != "ManifestFile":
         found = find_channel_source(
-            source.s3_uri, ctx.store, forbidden=ctx.forbidden_paths, remote=ctx.remote_store
+            source.s3_uri, ctx.store, local_paths=ctx.local_paths, remote=ctx.remote_store
         )
         return found.files, found.bucket
     manifest = find_channel_source(
-        source.s3_uri, ctx.store, forbidden=ctx.forbidden_paths, remote=ctx.remote_store
+        source.s3_uri, ctx.store, local_paths=ctx.local_paths, remote=ctx.remote_store
     )
     if len(manifest.files) != 1:
         raise ValidationError(f"ManifestFile {source.s3_uri} must name one object, the manifest")
     only = manifest.files[0]
     if only.local is not None:
-        data = only.local.read_bytes()
+        with open_resolved(only.local) as manifest_file:
+            data = manifest_file.read()
     else:
         assert manifest.bucket is not None and only.key is not None
         data = ctx.store.get_bytes(manifest.bucket, only.key)
@@ -352,7 +358,7 @@ def input_objects(
     bucket = None
     for uri in uris:
         found = find_channel_source(
-            uri, ctx.store, forbidden=ctx.forbidden_paths, remote=ctx.remote_store
+            uri, ctx.store, local_paths=ctx.local_paths, remote=ctx.remote_store
         )
         bucket = found.bucket
         # Outputs are named by the path the manifest gives, under its prefix.

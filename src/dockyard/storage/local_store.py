@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from io import BufferedReader
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 from dockyard.contract.errors import NoSuchBucket, NoSuchKey, StorageError, ValidationError
 from dockyard.storage.objects import (
@@ -194,6 +194,17 @@ class LocalObjectStore(ObjectStore):
 
     def put_bytes(self, bucket: str, key: str, data: bytes) -> None:
         self._put(bucket, key, lambda target: target.write(data))
+
+    def put_stream(
+        self, bucket: str, key: str, stream: BinaryIO, *, progress: Progress | None = None
+    ) -> None:
+        def fill(target: IO[bytes]) -> None:
+            while chunk := stream.read(_CHUNK_BYTES):
+                target.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+
+        self._put(bucket, key, fill)
 
     def put_file(
         self,

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TypeAlias
+from typing import BinaryIO, TypeAlias
 
 from dockyard.contract.errors import StorageError, ValidationError
 
@@ -242,6 +242,14 @@ class ObjectStore(ABC):
     ) -> None:
         """Store the file at `path` as the object. With `move=True` the file is consumed: the
         local store renames it into place when it can, and `path` is gone afterwards."""
+
+    @abstractmethod
+    def put_stream(
+        self, bucket: str, key: str, stream: BinaryIO, *, progress: Progress | None = None
+    ) -> None:
+        """Store what `stream` holds from where it is to its end as the object. For data that
+        must come from a file already opened (checked, then read without opening its path
+        again), and for streams that have no path at all."""
 
     @abstractmethod
     def put_bytes(self, bucket: str, key: str, data: bytes) -> None: ...

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 import boto3
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
@@ -381,6 +381,18 @@ class S3ObjectStore(ObjectStore):
             manager.upload(str(path), bucket, key, subscribers=[report]).result()
         if move:
             path.unlink()  # the same outcome as the local store's rename
+
+    def put_stream(
+        self, bucket: str, key: str, stream: BinaryIO, *, progress: Progress | None = None
+    ) -> None:
+        validate_bucket(bucket)
+        validate_key(key)
+        report = _TransferReport(progress)
+        with (
+            self._translated(bucket, key),
+            create_transfer_manager(self.client, TRANSFER_CONFIG) as manager,
+        ):
+            manager.upload(stream, bucket, key, subscribers=[report]).result()
 
     def delete(self, bucket: str, key: str) -> None:
         validate_bucket(bucket)

@@ -3,6 +3,7 @@ and cgroup v2 as far as this machine allows (its unified hierarchy has no contro
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,12 +87,22 @@ def test_the_kernel_enforces_the_pids_limit(group: Cgroup) -> None:
 
 
 def test_removal_and_the_sweep_of_what_a_killed_server_left(group: Cgroup) -> None:
-    leftover = Cgroup.create("test-leftover", Limits(pids=8))
-    assert all(folder.is_dir() for folder in leftover.folders)
-    assert cgroups.sweep() >= 3  # one folder per controller; the fixture's group is empty too
-    assert not any(folder.exists() for folder in leftover.folders)
+    dead_pid = subprocess.Popen(["true"])
+    dead_pid.wait()
+    leftover = Cgroup.create(f"{dead_pid.pid}-algo-1-7", Limits(pids=8))
+    live = subprocess.Popen(["sleep", "30"])  # stands for another server on this machine
+    others = Cgroup.create(f"{live.pid}-algo-1-8", Limits(pids=8))
+    try:
+        assert cgroups.sweep() >= 3  # one folder per controller
+        assert not any(folder.exists() for folder in leftover.folders)
+        assert all(folder.is_dir() for folder in others.folders)  # not ours to remove
+    finally:
+        live.kill()
+        live.wait()
+        others.remove()
     group.remove()
     assert not any(folder.exists() for folder in group.folders)
+    assert cgroups.leaf_name("algo-1") == f"{os.getpid()}-algo-1"
 
 
 def test_a_failing_cgroup_write_stops_the_sandbox_before_it_runs(tmp_path: Path) -> None:

@@ -11,7 +11,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import RunningServer, channel, make_image, training_request, wait_for_job
+from tests.conftest import (
+    RunningServer,
+    channel,
+    make_image,
+    model_artifacts,
+    training_request,
+    wait_for_job,
+)
 
 SECRET = "linksafe-host-secret-4711"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -135,7 +142,7 @@ def test_model_and_output_folders_swapped_for_links_are_not_packed(
     assert described["TrainingJobStatus"] == "Completed"
     assert _archive(server, "swapped-folders", "model.tar.gz") == {}
     assert _archive(server, "swapped-folders", "output.tar.gz") == {}
-    log = _job_log(server, "swapped-folders", "hosts/algo-1/model")
+    log = _job_log(server, "swapped-folders", "hosts/algo-1/opt_ml/model")
     assert "is a link" in log
 
 
@@ -215,8 +222,8 @@ def test_pipe_fifos_swapped_for_a_link_or_a_file_are_not_written(
     )
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
     assert victim.read_text() == "VICTIM ORIGINAL CONTENT, LONGER THAN THE CHANNEL"
-    seen = server.settings.jobs_dir / "pipe-swap" / "hosts" / "algo-1" / "model" / "pipes.json"
-    assert json.loads(seen.read_text()) == {
+    seen = model_artifacts(server, "pipe-swap")["pipes.json"]
+    assert json.loads(seen) == {
         "linked": "channel data",
         "plain": "channel data",
         "plain_1": "the job's own file",

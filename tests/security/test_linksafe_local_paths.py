@@ -18,7 +18,14 @@ from dockyard.engine.model_data import stage_model_data
 from dockyard.settings import Settings
 from dockyard.storage.stores import open_object_store
 from tests.api.test_transform_jobs_api import make_line_model, transform_request, wait_for_transform
-from tests.conftest import RunningServer, channel, make_image, training_request, wait_for_job
+from tests.conftest import (
+    RunningServer,
+    channel,
+    make_image,
+    model_artifacts,
+    training_request,
+    wait_for_job,
+)
 
 SETTING = "DOCKYARD_LOCAL_PATHS"
 
@@ -193,8 +200,7 @@ def test_hidden_files_in_a_channel_folder_are_not_given_to_the_job(
     )
     sagemaker.create_training_job(**request)
     assert wait_for_job(sagemaker, "hidden-files")["TrainingJobStatus"] == "Completed"
-    model = server.settings.jobs_dir / "hidden-files" / "hosts" / "algo-1" / "model"
-    seen = json.loads((model / "seen.json").read_text())
+    seen = json.loads(model_artifacts(server, "hidden-files")["seen.json"])
     assert seen == ["more.csv", "part", "part/rows.csv", "shared.csv"]
 
 

@@ -116,16 +116,21 @@ class Network:
             return
         self._closed = True
         if self._exit_pipe is not None:
-            os.close(self._exit_pipe)
+            os.close(self._exit_pipe)  # slirp4netns sees its end close and leaves
         if self._slirp is not None:
-            try:
-                self._slirp.wait(timeout=2)
-            except subprocess.TimeoutExpired:
-                self._slirp.kill()
-                self._slirp.wait()
-            if self._slirp.stderr is not None:
-                self._slirp.stderr.close()
+            # It takes ~30 ms to notice: reaped on a thread, not on the job's way to its end.
+            threading.Thread(target=_reap, args=(self._slirp,), daemon=True).start()
         os.close(self.fd)
+
+
+def _reap(slirp: subprocess.Popen[bytes]) -> None:
+    try:
+        slirp.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        slirp.kill()
+        slirp.wait()
+    if slirp.stderr is not None:
+        slirp.stderr.close()
 
 
 def _new_namespace() -> int:

@@ -272,7 +272,9 @@ class ProcessRuntime(Runtime):
                 "or give its full path"
             )
         spec.folder.hand_over()
-        group = cgroups.Cgroup.create(f"{spec.hostname}-{spec.folder.uid}", spec.limits)
+        group = cgroups.Cgroup.create(
+            cgroups.leaf_name(f"{spec.hostname}-{spec.folder.uid}"), spec.limits
+        )
         files = SandboxFiles.open(spec)
         try:
             argv = [

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-import datetime
 import io
-import itertools
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import boto3
 import uvicorn
@@ -25,13 +22,22 @@ from sqlalchemy import event
 
 from common import MIB, Samples, free_port, interleave, timed_ms, wait_for_port
 from dockyard.api.app import create_app
-from dockyard.contract.opt_ml import OptMl
+from dockyard.api.keys import face_key
 from dockyard.contract.training_jobs import CreateTrainingJobRequest
 from dockyard.engine.core import Engine
-from dockyard.runtimes.base import HostSpec
-from dockyard.runtimes.images import read_image
-from dockyard.runtimes.process import bwrap_argv, find_program, hosts_file, sandbox_env
+from dockyard.runtimes.process import SandboxFiles, bwrap_argv, find_program
 from dockyard.settings import Settings
+from hardening import measure_hardening
+from noop_job import (
+    BARE_ARGV,
+    BUCKET,
+    NOOP_ENTRYPOINT,
+    job_body,
+    make_image,
+    phases,
+    private_uid_base,
+)
+from sandbox_fixture import MOUNT_OPTIONS, Sandbox, dockyard_sandbox
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -49,7 +55,6 @@ S3_OBJECT_BYTES = 16 * MIB  # 16 x 16 MiB = 256 MiB
 OVERHEAD_TARGET_MS = 150.0
 STAGING_TARGET_MS = 50.0
 
-BUCKET = "bench"
 FLOOR_ARGV = [
     "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
     "--unshare-pid", "--die-with-parent", "/bin/true", "train",
@@ -105,13 +110,6 @@ class MetadataProbe:
 # -- fixtures: images, a server, moto ----------------------------------------------------------
 
 
-def make_image(folder: Path, entrypoint: str) -> Path:
-    """An image folder whose Dockerfile is only an ENTRYPOINT (exec form, JSON)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "Dockerfile").write_text(f"FROM scratch\nENTRYPOINT {entrypoint}\n")
-    return folder
-
-
 @contextlib.contextmanager
 def api_server(engine: Engine) -> Iterator[str]:
     """The real ASGI app on uvicorn in a thread of this process, as tests/conftest.py does."""
@@ -147,22 +145,6 @@ def moto_server() -> Iterator[str]:
 
 
 # -- training jobs -----------------------------------------------------------------------------
-
-
-def job_body(
-    name: str, image: Path, *, channels: list[dict[str, Any]] | None = None, hosts: int = 1
-) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "TrainingJobName": name,
-        "RoleArn": "arn:aws:iam::111111111111:role/bench",
-        "AlgorithmSpecification": {"TrainingImage": str(image), "TrainingInputMode": "File"},
-        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/out"},
-        "ResourceConfig": {"InstanceCount": hosts, "InstanceType": "local", "VolumeSizeInGB": 1},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
-    }
-    if channels:
-        body["InputDataConfig"] = channels
-    return body
 
 
 def channel(uri: str, distribution: str) -> dict[str, Any]:
@@ -241,76 +223,35 @@ class Jobs:
             return extracted.read().decode().strip()
 
 
-def phases(described: dict[str, Any], submitted: float, ended: float) -> dict[str, float]:
-    """ms spent in each secondary status, from SecondaryStatusTransitions' StartTimes; the
-    request's validation before CreationTime and the tail after Completed are their own phases."""
-    transitions = described["SecondaryStatusTransitions"]
-    out = {"(validate → CreationTime)": (_epoch(described["CreationTime"]) - submitted) * 1000}
-    for current, following in itertools.pairwise(transitions):
-        out[current["Status"]] = (
-            _epoch(following["StartTime"]) - _epoch(current["StartTime"])
-        ) * 1000
-    out[f"({transitions[-1]['Status']} → returned)"] = (
-        ended - _epoch(transitions[-1]["StartTime"])
-    ) * 1000
-    return out
-
-
-def _epoch(value: float | datetime.datetime) -> float:
-    return value.timestamp() if isinstance(value, datetime.datetime) else float(value)
-
-
 # -- measurement 1: a no-op job ----------------------------------------------------------------
 
 
-def dockyard_sandbox(
-    engine: Engine, image: Path, folder: Path, hosts: IO[bytes]
-) -> tuple[HostSpec, list[str]]:
-    """The HostSpec and argv TrainingRun would build for algo-1 of a one-host job of `image`;
-    `hosts` gets the /etc/hosts content, as ProcessRuntime.start writes it."""
-    spec_image = read_image(str(image))
-    opt_ml = OptMl(folder / "hosts" / "algo-1")
-    opt_ml.create()
-    settings = engine.settings
-    spec = HostSpec(
-        image=spec_image,
-        argv=spec_image.argv(None, None, "train"),
-        hostname="algo-1",
-        opt_ml=opt_ml.root,
-        env={"TRAINING_JOB_NAME": "bench", "AWS_REGION": settings.region},
-        hosts={"algo-1": "127.0.10.1"},
-        hidden_paths=engine.ctx.forbidden_paths,
-    )
-    hosts.write(hosts_file(spec).encode())
-    hosts.flush()
-    argv = bwrap_argv(spec, hosts_fd=hosts.fileno(), bwrap=shutil.which("bwrap") or "bwrap")
-    return spec, argv
+FLOOR = "bwrap floor (minimal sandbox)"
+SANDBOX = "dockyard's sandbox alone (start + wait)"
 
 
 def measure_noop(engine: Engine, api_url: str, work: Path) -> dict[str, Any]:
-    with tempfile.TemporaryFile() as hosts:
-        return _measure_noop(engine, api_url, work, hosts)
+    image = make_image(work / "images" / "noop", NOOP_ENTRYPOINT)
+    with dockyard_sandbox(engine, image, work / "sandbox") as sandbox:
+        return _measure_noop(engine, api_url, image, sandbox)
 
 
-def _measure_noop(engine: Engine, api_url: str, work: Path, hosts: IO[bytes]) -> dict[str, Any]:
-    image = make_image(work / "images" / "noop", '["/bin/true"]')
-    spec, sandbox_argv = dockyard_sandbox(engine, image, work / "sandbox", hosts)
+def _measure_noop(engine: Engine, api_url: str, image: Path, sandbox: Sandbox) -> dict[str, Any]:
+    runtime = engine.ctx.runtime
+    spec = sandbox.spec
     jobs = Jobs(engine, "noop", MetadataProbe(engine))
     in_process: list[JobRun] = []
     http: list[JobRun] = []
+    key = face_key(engine.settings)  # the pair the app made in the bench's home
     sagemaker = boto3.client(
         "sagemaker", endpoint_url=api_url, region_name="us-east-1",
-        aws_access_key_id="bench", aws_secret_access_key="bench",
+        aws_access_key_id=key.access_key_id, aws_secret_access_key=key.secret_access_key,
     )  # fmt: skip
 
-    def sandbox() -> float:
-        hosts.seek(0)  # bwrap reads /etc/hosts from this fd on every start
-        return timed_ms(
-            lambda: subprocess.run(
-                sandbox_argv, stdin=subprocess.DEVNULL, capture_output=True, check=True,
-                env=sandbox_env(spec), pass_fds=(hosts.fileno(),), start_new_session=True,
-            )
-        )  # fmt: skip
+    def start_and_wait() -> None:
+        code = runtime.start(spec, lambda _stream, _line: None).wait()
+        if code != 0:
+            raise RuntimeError(f"dockyard's sandbox of /bin/true exited {code}")
 
     def job() -> float:
         in_process.append(jobs.run(image))
@@ -323,19 +264,17 @@ def _measure_noop(engine: Engine, api_url: str, work: Path, hosts: IO[bytes]) ->
     samples = interleave(
         {
             "bare `/bin/true train`": lambda: timed_ms(
-                lambda: subprocess.run(["/bin/true", "train"], check=True)
+                lambda: subprocess.run(BARE_ARGV, check=True)
             ),
-            "bwrap floor (minimal sandbox)": lambda: timed_ms(
-                lambda: subprocess.run(FLOOR_ARGV, check=True)
-            ),
-            "dockyard's sandbox alone (its bwrap argv)": sandbox,
+            FLOOR: lambda: timed_ms(lambda: subprocess.run(FLOOR_ARGV, check=True)),
+            SANDBOX: lambda: timed_ms(start_and_wait),
             "dockyard job, in-process (create + wait)": job,
             "dockyard job, HTTP API (boto3, poll 5 ms)": job_http,
             "one DescribeTrainingJob round trip (boto3)": lambda: timed_ms(
                 lambda: sagemaker.describe_training_job(TrainingJobName=in_process[0].name)
             ),
             "in Python: bwrap_argv() (mount planning)": lambda: timed_ms(
-                lambda: bwrap_argv(spec, hosts_fd=hosts.fileno())
+                lambda: bwrap_argv(spec, SandboxFiles(), cgroup_folders=sandbox.cgroup_folders)
             ),
             "in Python: find_program() (plans again)": lambda: timed_ms(lambda: find_program(spec)),
         },
@@ -347,15 +286,9 @@ def _measure_noop(engine: Engine, api_url: str, work: Path, hosts: IO[bytes]) ->
         "in_process": in_process[1:],
         "http": http[1:],
         "metadata": [run.metadata for run in in_process[1:]],
-        "sandbox_args": len(sandbox_argv),
-        "sandbox_mounts": sum(a.startswith("--") and a not in _NON_MOUNTS for a in sandbox_argv),
+        "sandbox_args": len(sandbox.argv),
+        "sandbox_mounts": sum(argument in MOUNT_OPTIONS for argument in sandbox.argv),
     }
-
-
-_NON_MOUNTS = {
-    "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname",
-    "--cap-drop", "--cap-add", "--chdir", "--",
-}  # fmt: skip
 
 
 # -- measurement 2: staging 1 GiB from the local store ----------------------------------------
@@ -442,6 +375,7 @@ def measure_s3(work: Path) -> dict[str, Any]:
         settings = Settings(
             home=work / "home-s3", port=free_port(), database_url=None, store="s3",
             s3_endpoint_url=endpoint, s3_access_key_id="testing", s3_secret_access_key="testing",
+            sandbox_uid_base=private_uid_base(),
         )  # fmt: skip
         engine = Engine.open(settings)
         try:
@@ -513,26 +447,36 @@ def _measure_s3(engine: Engine, s3: Any, endpoint: str, work: Path) -> dict[str,
 
 
 def measure_training(work: Path) -> dict[str, Any]:
-    """All three measurements; S3's failure is recorded, not raised (it needs moto_server)."""
+    """All four measurements; the failure of an optional one (before/after needs git and the old
+    commit, S3 needs moto_server) is recorded, not raised."""
     work.mkdir(parents=True, exist_ok=True)
     # Everything explicit, so DOCKYARD_* variables of the caller cannot point the run elsewhere.
     settings = Settings(
         home=work / "home", port=free_port(), store="local", database_url=None,
-        stop_grace_seconds=2.0,
+        stop_grace_seconds=2.0, sandbox_uid_base=private_uid_base(),
     )  # fmt: skip
     engine = Engine.open(settings)
+    hardening, hardening_error = None, None
     try:
         with api_server(engine) as url:
-            print("training 1/3: no-op job …", flush=True)
+            print("training 1/4: no-op job …", flush=True)
             noop = measure_noop(engine, url, work)
-        print("training 2/3: staging 1 GiB …", flush=True)
+        print("training 2/4: before and after hardening, sandbox setup …", flush=True)
+        try:
+            hardening = measure_hardening(engine, work / "hardening")
+        except Exception as exc:
+            hardening_error = f"{type(exc).__name__}: {exc}"
+        print("training 3/4: staging 1 GiB …", flush=True)
         staging = measure_staging(engine, work)
     finally:
         engine.close()
-    print("training 3/3: staging from S3 (moto_server) …", flush=True)
+    print("training 4/4: staging from S3 (moto_server) …", flush=True)
     s3, s3_error = None, None
     try:
         s3 = measure_s3(work)
     except Exception as exc:  # optional: a failure here must not lose the other results
         s3_error = f"{type(exc).__name__}: {exc}"
-    return {"noop": noop, "staging": staging, "s3": s3, "s3_error": s3_error}
+    return {
+        "noop": noop, "hardening": hardening, "hardening_error": hardening_error,
+        "staging": staging, "s3": s3, "s3_error": s3_error,
+    }  # fmt: skip

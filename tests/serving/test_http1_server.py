@@ -255,4 +255,5 @@ def test_stalled_bodies_do_not_pile_up_in_the_workers_memory(server: Server) -> 
         for peak, after in zip(peaks, afters, strict=True)
     ]
     assert min(peaks) > before + 50 * mib, f"MiB above the start, held and after: {report}"
-    assert max(afters) < before + 20 * mib, f"MiB above the start, held and after: {report}"
+    # Before the fix the bodies piled up round after round (60 to 261 MiB above the start).
+    assert max(afters) < before + 40 * mib, f"MiB above the start, held and after: {report}"

@@ -235,7 +235,7 @@ def start_instance(
 
     host = ctx.runtime.start(spec, output)
     try:
-        connector = NamespaceConnector(_wait_for_netns(host))
+        connector = _connect(host)
     except SandboxError as exc:
         host.kill()
         host.wait(timeout=10)
@@ -243,13 +243,19 @@ def start_instance(
     return Instance(name, variant, host, connector, folder, log_tail=tail)
 
 
-def _wait_for_netns(host: RunningHost, timeout: float = 10.0) -> Path:
-    """bwrap makes the namespace just after it starts: wait for it, or for the sandbox to end."""
+def _connect(host: RunningHost, timeout: float = 10.0) -> NamespaceConnector:
+    """bwrap makes the namespace just after it starts: wait for it, or for the sandbox to end.
+    The process it was found in may exit before its /proc/<pid>/ns/net is opened (OSError):
+    then look again, as a stuck endpoint was once left by exactly that race."""
     deadline = time.monotonic() + timeout
     group = host.pid
     while True:
+        netns = None
         with contextlib.suppress(SandboxError):
-            return sandbox_netns(group)
+            netns = sandbox_netns(group)
+        if netns is not None:
+            with contextlib.suppress(OSError):
+                return NamespaceConnector(netns)
         if host.returncode is not None:
             raise SandboxError(f"the sandbox ended (code {host.returncode}) before it started")
         if time.monotonic() > deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -16,8 +17,10 @@ from dockyard import __version__
 from dockyard.api import endpoints, housekeeping, logs, models, training_jobs, transform_jobs
 from dockyard.api.auth import SigV4Middleware
 from dockyard.api.keys import KeyRing, home_id, server_keys
-from dockyard.api.protocol import Operation, aws_error, aws_response, error_response, read_json_body
+from dockyard.api.limits import check_instance_counts, parse_json_object, read_body
+from dockyard.api.protocol import Operation, aws_error, aws_response, error_response
 from dockyard.api.runtime import RuntimeApp
+from dockyard.api.validation import check_request
 from dockyard.engine.core import Engine
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 # X-Amz-Target prefixes: `SageMaker.CreateTrainingJob`, `Logs_20140328.GetLogEvents`.
 SAGEMAKER_TARGET = "SageMaker"
 LOGS_TARGET = "Logs_20140328"
+# The botocore service model each target's requests are checked against.
+SERVICE_MODELS = {SAGEMAKER_TARGET: "sagemaker", LOGS_TARGET: "logs"}
 
 
 def create_app(
@@ -42,6 +47,14 @@ def create_app(
         LOGS_TARGET: logs.operations(engine),
         housekeeping.TARGET: housekeeping.operations(engine),
     }
+    settings = engine.settings
+
+    def checked(service: str, name: str, operation: Operation, raw: bytes) -> dict[str, Any]:
+        """Parse, check against botocore's model and the server's limits, then run."""
+        body = parse_json_object(raw, settings.max_json_depth)
+        check_request(SERVICE_MODELS[service], name, body)
+        check_instance_counts(name, body, settings)
+        return operation(body)
 
     async def dispatch(request: Request) -> Response:
         target = request.headers.get("x-amz-target", "")
@@ -59,8 +72,8 @@ def create_app(
                 f"{service}.{operation_name} is not implemented by dockyard yet",
             )
         try:
-            body = await read_json_body(request)
-            result = await run_in_threadpool(operation, body)
+            raw = await read_body(request, settings.max_request_bytes)
+            result = await run_in_threadpool(checked, service, operation_name, operation, raw)
         except Exception as exc:
             return error_response(exc)
         return aws_response(result)

@@ -58,13 +58,22 @@ def _check_group(name: str) -> None:
         raise ResourceNotFoundException("The specified log group does not exist.")
 
 
+# Tokens carry numbers that go into SQL: beyond 64 bits they are not ours (and would overflow).
+_MAX_TOKEN_NUMBER = 2**63 - 1
+
+
+def _token_number(text: str, *, signed: bool = False) -> int:
+    digits = text[1:] if signed and text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        raise ValidationError("The specified nextToken is invalid.")
+    number = int(text)
+    if abs(number) > _MAX_TOKEN_NUMBER:
+        raise ValidationError("The specified nextToken is invalid.")
+    return number
+
+
 def _offset(token: str | None) -> int:
-    if not token:
-        return 0
-    try:
-        return int(token)
-    except ValueError:
-        raise ValidationError("The specified nextToken is invalid.") from None
+    return _token_number(token) if token else 0
 
 
 def operations(engine: Engine) -> dict[str, Operation]:
@@ -108,12 +117,12 @@ def operations(engine: Engine) -> dict[str, Operation]:
         from_head = request.start_from_head
         if request.next_token:
             kind, _, value = request.next_token.partition("/")
-            if kind not in ("f", "b") or not value.lstrip("-").isdigit():
+            if kind not in ("f", "b"):
                 raise ValidationError("The specified nextToken is invalid.")
             if kind == "f":
-                after, from_head = int(value), True
+                after, from_head = _token_number(value, signed=True), True
             else:
-                before, from_head = int(value), False
+                before, from_head = _token_number(value, signed=True), False
         events = metadata.log_events(
             request.log_group_name,
             request.log_stream_name,

@@ -8,10 +8,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from starlette.requests import Request
 from starlette.responses import Response
 
-from dockyard.contract.errors import HTTP_STATUS_BY_CODE, DockyardError, SerializationError
+from dockyard.contract.errors import HTTP_STATUS_BY_CODE, DockyardError
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +43,3 @@ def error_response(exc: Exception) -> Response:
     # Unexpected: log the traceback for the operator, tell the client only that it happened.
     log.error("internal error while serving a request", exc_info=exc)
     return aws_error("InternalFailure", "dockyard hit an internal error; see the server log", 500)
-
-
-async def read_json_body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        body = json.loads(raw)
-    except ValueError:
-        raise SerializationError("the request body is not valid JSON") from None
-    if not isinstance(body, dict):
-        raise SerializationError("the request body must be a JSON object")
-    return body

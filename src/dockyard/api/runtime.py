@@ -12,7 +12,7 @@ from urllib.parse import unquote
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from dockyard.contract import names
+from dockyard.api.validation import check_invoke_endpoint
 from dockyard.contract.endpoints import EndpointStatus
 from dockyard.contract.errors import DockyardError, NotFoundError, ValidationError
 from dockyard.engine.core import Engine
@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 MAX_BODY = 6291456  # InvokeEndpoint's BodyBlob limit (6 MB)
 _PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
 _TARGET_VARIANT = b"x-amzn-sagemaker-target-variant"
-_CUSTOM_ATTRIBUTES = b"x-amzn-sagemaker-custom-attributes"
 # An endpoint in one of these takes no invocations until a user acts; others are coming back.
 _NOT_SERVING = {
     EndpointStatus.CREATING,
@@ -51,12 +50,7 @@ class RuntimeApp:
 
     async def _invoke(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            if names.JOB_NAME.fullmatch(name) is None:
-                raise ValidationError(
-                    f"1 validation error detected: Value '{name}' at 'endpointName' failed to "
-                    "satisfy constraint: Member must satisfy regular expression pattern: "
-                    f"{names.JOB_NAME.pattern}"
-                )
+            check_invoke_endpoint(name, scope["headers"])
             headers, target = _forwarded(scope["headers"])
             body = await _read_body(scope, receive)
             if self.engine.router.route(name) is None:
@@ -96,8 +90,6 @@ def _forwarded(raw: list[tuple[bytes, bytes]]) -> tuple[list[tuple[bytes, bytes]
     for key, value in raw:
         name = key.lower()
         if name in FORWARDED_HEADERS:
-            if name == _CUSTOM_ATTRIBUTES and len(value) > 1024:
-                raise ValidationError("CustomAttributes must be at most 1024 characters")
             headers.append((name, value))
         elif name == _TARGET_VARIANT:
             target = value.decode("latin-1")

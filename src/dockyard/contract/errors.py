@@ -22,6 +22,8 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     "ValidationError": 400,
     "ModelError": 424,
     "ModelNotReadyException": 429,
+    # A control-plane body over DOCKYARD_MAX_REQUEST_BYTES (the HTTP status for it).
+    "RequestEntityTooLargeException": 413,
 }
 
 
@@ -64,6 +66,12 @@ class ResourceInUse(DockyardError):
 
 class ResourceLimitExceeded(DockyardError):
     code = "ResourceLimitExceeded"
+
+
+class RequestTooLarge(DockyardError):
+    """The request body is larger than the server accepts."""
+
+    code = "RequestEntityTooLargeException"
 
 
 class ConflictError(DockyardError):

@@ -242,19 +242,30 @@ class Deployment:
             self._wake.clear()
             if self._stopping.is_set():
                 return
-            for state in self._variants:
-                with self._lock:
-                    # Instances still starting are watched by their own start.
-                    dead = [i for i in state.instances if i.exited and i.name in state.failed_pings]
-                for instance in dead:
-                    self._replace(
-                        state,
-                        instance,
-                        f"{instance.name} exited with code {instance.host.returncode}",
-                    )
-            if time.monotonic() - last_ping >= PING_INTERVAL:
-                last_ping = time.monotonic()
-                self._check_health()
+            try:
+                last_ping = self._supervise_once(last_ping)
+            except Exception:
+                # An endpoint that nobody watches any more would look healthy for ever: log the
+                # traceback and keep watching.
+                logger.exception("endpoint %s: supervising its instances failed", self.endpoint)
+                self._stopping.wait(_RETRY_PAUSE)
+
+    def _supervise_once(self, last_ping: float) -> float:
+        """Replace instances that exited; ping the others every PING_INTERVAL."""
+        for state in self._variants:
+            with self._lock:
+                # Instances still starting are watched by their own start.
+                dead = [i for i in state.instances if i.exited and i.name in state.failed_pings]
+            for instance in dead:
+                self._replace(
+                    state,
+                    instance,
+                    f"{instance.name} exited with code {instance.host.returncode}",
+                )
+        if time.monotonic() - last_ping >= PING_INTERVAL:
+            last_ping = time.monotonic()
+            self._check_health()
+        return last_ping
 
     def _check_health(self) -> None:
         for state in self._variants:

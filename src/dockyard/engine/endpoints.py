@@ -181,11 +181,15 @@ class Endpoints(NamedResources):
 
     # -- work done in the background --------------------------------------------------------
 
+    # Each piece of background work ends the endpoint in a status a user can act on, whatever
+    # goes wrong: an exception nobody expected (Popen's "embedded null byte", a race on /proc)
+    # is logged with its traceback and becomes the FailureReason, as a DockyardError does.
+
     def _deploy_new(self, name: str, config: str) -> None:
         try:
             deployment = self._start_deployment(name, config)
-        except DockyardError as failed:  # an instance failed, or the config/model is gone
-            self._transition(name, _E.FAILED, FailureReason=_reason(failed))
+        except Exception as failed:  # an instance failed, or the config/model is gone
+            self._transition(name, _E.FAILED, FailureReason=_reason(failed, name))
             return
         if deployment is None:
             return
@@ -195,11 +199,11 @@ class Endpoints(NamedResources):
     def _restore(self, name: str, config: str, interrupted: bool = False) -> None:
         try:
             deployment = self._start_deployment(name, config)
-        except DockyardError as failed:
+        except Exception as failed:
             if not interrupted:
-                self._transition(name, _E.OUT_OF_SERVICE, FailureReason=_reason(failed))
+                self._transition(name, _E.OUT_OF_SERVICE, FailureReason=_reason(failed, name))
                 return
-            self._transition(name, _E.ROLLING_BACK, FailureReason=_reason(failed))
+            self._transition(name, _E.ROLLING_BACK, FailureReason=_reason(failed, name))
             self._transition(name, _E.UPDATE_ROLLBACK_FAILED)
             return
         if deployment is None:
@@ -216,8 +220,8 @@ class Endpoints(NamedResources):
     def _update(self, name: str, config: str) -> None:
         try:
             deployment = self._start_deployment(name, config)
-        except DockyardError as failed:
-            self._transition(name, _E.ROLLING_BACK, FailureReason=_reason(failed))
+        except Exception as failed:
+            self._transition(name, _E.ROLLING_BACK, FailureReason=_reason(failed, name))
             self._transition(name, _E.IN_SERVICE, PendingEndpointConfigName=None)
             return
         if deployment is None:
@@ -248,8 +252,8 @@ class Endpoints(NamedResources):
             variant = desired.variant_name
             try:
                 deployment.resize(variant, desired.desired_weight, desired.desired_instance_count)
-            except DockyardError as failed:
-                reason = _reason(failed)
+            except Exception as failed:
+                reason = _reason(failed, name)
             entry = overrides.setdefault(variant, {})
             if desired.desired_weight is not None:
                 entry["weight"] = desired.desired_weight
@@ -258,17 +262,20 @@ class Endpoints(NamedResources):
         self._transition(name, _E.IN_SERVICE, VariantOverrides=overrides, FailureReason=reason)
 
     def _delete(self, name: str) -> None:
-        self.router.withdraw(name)
-        with self._lock:
-            deployments = [d for d in (self._live.pop(name, None), self._starting.pop(name, None))]
-        for deployment in deployments:
-            if deployment is not None:
-                deployment.stop(grace=STOP_GRACE_SECONDS)
-        shutil.rmtree(self._folder(name), ignore_errors=True)
-        writer = self._writers.pop(name, None)
-        if writer is not None:
-            writer.close()
-        self.ctx.metadata.delete_resource(ENDPOINT, name)
+        try:
+            self.router.withdraw(name)
+            with self._lock:
+                deployments = [self._live.pop(name, None), self._starting.pop(name, None)]
+            for deployment in deployments:
+                if deployment is not None:
+                    deployment.stop(grace=STOP_GRACE_SECONDS)
+            shutil.rmtree(self._folder(name), ignore_errors=True)
+            writer = self._writers.pop(name, None)
+            if writer is not None:
+                writer.close()
+        finally:
+            # Deleting has no way back: the endpoint goes even if stopping it went wrong.
+            self.ctx.metadata.delete_resource(ENDPOINT, name)
 
     def _start_deployment(self, name: str, config: str) -> Deployment | None:
         """Start `config`'s instances; None when the endpoint was deleted meanwhile."""
@@ -380,5 +387,12 @@ def _summary(record: ResourceRecord) -> dict[str, Any]:
     }
 
 
-def _reason(failed: Exception) -> str:
-    return str(failed)[:_MAX_REASON]
+def _reason(failed: Exception, endpoint: str) -> str:
+    """A FailureReason; an unexpected exception is logged with its traceback for the operator."""
+    if isinstance(failed, DockyardError):
+        return str(failed)[:_MAX_REASON]
+    logger.error("endpoint %s: unexpected error", endpoint, exc_info=failed)
+    return (
+        f"InternalFailure: {type(failed).__name__}: {failed}. The dockyard server's log has "
+        "the details"
+    )[:_MAX_REASON]

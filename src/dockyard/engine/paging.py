@@ -19,7 +19,8 @@ def decode_token(token: str | None) -> int:
         return 0
     try:
         kind, value = token.split(":", 1)
-        if kind != "offset" or int(value) < 0:
+        # An offset beyond 64 bits would overflow SQL's OFFSET: not a token this server gave.
+        if kind != "offset" or not (value.isascii() and value.isdigit()) or len(value) > 18:
             raise ValueError
         return int(value)
     except ValueError:

@@ -22,7 +22,11 @@ def test_a_job_is_an_unprivileged_user_and_cannot_read_the_shadow_file(
 ) -> None:
     # Found: `id; head -2 /etc/shadow` ran as uid=0(root) and the log held the shadow lines.
     described, lines = run_script_job(
-        server, tmp_path, "who-am-i", "id -u; id -g; id -G; head -2 /etc/shadow; echo read=$?"
+        server,
+        tmp_path,
+        "who-am-i",
+        "id -u; id -g; id -G; head -2 /etc/shadow; echo read=$?",
+        as_entrypoint=True,
     )
     assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
     uid, gid, groups = (int(line) for line in lines[:3])

@@ -236,11 +236,16 @@ def start_instance(
     """Start one container of `model` on its own volume at `folder` (its /opt/ml, /tmp and home),
     in its own network, bounded as `instance_type`."""
     runtime = ctx.runtime
-    host_folder = runtime.prepare_host(folder, volume_bytes(ctx.settings, volume_gb))
+    try:
+        host_folder = runtime.prepare_host(folder, volume_bytes(ctx.settings, volume_gb))
+    except DockyardError as exc:
+        raise InstanceFailed(f"{name}: {exc}") from exc
     try:
         network = runtime.create_network(outside=not model.network_isolation)
-    except BaseException:
+    except BaseException as exc:
         host_folder.remove()
+        if isinstance(exc, DockyardError):
+            raise InstanceFailed(f"{name}: {exc}") from exc
         raise
     spec = HostSpec(
         image=model.image,
@@ -261,9 +266,11 @@ def start_instance(
 
     try:
         host = runtime.start(spec, output)
-    except BaseException:
+    except BaseException as exc:
         network.close()
         host_folder.remove()
+        if isinstance(exc, DockyardError):
+            raise InstanceFailed(f"{name}: {exc}") from exc
         raise
     return Instance(
         name,

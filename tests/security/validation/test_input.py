@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import make_image
 from tests.security.validation.conftest import InProcess
+from tests.security.validation.wire import read_answer
 
 TRAINING_GROUP = "/aws/sagemaker/TrainingJobs"
 
@@ -352,3 +353,14 @@ def test_invoke_endpoint_headers_follow_the_model(in_process: InProcess) -> None
         "missing", b"1", {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": "id-1"}
     )
     assert answer.code == "ValidationError" and "not found" in answer.message
+
+
+def test_every_path_and_method_answers_aws_shaped(in_process: InProcess) -> None:
+    api = in_process.api
+    for method, path, status in (("GET", "/", 405), ("POST", "/nowhere", 404)):
+        response = api.run(api.client.request(method, path, content=b"{}"))
+        answer = read_answer("sagemaker", "ListModels", response)
+        assert (answer.status, answer.code) == (status, "UnknownOperationException")
+    # An encoded slash is part of the endpoint name (as AWS routes), which the model refuses.
+    answer = api.invoke("a/b", b"1", {})
+    assert answer.code == "ValidationError" and "Value 'a/b' at 'endpointName'" in answer.message

@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from botocore.loaders import create_loader
 from botocore.model import OperationModel, ServiceModel, Shape, StructureShape
@@ -39,6 +40,15 @@ MAX_PROBLEMS = 100
 # ("local", "local_gpu", the ml.* types it knows), checked by contract.instance_types with a
 # message that lists them.
 _LOCAL_URI_SHAPES = frozenset({"S3Uri", "Url"})
+# Images are folders (or image URIs) and local URIs are paths: a name in them longer than the
+# file system allows (255 bytes; 255 "é" are 510) cannot be looked up at all, so it is refused
+# here instead of failing in whatever looks it up first (ENAMETOOLONG).
+_IMAGE_SHAPES = frozenset({"AlgorithmImage", "ContainerImage"})
+_NAME_MAX, _PATH_MAX = 255, 4095
+_PATH_CONSTRAINT = (
+    f"Member must be a path this machine can look up: no name in it longer than {_NAME_MAX} "
+    f"bytes, at most {_PATH_MAX} bytes in all"
+)
 _OWN_ENUM_SHAPES = frozenset(
     {"TrainingInstanceType", "ProductionVariantInstanceType", "TransformInstanceType"}
 )
@@ -200,14 +210,24 @@ def _string(shape: Shape, value: Any, path: str, problems: list[Problem]) -> Non
         problems.append(
             Problem(path, value, f"Member must satisfy enum value set: [{', '.join(enum)}]")
         )
+    local = shape.name in _LOCAL_URI_SHAPES and value.startswith(("file://", "/"))
+    if (local or shape.name in _IMAGE_SHAPES) and _unreachable_path(value):
+        problems.append(Problem(path, value, _PATH_CONSTRAINT))
+        return
     pattern = shape.metadata.get("pattern")
     if pattern is not None and compile_java(pattern).fullmatch(value) is None:
-        if shape.name in _LOCAL_URI_SHAPES and value.startswith(("file://", "/")):
+        if local:
             return
         shown = pattern if pattern.startswith(("^", "\\A")) else "^" + pattern
         problems.append(
             Problem(path, value, f"Member must satisfy regular expression pattern: {shown}")
         )
+
+
+def _unreachable_path(value: str) -> bool:
+    path = unquote(value.removeprefix("file://")) if value.startswith("file://") else value
+    raw = path.encode("utf-8", "surrogatepass")
+    return len(raw) > _PATH_MAX or any(len(name) > _NAME_MAX for name in raw.split(b"/"))
 
 
 def _integer(shape: Shape, value: Any, path: str, problems: list[Problem]) -> None:

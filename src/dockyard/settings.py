@@ -119,8 +119,8 @@ class Settings(BaseSettings):
     # allows (CreateModel with full environments) is about 3 MB.
     max_request_bytes: int = Field(default=8 * 1024 * 1024, ge=64 * 1024)
     # JSON nested deeper than this is refused before it is parsed. SageMaker's deepest request
-    # shape is 7 levels; Python's parser itself must stay far from its recursion limit.
-    max_json_depth: int = Field(default=64, ge=8, le=500)
+    # shape is 7 levels; the parser and the checks recurse, so it stays far from Python's limit.
+    max_json_depth: int = Field(default=64, ge=8, le=200)
     # The most instances one training job, one endpoint variant or one transform job may ask
     # for (ResourceLimitExceeded above it).
     max_instance_count: int = Field(default=100, ge=1)

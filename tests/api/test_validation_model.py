@@ -183,3 +183,25 @@ def test_parse_refuses_what_is_not_a_json_object() -> None:
             parse_json_object(raw, 64)
     with pytest.raises(SerializationError, match="DOCKYARD_MAX_JSON_DEPTH"):
         parse_json_object(b'{"a":' + b"[" * 65 + b"]" * 65 + b"}", 64)
+
+
+def test_large_bad_requests_cost_little_to_refuse() -> None:
+    start = time.monotonic()
+    variants = [{"VariantName": "bad_name"}] * 100_000
+    message = _message(
+        "sagemaker",
+        "CreateEndpointConfig",
+        {"EndpointConfigName": "c", "ProductionVariants": variants},
+    )
+    assert message.startswith('1 validation error detected: Value \'[{"VariantName":"bad_name"}')
+    assert "Member must have length less than or equal to 10" in message
+    # No maximum in the model here: the problems stop being collected at 100.
+    desired = [{"VariantName": "bad_name", "DesiredInstanceCount": 0}] * 100_000
+    message = _message(
+        "sagemaker",
+        "UpdateEndpointWeightsAndCapacities",
+        {"EndpointName": "e", "DesiredWeightsAndCapacities": desired},
+    )
+    assert message.startswith("at least 100 validation errors detected: ")
+    assert len(message) < 3000
+    assert time.monotonic() - start < 2.0

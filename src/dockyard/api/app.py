@@ -90,11 +90,22 @@ def create_app(
         if close_engine:
             await run_in_threadpool(engine.close)
 
+    async def no_such_route(request: Request, exc: Exception) -> Response:
+        # AWS-shaped like every other answer, so any AWS client reads why.
+        status = getattr(exc, "status_code", 404)
+        return aws_error(
+            "UnknownOperationException",
+            f"{request.method} {request.url.path} is not an API of dockyard: the control plane "
+            "is POST / with X-Amz-Target, InvokeEndpoint POST /endpoints/<name>/invocations",
+            status,
+        )
+
     control_plane = Starlette(
         routes=[
             Route("/", dispatch, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
         ],
+        exception_handlers={404: no_such_route, 405: no_such_route},
         lifespan=lifespan,
     )
     if keys is None:

@@ -17,12 +17,20 @@ from dockyard.contract.endpoints import EndpointStatus
 from dockyard.contract.errors import DockyardError, NotFoundError, ValidationError
 from dockyard.engine.core import Engine
 from dockyard.engine.endpoints import ENDPOINT, log_group
-from dockyard.engine.router import FORWARDED_HEADERS, Invocation, InvocationTimeout, Reply
+from dockyard.engine.router import (
+    FORWARDED_HEADERS,
+    Invocation,
+    InvocationTimeout,
+    NoInstanceReady,
+    Reply,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BODY = 6291456  # InvokeEndpoint's BodyBlob limit (6 MB)
-_PATH = re.compile(r"^/endpoints/([^/]+)/invocations$")
+# Matched on the raw path, as AWS routes: an encoded `/` (%2F) belongs to the name, which the
+# model then refuses, rather than making another path.
+_PATH = re.compile(rb"^/endpoints/([^/]+)/invocations$")
 _TARGET_VARIANT = b"x-amzn-sagemaker-target-variant"
 # An endpoint in one of these takes no invocations until a user acts; others are coming back.
 _NOT_SERVING = {
@@ -42,9 +50,10 @@ class RuntimeApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            match = _PATH.match(scope["path"])
+            match = _PATH.match(scope.get("raw_path") or scope["path"].encode())
             if match is not None:
-                await self._invoke(unquote(match.group(1)), scope, receive, send)
+                name = unquote(match.group(1).decode("latin-1"))
+                await self._invoke(name, scope, receive, send)
                 return
         await self.control_plane(scope, receive, send)
 
@@ -55,7 +64,11 @@ class RuntimeApp:
             body = await _read_body(scope, receive)
             if self.engine.router.route(name) is None:
                 self._not_serving(name)
-            reply = await self.engine.router.invoke(name, Invocation(body, headers, target))
+            try:
+                reply = await self.engine.router.invoke(name, Invocation(body, headers, target))
+            except NoInstanceReady:
+                self._not_serving(name)  # deleted (or failed) meanwhile: that is the answer
+                raise
         except InvocationTimeout as timeout:
             await _send(send, 424, *_model_error(self.engine, name, 0, timeout.message))
             return

@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import itertools
 import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from botocore.loaders import create_loader
 from botocore.model import OperationModel, ServiceModel, Shape, StructureShape
@@ -28,6 +30,9 @@ LONG_RANGE = (-(2**63), 2**63 - 1)
 # Timestamps are epoch seconds on the JSON wire: years 1 to 9999, what datetime can hold.
 TIMESTAMP_RANGE = (-62135596800, 253402300799)
 _LISTED = 10  # problems spelled out in one message; the count covers them all
+# A request with this many problems is not looked at further (a list of 100,000 bad items
+# would otherwise cost as much to describe as it did to send).
+MAX_PROBLEMS = 100
 
 # Where dockyard takes more than SageMaker does, by botocore shape name. S3 URIs may also be
 # file:// URIs or absolute local paths (the server reads and writes local folders itself;
@@ -35,6 +40,15 @@ _LISTED = 10  # problems spelled out in one message; the count covers them all
 # ("local", "local_gpu", the ml.* types it knows), checked by contract.instance_types with a
 # message that lists them.
 _LOCAL_URI_SHAPES = frozenset({"S3Uri", "Url"})
+# Images are folders (or image URIs) and local URIs are paths: a name in them longer than the
+# file system allows (255 bytes; 255 "é" are 510) cannot be looked up at all, so it is refused
+# here instead of failing in whatever looks it up first (ENAMETOOLONG).
+_IMAGE_SHAPES = frozenset({"AlgorithmImage", "ContainerImage"})
+_NAME_MAX, _PATH_MAX = 255, 4095
+_PATH_CONSTRAINT = (
+    f"Member must be a path this machine can look up: no name in it longer than {_NAME_MAX} "
+    f"bytes, at most {_PATH_MAX} bytes in all"
+)
 _OWN_ENUM_SHAPES = frozenset(
     {"TrainingInstanceType", "ProductionVariantInstanceType", "TransformInstanceType"}
 )
@@ -88,11 +102,12 @@ def check_structure(
     value: Mapping[str, Any],
     path: str,
     problems: list[Problem],
-    skip: Iterable[str] = (),
 ) -> None:
     """Check each member `shape` models (unknown ones are ignored, as SageMaker ignores them)."""
-    required = set(shape.required_members) - set(skip)
+    required = shape.required_members
     for name, member in shape.members.items():
+        if len(problems) >= MAX_PROBLEMS:
+            return
         where = f"{path}.{_camel(name)}" if path else _camel(name)
         item = value.get(name)
         if item is None:  # absent, or JSON null: the same thing on AWS's JSON wire
@@ -125,10 +140,13 @@ def _list(shape: Shape, value: Any, path: str, problems: list[Problem]) -> None:
     if not isinstance(value, list):
         problems.append(_wrong(path, value, "an array"))
         return
-    _length(shape, len(value), value, path, problems)
+    if not _length(shape, len(value), value, path, problems):
+        return  # an over-long list's items are not looked at: the work stays bounded
     member = shape.member  # type: ignore[attr-defined]
     scalar = member.type_name not in ("structure", "list", "map")
     for number, item in enumerate(value, start=1):
+        if len(problems) >= MAX_PROBLEMS:
+            return
         if item is None:
             problems.append(Problem(path, None, "Member must not be null"))
             continue
@@ -143,9 +161,12 @@ def _map(shape: Shape, value: Any, path: str, problems: list[Problem]) -> None:
     if not isinstance(value, dict):
         problems.append(_wrong(path, value, "an object"))
         return
-    _length(shape, len(value), value, path, problems)
+    if not _length(shape, len(value), value, path, problems):
+        return
     key_shape, value_shape = shape.key, shape.value  # type: ignore[attr-defined]
     for key, item in value.items():
+        if len(problems) >= MAX_PROBLEMS:
+            return
         _nested(key_shape, key, path, "Map keys must satisfy constraint", problems)
         if item is None:
             problems.append(Problem(path, None, "Map value must not be null"))
@@ -189,14 +210,24 @@ def _string(shape: Shape, value: Any, path: str, problems: list[Problem]) -> Non
         problems.append(
             Problem(path, value, f"Member must satisfy enum value set: [{', '.join(enum)}]")
         )
+    local = shape.name in _LOCAL_URI_SHAPES and value.startswith(("file://", "/"))
+    if (local or shape.name in _IMAGE_SHAPES) and _unreachable_path(value):
+        problems.append(Problem(path, value, _PATH_CONSTRAINT))
+        return
     pattern = shape.metadata.get("pattern")
     if pattern is not None and compile_java(pattern).fullmatch(value) is None:
-        if shape.name in _LOCAL_URI_SHAPES and value.startswith(("file://", "/")):
+        if local:
             return
         shown = pattern if pattern.startswith(("^", "\\A")) else "^" + pattern
         problems.append(
             Problem(path, value, f"Member must satisfy regular expression pattern: {shown}")
         )
+
+
+def _unreachable_path(value: str) -> bool:
+    path = unquote(value.removeprefix("file://")) if value.startswith("file://") else value
+    raw = path.encode("utf-8", "surrogatepass")
+    return len(raw) > _PATH_MAX or any(len(name) > _NAME_MAX for name in raw.split(b"/"))
 
 
 def _integer(shape: Shape, value: Any, path: str, problems: list[Problem]) -> None:
@@ -327,15 +358,27 @@ def _shown(value: object, limit: int = 60) -> str:
     if value is None:
         return "null"
     if isinstance(value, str):
-        text = value
-    elif isinstance(value, bool | int | float):
-        text = json.dumps(value)
+        text = value[: limit + 1]
     else:
-        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+        text = json.dumps(_preview(value, limit), separators=(",", ":"), ensure_ascii=False)
     if len(text) > limit:
         text = text[:limit] + "..."
     text = "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in text)
     return f"'{text}'"
+
+
+def _preview(value: Any, limit: int, depth: int = 0) -> Any:
+    """The start of a list or an object, enough to show: never the whole of a large one."""
+    if isinstance(value, str):
+        return value[: limit + 1]
+    if depth > 2:
+        return "..."
+    if isinstance(value, list):
+        return [_preview(item, limit, depth + 1) for item in value[:3]]
+    if isinstance(value, dict):
+        entries = itertools.islice(value.items(), 3)
+        return {str(k)[:limit]: _preview(v, limit, depth + 1) for k, v in entries}
+    return value
 
 
 def _message(problems: list[Problem], kind: str) -> str:
@@ -343,7 +386,8 @@ def _message(problems: list[Problem], kind: str) -> str:
     listed = "; ".join(str(p) for p in problems[:_LISTED])
     more = f"; and {count - _LISTED} more" if count > _LISTED else ""
     noun = "error" if count == 1 else "errors"
-    return f"{count} {kind} {noun} detected: {listed}{more}"
+    at_least = "at least " if count >= MAX_PROBLEMS else ""
+    return f"{at_least}{count} {kind} {noun} detected: {listed}{more}"
 
 
 # -- InvokeEndpoint: its path and headers -------------------------------------------------------
@@ -375,5 +419,7 @@ def check_invoke_endpoint(endpoint: str, headers: Iterable[tuple[bytes, bytes]])
         if member is not None:
             params[member] = value.decode("latin-1")
     problems: list[Problem] = []
-    check_structure(shape, params, "", problems, skip=("Body",))
+    # Only the members present: this is the hot path, and none of the others is required.
+    for name, text in params.items():
+        check_value(shape.members[name], text, _camel(name), problems)
     raise_for(problems)

@@ -23,7 +23,7 @@ from dockyard.contract.endpoints import (
     UpdateEndpointWeightsAndCapacitiesRequest,
     check_endpoint_transition,
 )
-from dockyard.contract.errors import DockyardError, ValidationError
+from dockyard.contract.errors import DockyardError, InvalidTransition, ValidationError
 from dockyard.engine.context import EngineContext
 from dockyard.engine.deployments import Deployment, VariantPlan, variant_plans
 from dockyard.engine.instances import InstanceFailed
@@ -92,7 +92,7 @@ class Endpoints(NamedResources):
                 "until it is InService"
             )
         self._plans(request.endpoint_config_name)
-        self._transition(name, _E.UPDATING, PendingEndpointConfigName=request.endpoint_config_name)
+        self._begin(name, _E.UPDATING, PendingEndpointConfigName=request.endpoint_config_name)
         self._in_background(name, lambda: self._update(name, request.endpoint_config_name))
         return record.arn
 
@@ -114,7 +114,7 @@ class Endpoints(NamedResources):
                     f"The variant {desired.variant_name} does not exist on endpoint {name}; its "
                     f"variants are: {', '.join(sorted(known))}"
                 )
-        self._transition(name, _E.UPDATING)
+        self._begin(name, _E.UPDATING)
         self._in_background(name, functools.partial(self._resize, name, request))
         return record.arn
 
@@ -351,6 +351,18 @@ class Endpoints(NamedResources):
         if isinstance(state.get("FailureReason"), str):
             state["FailureReason"] = state["FailureReason"][:_MAX_REASON]
         self.ctx.metadata.update_resource(ENDPOINT, name, status=status, state=state, check=check)
+
+    def _begin(self, name: str, status: EndpointStatus, **state: Any) -> None:
+        """A status change an API call makes. Another call may have changed the status since it
+        was read (a DeleteEndpoint meanwhile): then the caller hears why, not InternalFailure."""
+        try:
+            self._transition(name, status, **state)
+        except InvalidTransition:
+            record = self.record(name)
+            raise ValidationError(
+                f'Cannot update endpoint "{record.arn}" while it is {record.status}; wait '
+                "until it is InService"
+            ) from None
 
     def _status(self, name: str) -> str | None:
         record = self.ctx.metadata.resource(ENDPOINT, name)

@@ -107,7 +107,12 @@ class TrainingJobs:
             raise ValidationError(f"output bucket {output.bucket} does not exist: create it first")
         code = submit_directory(request.hyper_parameters)
         if code is not None:
-            find_code(code, self.ctx.store, self.ctx.local_paths)
+            try:
+                find_code(code, self.ctx.store, self.ctx.local_paths)
+            except OSError as exc:  # e.g. a name too long for the file system to look up
+                raise ValidationError(
+                    f"sagemaker_submit_directory {code[:100]!r} cannot be read: {exc.strerror}"
+                ) from None
         checkpoint = request.checkpoint_config
         if checkpoint is not None:
             S3Uri.parse(checkpoint.s3_uri)

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from dockyard.contract.errors import ResourceInUse, ValidationError
+from dockyard.contract.errors import InvalidTransition, ResourceInUse, ValidationError
 from dockyard.contract.transform_jobs import (
     CreateTransformJobRequest,
     ListTransformJobsRequest,
@@ -127,7 +127,10 @@ class TransformJobs(NamedResources):
         record = self.record(name)
         if record.status in _ENDED or record.status == _T.STOPPING:
             return
-        self._transition(name, _T.STOPPING)
+        try:
+            self._transition(name, _T.STOPPING)
+        except InvalidTransition:
+            return  # it ended since it was read: nothing is left to stop
         with self._lock:
             stop = self._stops.get(name)
         if stop is not None:

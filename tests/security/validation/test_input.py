@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import make_image
 from tests.security.validation.conftest import InProcess
+from tests.security.validation.wire import read_answer
 
 TRAINING_GROUP = "/aws/sagemaker/TrainingJobs"
 
@@ -352,3 +353,49 @@ def test_invoke_endpoint_headers_follow_the_model(in_process: InProcess) -> None
         "missing", b"1", {"Content-Type": "text/csv", "X-Amzn-SageMaker-Inference-Id": "id-1"}
     )
     assert answer.code == "ValidationError" and "not found" in answer.message
+
+
+def test_every_path_and_method_answers_aws_shaped(in_process: InProcess) -> None:
+    api = in_process.api
+    for method, path, status in (("GET", "/", 405), ("POST", "/nowhere", 404)):
+        response = api.run(api.client.request(method, path, content=b"{}"))
+        answer = read_answer("sagemaker", "ListModels", response)
+        assert (answer.status, answer.code) == (status, "UnknownOperationException")
+    # An encoded slash is part of the endpoint name (as AWS routes), which the model refuses.
+    answer = api.invoke("a/b", b"1", {})
+    assert answer.code == "ValidationError" and "Value 'a/b' at 'endpointName'" in answer.message
+
+
+def test_local_paths_the_file_system_cannot_look_up(in_process: InProcess, tmp_path: Path) -> None:
+    """Found by the fuzz: a name over 255 bytes (255 "é" are 510) raised ENAMETOOLONG → 500
+    wherever a local path was looked up: images, model data, channels, transform input."""
+    api = in_process.api
+    image = make_image(tmp_path / "image", "print('ok')")
+    long = "é" * 200
+    path_words = "Member must be a path this machine can look up"
+    model = {"ModelName": "m", "PrimaryContainer": {"Image": long}}
+    _refused(api.sagemaker("CreateModel", model), "ValidationException", path_words)
+    model["PrimaryContainer"] = {"Image": str(image), "ModelDataUrl": f"file:///{long}"}
+    _refused(api.sagemaker("CreateModel", model), "ValidationException", "'primaryContainer.model")
+    training: dict[str, Any] = {
+        "TrainingJobName": "long",
+        "RoleArn": "arn:aws:iam::111111111111:role/r",
+        "AlgorithmSpecification": {"TrainingImage": str(image), "TrainingInputMode": "File"},
+        "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
+        "ResourceConfig": {"InstanceCount": 1, "InstanceType": "local", "VolumeSizeInGB": 1},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 60},
+        "InputDataConfig": [
+            {
+                "ChannelName": "train",
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": f"/{long}"}},
+            }
+        ],
+    }
+    _refused(api.sagemaker("CreateTrainingJob", training), "ValidationException", path_words)
+    del training["InputDataConfig"]
+    training["HyperParameters"] = {"sagemaker_submit_directory": json.dumps(f"/{long}")}
+    _refused(api.sagemaker("CreateTrainingJob", training), "ValidationException", "cannot be read")
+    # Long names that fit (a percent-encoded one counts decoded) are looked up as usual.
+    fits = "file://" + "/%C3%A9" * 100
+    model["PrimaryContainer"] = {"Image": str(image), "ModelDataUrl": fits}
+    _refused(api.sagemaker("CreateModel", model), "ValidationException", "is not a file")

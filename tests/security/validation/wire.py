@@ -4,6 +4,7 @@ read by botocore's own parsers, so an error counts as AWS-shaped only if botocor
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -14,15 +15,27 @@ import httpx
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.loaders import create_loader
+from botocore.model import OperationModel, ServiceModel
 from botocore.parsers import JSONParser, RestJSONParser
 
 from dockyard.api.app import LOGS_TARGET, SAGEMAKER_TARGET
-from dockyard.api.validation import operation_model, service_model
 
 T = TypeVar("T")
 REGION = "us-east-1"
 JSON_11 = "application/x-amz-json-1.1"
 TARGETS = {"sagemaker": SAGEMAKER_TARGET, "logs": LOGS_TARGET}
+
+
+@functools.cache
+def service_model(name: str) -> ServiceModel:
+    """botocore's model, loaded here rather than through dockyard, so these helpers also run
+    against code that predates dockyard's own loader (to see a test fail on the old code)."""
+    return ServiceModel(create_loader().load_service_model(name, "service-2"), name)
+
+
+def operation_model(service: str, operation: str) -> OperationModel:
+    return service_model(service).operation_model(operation)
 
 
 @dataclass(frozen=True)
@@ -71,7 +84,8 @@ def invoke_request(
     body: bytes,
     headers: dict[str, str],
 ) -> tuple[str, dict[str, str]]:
-    url = f"{base_url.rstrip('/')}/endpoints/{quote(endpoint, safe='')}/invocations"
+    name = quote(endpoint.encode("utf-8", "surrogatepass"), safe="")
+    url = f"{base_url.rstrip('/')}/endpoints/{name}/invocations"
     return url, signed_headers(credentials, "sagemaker-runtime", "POST", url, body, headers)
 
 
@@ -96,7 +110,9 @@ def read_answer(service: str, operation: str, response: httpx.Response) -> Answe
             assert document["message"], document
         else:
             assert response.headers["x-amzn-errortype"] == answer.code
-            assert json.loads(response.content)["message"]
+            document = json.loads(response.content)
+            # ModelError's modeled member is `Message`; the other errors say `message`.
+            assert document.get("message") or document.get("Message"), document
     return answer
 
 

@@ -11,16 +11,18 @@ import pytest
 from botocore.credentials import Credentials
 
 from dockyard.api.app import create_app
+from dockyard.api.keys import ensure_home_key
 from dockyard.engine.core import Engine
 from dockyard.settings import Settings
 from tests.security.validation.wire import Api
 
 
 @pytest.fixture
-def api_credentials() -> Credentials:
-    """The access key pair the server under test accepts; the same one RunningServer.client
-    uses. When the server checks signatures, this is where its real keys come from."""
-    return Credentials("test", "test")
+def api_credentials(clean_env: Path) -> Credentials:
+    """The access key pair a server on this test's DOCKYARD_HOME accepts: the home's own pair,
+    made here if the server has not made it yet (the same file the server reads)."""
+    key = ensure_home_key(Settings(home=clean_env))
+    return Credentials(key.access_key_id, key.secret_access_key)
 
 
 @dataclass

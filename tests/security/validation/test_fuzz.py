@@ -432,7 +432,12 @@ def in_process_api(clean_env: Path, api_credentials: Credentials) -> Iterator[tu
 
 @pytest.fixture
 def http_api(tmp_path: Path, api_credentials: Credentials) -> Iterator[tuple[Api, Settings]]:
-    settings = _engine(tmp_path / "http-home", port=free_port())
+    settings = _engine(
+        tmp_path / "http-home",
+        port=free_port(),
+        access_key_id=api_credentials.access_key,  # the same pair as the in-process app's
+        secret_access_key=api_credentials.secret_key,
+    )
     server = RunningServer(settings)
     api = Api(api_credentials, base_url=server.url)
     try:

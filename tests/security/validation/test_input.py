@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import make_image
 from tests.security.validation.conftest import InProcess
-from tests.security.validation.wire import read_answer
+from tests.security.validation.wire import read_answer, signed_headers
 
 TRAINING_GROUP = "/aws/sagemaker/TrainingJobs"
 
@@ -358,9 +358,15 @@ def test_invoke_endpoint_headers_follow_the_model(in_process: InProcess) -> None
 def test_every_path_and_method_answers_aws_shaped(in_process: InProcess) -> None:
     api = in_process.api
     for method, path, status in (("GET", "/", 405), ("POST", "/nowhere", 404)):
-        response = api.run(api.client.request(method, path, content=b"{}"))
+        url = api.base_url + path
+        headers = signed_headers(api.credentials, "sagemaker", method, url, b"{}", {})
+        response = api.run(api.client.request(method, url, content=b"{}", headers=headers))
         answer = read_answer("sagemaker", "ListModels", response)
         assert (answer.status, answer.code) == (status, "UnknownOperationException")
+        # Unsigned, the same request is refused before anything else is looked at.
+        response = api.run(api.client.request(method, path, content=b"{}"))
+        answer = read_answer("sagemaker", "ListModels", response)
+        assert (answer.status, answer.code) == (403, "MissingAuthenticationTokenException")
     # An encoded slash is part of the endpoint name (as AWS routes), which the model refuses.
     answer = api.invoke("a/b", b"1", {})
     assert answer.code == "ValidationError" and "Value 'a/b' at 'endpointName'" in answer.message
@@ -393,9 +399,11 @@ def test_local_paths_the_file_system_cannot_look_up(in_process: InProcess, tmp_p
     }
     _refused(api.sagemaker("CreateTrainingJob", training), "ValidationException", path_words)
     del training["InputDataConfig"]
-    training["HyperParameters"] = {"sagemaker_submit_directory": json.dumps(f"/{long}")}
+    # Under an allowed folder (DOCKYARD_LOCAL_PATHS), so the name reaches the file system.
+    code_dir = f"{tmp_path}/{long}"
+    training["HyperParameters"] = {"sagemaker_submit_directory": json.dumps(code_dir)}
     _refused(api.sagemaker("CreateTrainingJob", training), "ValidationException", "cannot be read")
     # Long names that fit (a percent-encoded one counts decoded) are looked up as usual.
-    fits = "file://" + "/%C3%A9" * 100
+    fits = f"file://{tmp_path}" + "/%C3%A9" * 100
     model["PrimaryContainer"] = {"Image": str(image), "ModelDataUrl": fits}
     _refused(api.sagemaker("CreateModel", model), "ValidationException", "is not a file")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from dockyard.client import Client
 from dockyard.settings import Settings
@@ -64,6 +65,9 @@ def test_prune_removes_finished_folders_now_and_never_a_running_one(
         "PrunedJobs": [],
         "FreedBytes": 0,
     }  # it ended moments ago
+    for bad in ({"OlderThanHours": -1}, {"OlderThanHours": "soon"}, {"OlderThanHours": 1e300}):
+        with pytest.raises(ClientError, match="ValidationException"):
+            client.dockyard("PruneJobFolders", bad)
     env = {**os.environ, "DOCKYARD_ENDPOINT_URL": server.url}
     pruned = subprocess.run(
         [sys.executable, "-m", "dockyard.cli.main", "jobs", "prune"],

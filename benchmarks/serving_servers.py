@@ -331,6 +331,7 @@ def dockyard_router(setup: Setup, model: Model) -> Iterator[Target]:
         DOCKYARD_ENVS_DIR=str(setup.envs_dir),
         DOCKYARD_ACCESS_KEY_ID=key_id,
         DOCKYARD_SECRET_ACCESS_KEY=secret,
+        DOCKYARD_LOCAL_PATHS=str(setup.work),  # the models' file:// ModelDataUrl
     )
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "dockyard.api.server"]

@@ -4,13 +4,15 @@ with botocore's own signer and compared in constant time."""
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from hashlib import sha256
+from types import MappingProxyType
 from urllib.parse import parse_qsl
 
 from botocore.auth import SigV4Auth, SigV4QueryAuth
@@ -139,16 +141,15 @@ class Claim:
 
 def parse_claim(head: RequestHead) -> Claim:
     authorization = head.header("authorization")
-    presigned = "X-Amz-" in head.query and any(
-        key in _QUERY_AUTH_PARAMS for key, _ in parse_qsl(head.query, keep_blank_values=True)
-    )
+    params = _query_params(head.query) if "X-Amz-" in head.query else {}
+    presigned = any(key in params for key in _QUERY_AUTH_PARAMS)
     if authorization is not None and presigned:
         raise IncompleteSignature(
             "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter or the "
             "Authorization header should be specified"
         )
     if presigned:
-        return _query_claim(head)
+        return _query_claim(head, params)
     if authorization is None:
         raise MissingAuthenticationToken()
     return _header_claim(head, authorization)
@@ -182,8 +183,14 @@ def _header_claim(head: RequestHead, authorization: str) -> Claim:
     )
 
 
-def _query_claim(head: RequestHead) -> Claim:
-    params = dict(parse_qsl(head.query, keep_blank_values=True))
+@functools.lru_cache(maxsize=256)
+def _query_params(query: str) -> Mapping[str, str]:
+    """The query's parameters (read-only). Cached: a presigned URL is made to be used again and
+    again, and parsing it was a third of the check's cost."""
+    return MappingProxyType(dict(parse_qsl(query, keep_blank_values=True)))
+
+
+def _query_claim(head: RequestHead, params: Mapping[str, str]) -> Claim:
     missing = [
         f"AWS query-string parameters must include '{name}'."
         for name in _QUERY_AUTH_PARAMS
@@ -280,6 +287,8 @@ class _SignedHeadersOf:
         claim = check.claim
         super().__init__(credentials, claim.service, claim.region)  # type: ignore[call-arg]
         self._signed = set(claim.signed_headers)
+        self._secret = key.secret_access_key
+        self._claim = claim
         self._head = check.head
         self._payload_hash = payload_hash
 
@@ -292,6 +301,22 @@ class _SignedHeadersOf:
 
     def payload(self, request: AWSRequest) -> str:
         return self._payload_hash
+
+    def signature(self, string_to_sign: str, request: AWSRequest) -> str:
+        # botocore derives the signing key (four HMACs) on every call; it depends only on the
+        # secret, the day, the region and the service, so it is derived once a day instead.
+        day = request.context["timestamp"][:8]
+        key = _signing_key(self._secret, day, self._claim.region, self._claim.service)
+        return hmac.new(key, string_to_sign.encode("utf-8"), sha256).hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _signing_key(secret: str, day: str, region: str, service: str) -> bytes:
+    """SigV4's derived key (as botocore's SigV4Auth.signature derives it)."""
+    key = ("AWS4" + secret).encode("utf-8")
+    for part in (day, region, service, "aws4_request"):
+        key = hmac.new(key, part.encode("utf-8"), sha256).digest()
+    return key
 
 
 class _HeaderSignature(_SignedHeadersOf, SigV4Auth):

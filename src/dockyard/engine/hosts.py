@@ -153,10 +153,16 @@ def failure_reason(hosts: list[Host], outcome: Outcome) -> str | None:
     /opt/ml/output/failure file (any host, lowest first), else which host ended how, with the
     last lines of its stderr. Either way, when the host's stderr ends in a Python traceback that
     the reason does not show, its last frame and exception line are added: the training
-    toolkit's own failure file says only `ExecuteUserScriptError ... ErrorMessage ""`."""
+    toolkit's own failure file says only `ExecuteUserScriptError ... ErrorMessage ""`. A host
+    that hit a kernel limit (memory, its volume) is said so first."""
     failed = [h for h in hosts if outcome.exits.get(h.name, 0) != 0]
     if not failed:
         return None
+    reason = _program_reason(hosts, failed, outcome)
+    return _limit_reason(failed, reason) or reason
+
+
+def _program_reason(hosts: list[Host], failed: list[Host], outcome: Outcome) -> str:
     host = outcome.first_failure or failed[0]
     traceback = last_traceback(list(host.stderr_tail))
     for candidate in hosts:
@@ -214,10 +220,9 @@ def last_traceback(lines: list[str]) -> str | None:
     return "\n".join(["Traceback (last frame):", *frame, block[end].strip()])
 
 
-def resource_failure(hosts: list[Host], outcome: Outcome, reason: str) -> str | None:
+def _limit_reason(failed: list[Host], reason: str) -> str | None:
     """The FailureReason when a failed host hit a kernel limit: its memory (the kernel killed a
     process, as SageMaker reports it) or its volume (full, so its writes failed); else None."""
-    failed = [h for h in hosts if outcome.exits.get(h.name, 0) != 0]
     for host in failed:
         if host.process is not None and host.process.out_of_memory:
             return (

@@ -36,7 +36,6 @@ from dockyard.engine.hosts import (
     Outcome,
     failure_reason,
     host_address,
-    resource_failure,
 )
 from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.logs import TRAINING_LOG_GROUP, LogWriter, stream_name
@@ -511,8 +510,6 @@ class TrainingRun:
     def _finish(self, outcome: Outcome) -> None:
         stopped = self._stop.is_set() and outcome.first_failure is None
         failure = None if stopped else failure_reason(self.hosts, outcome)
-        if failure is not None:
-            failure = resource_failure(self.hosts, outcome, failure) or failure
         try:
             self._upload()
         except Exception as exc:

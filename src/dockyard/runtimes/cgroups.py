@@ -31,16 +31,6 @@ class Limits:
     memory_bytes: int | None = None
     pids: int | None = None
 
-    def describe(self) -> str:
-        parts = []
-        if self.cpus is not None:
-            parts.append(f"{self.cpus:g} CPUs")
-        if self.memory_bytes is not None:
-            parts.append(f"{self.memory_bytes / 2**30:g} GiB memory")
-        if self.pids is not None:
-            parts.append(f"{self.pids} processes")
-        return ", ".join(parts) or "no limits"
-
 
 def cgroup_version(root: Path = CGROUP_ROOT) -> int:
     """2 when `root` is a unified (v2) hierarchy, else 1 (v1 or hybrid: controllers on v1)."""
@@ -128,13 +118,6 @@ class Cgroup:
             return 0
         match = re.search(r"^oom_kill (\d+)$", text, re.MULTILINE)
         return int(match.group(1)) if match else 0
-
-    def peak_memory(self) -> int | None:
-        name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
-        try:
-            return int((self.folders[0] / name).read_text())
-        except (OSError, ValueError):
-            return None
 
     def remove(self, timeout: float = 5.0) -> None:
         """Remove the cgroup once its processes are gone (they may take a moment to be reaped

@@ -235,50 +235,42 @@ def start_instance(
 ) -> Instance:
     """Start one container of `model` on its own volume at `folder` (its /opt/ml, /tmp and home),
     in its own network, bounded as `instance_type`."""
-    runtime = ctx.runtime
-    try:
-        host_folder = runtime.prepare_host(folder, volume_bytes(ctx.settings, volume_gb))
-    except DockyardError as exc:
-        raise InstanceFailed(f"{name}: {exc}") from exc
-    try:
-        network = runtime.create_network(outside=not model.network_isolation)
-    except BaseException as exc:
-        host_folder.remove()
-        if isinstance(exc, DockyardError):
-            raise InstanceFailed(f"{name}: {exc}") from exc
-        raise
-    spec = HostSpec(
-        image=model.image,
-        argv=model.argv,
-        hostname=model.hostname or name,
-        folder=host_folder,
-        network=network,
-        read_only_binds=model.binds,
-        env={**model.env, **env},
-        hidden_paths=ctx.forbidden_paths,
-        limits=host_limits(ctx.settings, instance_type),
-    )
     tail: collections.deque[str] = collections.deque(maxlen=50)
 
     def output(_stream: str, line: str) -> None:
         tail.append(line)
         on_line(line)
 
+    runtime = ctx.runtime
+    host_folder: HostFolder | None = None
+    network: Network | None = None
+    host: RunningHost | None = None
     try:
+        host_folder = runtime.prepare_host(folder, volume_bytes(ctx.settings, volume_gb))
+        network = runtime.create_network(outside=not model.network_isolation)
+        spec = HostSpec(
+            image=model.image,
+            argv=model.argv,
+            hostname=model.hostname or name,
+            folder=host_folder,
+            network=network,
+            read_only_binds=model.binds,
+            env={**model.env, **env},
+            hidden_paths=ctx.forbidden_paths,
+            limits=host_limits(ctx.settings, instance_type),
+        )
         host = runtime.start(spec, output)
+        connector = network.connector()
     except BaseException as exc:
-        network.close()
-        host_folder.remove()
+        # Whatever was made is released; a reason a user can act on names the instance.
+        if host is not None:
+            host.kill()
+            host.wait(timeout=10)
+        if network is not None:
+            network.close()
+        if host_folder is not None:
+            host_folder.remove()
         if isinstance(exc, DockyardError):
             raise InstanceFailed(f"{name}: {exc}") from exc
         raise
-    return Instance(
-        name,
-        variant,
-        host,
-        network.connector(),
-        folder,
-        host_folder,
-        network,
-        log_tail=tail,
-    )
+    return Instance(name, variant, host, connector, folder, host_folder, network, log_tail=tail)

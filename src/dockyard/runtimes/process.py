@@ -272,11 +272,12 @@ class ProcessRuntime(Runtime):
                 "or give its full path"
             )
         spec.folder.hand_over()
-        group = cgroups.Cgroup.create(
-            cgroups.leaf_name(f"{spec.hostname}-{spec.folder.uid}"), spec.limits
-        )
-        files = SandboxFiles.open(spec)
+        files = SandboxFiles.open(spec)  # first: it refuses bad host names before anything is made
+        group: cgroups.Cgroup | None = None
         try:
+            group = cgroups.Cgroup.create(
+                cgroups.leaf_name(f"{spec.hostname}-{spec.folder.uid}"), spec.limits
+            )
             argv = [
                 *cgroups.join_command(group.procs_files),
                 "nsenter", f"--net={spec.network.path}", "--",
@@ -293,9 +294,14 @@ class ProcessRuntime(Runtime):
                 # not bwrap's --new-session, which would take the program out of that group.
                 start_new_session=True,
             )
-        except OSError as exc:
-            group.remove()
-            raise SandboxError(f"could not start the sandbox for {spec.hostname}: {exc}") from exc
+        except BaseException as exc:
+            if group is not None:  # nothing runs in it: no sandbox is left behind
+                group.remove()
+            if isinstance(exc, OSError):
+                raise SandboxError(
+                    f"could not start the sandbox for {spec.hostname}: {exc}"
+                ) from exc
+            raise
         finally:
             files.close()
         return ProcessHost(process, on_output, group)

@@ -274,3 +274,30 @@ def shared_envs_dir() -> Path:
     folder = Path(__file__).resolve().parent.parent / ".test-envs"
     folder.mkdir(exist_ok=True)
     return folder
+
+
+def tiny_wheel(folder: Path) -> Path:
+    """A real wheel (a zip with its dist-info), made here so the test needs no index."""
+    import base64
+    import hashlib
+    import zipfile
+
+    files = {
+        "tinydep/__init__.py": b"VALUE = 42\n",
+        "tinydep-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: tinydep\nVersion: 1.0\n",
+        "tinydep-1.0.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = []
+    for name, content in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=")
+        record.append(f"{name},sha256={digest.decode()},{len(content)}")
+    record.append("tinydep-1.0.dist-info/RECORD,,")
+    folder.mkdir(parents=True, exist_ok=True)
+    wheel = folder / "tinydep-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+        archive.writestr("tinydep-1.0.dist-info/RECORD", "\n".join(record) + "\n")
+    return wheel

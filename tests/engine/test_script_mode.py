@@ -17,6 +17,7 @@ from tests.conftest import (
     RunningServer,
     free_port,
     model_artifacts,
+    tiny_wheel,
     training_request,
     wait_for_job,
 )
@@ -351,3 +352,52 @@ def test_an_unknown_framework_image_is_refused_with_the_known_ones(
         sagemaker.create_training_job(**request)
     message = error.value.response["Error"]["Message"]
     assert "mxnet" in message and "pytorch" in message and "DOCKYARD_FRAMEWORKS_FILE" in message
+
+
+# The first article's workaround for a managed container: the code's own package pip-installs
+# what it needs when it is imported, then imports it. A local wheel keeps the test off the network.
+RUNTIME_PIP_PACKAGE = """
+import subprocess
+
+subprocess.run(
+    ["pip", "install", "--no-index", "/opt/ml/code/wheels/tinydep-1.0-py3-none-any.whl"],
+    check=True,
+)
+import tinydep  # noqa: E402
+
+VALUE = tinydep.VALUE
+"""
+
+RUNTIME_PIP_SCRIPT = """
+import importlib.util, json, pathlib, sys
+was_installed = importlib.util.find_spec("tinydep") is not None
+import mypackage
+pathlib.Path("/opt/ml/model/pip.json").write_text(json.dumps({
+    "was_installed": was_installed, "value": mypackage.VALUE, "python": sys.executable,
+}))
+"""
+
+
+def test_a_package_that_pip_installs_at_run_time_then_imports_it(
+    framework_server: RunningServer, tmp_path: Path
+) -> None:
+    source = tmp_path / "src"
+    (source / "mypackage").mkdir(parents=True)
+    (source / "mypackage" / "__init__.py").write_text(RUNTIME_PIP_PACKAGE)
+    (source / "train.py").write_text(RUNTIME_PIP_SCRIPT)
+    tiny_wheel(source / "wheels")
+    sagemaker = framework_server.client("sagemaker")
+    for name in ("pip-at-run-time-1", "pip-at-run-time-2"):
+        sagemaker.create_training_job(**script_job(name, source))
+        described = wait_for_job(sagemaker, name, deadline_seconds=900)
+        assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+        seen = _model_file(framework_server, name, "pip.json")
+        # Installed into the job's own writable layer, gone with its volume: the second job
+        # starts without it again, and no cached environment holds it.
+        assert seen == {
+            "was_installed": False,
+            "value": 42,
+            "python": "/opt/dockyard/python/bin/python",
+        }
+    envs = framework_server.settings.envs_dir
+    assert not list(envs.glob("*/lib/python*/site-packages/tinydep"))

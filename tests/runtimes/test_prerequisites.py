@@ -1,9 +1,9 @@
-"""RUN lines checked against this machine's real dpkg, Python environment and R."""
+"""RUN lines read and checked against this machine's real dpkg, apt and R; pip lines are built
+into the image's layer, never looked for in dockyard's own environment."""
 
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -68,14 +68,34 @@ def test_all_apt_packages_are_checked_in_one_dpkg_query(monkeypatch: pytest.Monk
         f"git+https://example.org/repo.git -e ./editable {NOT_A_PYTHON_PACKAGE}",
     ],
 )
-def test_pip_packages_are_checked_in_dockyards_environment(line: str) -> None:
+def test_pip_lines_are_built_not_looked_for_in_dockyards_environment(line: str) -> None:
     assert only(line) == Prerequisite(
         line=line,
         kind="pip",
-        missing=[NOT_A_PYTHON_PACKAGE],
+        missing=[],
         checked=True,
         packages=["pytest", NOT_A_PYTHON_PACKAGE],
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "commands"),
+    [
+        ("pip3 install --upgrade pip", [["install", "--upgrade", "pip"]]),
+        (
+            "python3 -m pip install -r /opt/init/requirements.txt && pip uninstall -y six",
+            [["install", "-r", "/opt/init/requirements.txt"], ["uninstall", "-y", "six"]],
+        ),
+        (
+            "apt-get install -y gcc; uv pip install numpy || true",
+            [["install", "numpy"]],
+        ),
+        ("pip config set global.index-url https://x && pip list", []),
+        ("python3 -c 'import pip' && echo pip install x", []),
+    ],
+)
+def test_pip_commands_of_a_line_in_order(line: str, commands: list[list[str]]) -> None:
+    assert prerequisites.pip_commands(line) == commands
 
 
 @pytest.mark.parametrize(
@@ -131,19 +151,33 @@ def test_describe_missing_for_several_kinds() -> None:
     found = check_prerequisites(
         [
             f"pip install {NOT_A_PYTHON_PACKAGE} pytest nope-xyz-2",
+            f"apt-get install -y {NOT_A_DEBIAN_PACKAGE}",
             "Rscript -e \"install.packages('notARealPackageXyz')\"",
         ]
     )
     message = describe_missing(found)
     assert message is not None
     assert "\n" not in message
+    assert "Python" not in message and "pip" not in message
+    assert f"needs Debian package {NOT_A_DEBIAN_PACKAGE}" in message
+    # No r-cran-notarealpackagexyz in apt: R's own installer is the way.
     assert (
-        f"needs Python packages {NOT_A_PYTHON_PACKAGE}, nope-xyz-2, which are not installed in "
-        f"dockyard's Python environment ({sys.prefix}): install them "
-        f"(pip install {NOT_A_PYTHON_PACKAGE} nope-xyz-2)"
+        "needs R package notARealPackageXyz, which is not installed on this machine: install it "
+        """(Rscript -e "install.packages(c('notARealPackageXyz'))") and run the job again"""
     ) in message
-    assert "needs R package notARealPackageXyz" in message
-    assert "apt-get install r-cran-notarealpackagexyz" in message
+
+
+def test_r_packages_name_their_debian_package_where_apt_has_one() -> None:
+    found = prerequisites.debian_r_packages(["randomForest", "notARealPackageXyz"])
+    assert found == {"randomForest": "r-cran-randomforest"}
+    missing = Prerequisite(
+        line="R -e \"install.packages('randomForest')\"",
+        kind="r",
+        missing=["randomForest"],
+        checked=True,
+        packages=["randomForest"],
+    )
+    assert prerequisites.fix_command(missing) == "apt-get install r-cran-randomforest"
 
 
 def test_nothing_missing_describes_as_none() -> None:
@@ -158,3 +192,12 @@ def test_long_run_lines_are_shortened_to_one_line() -> None:
     assert message is not None
     assert "\n" not in message
     assert "…` needs Debian package" in message
+
+
+def test_an_image_with_a_python_layer_needs_no_debian_python_or_pip() -> None:
+    apt = f"apt-get install -y python3 python3-pip python3.6-venv {NOT_A_DEBIAN_PACKAGE}"
+    with_layer = check_prerequisites([apt, "pip3 install six"])
+    assert with_layer[0].missing == [NOT_A_DEBIAN_PACKAGE]
+    # Without a pip line nothing brings pip: python3.6-venv is looked for (and is not here).
+    without = check_prerequisites([apt])
+    assert "python3.6-venv" in without[0].missing

@@ -1,5 +1,6 @@
 """dockyard's own operations (X-Amz-Target `Dockyard.*`), beside SageMaker's: housekeeping that
-SageMaker does for you, such as removing finished jobs' folders."""
+SageMaker does for you, such as removing finished jobs' folders, and what `docker build` would
+do for an image folder: checking its RUN lines and building its Python layer ahead of a job."""
 
 from __future__ import annotations
 
@@ -18,10 +19,34 @@ class PruneJobFoldersRequest(WireShape):
     older_than_hours: Annotated[float, Field(ge=0, le=1e6)] = 0.0
 
 
+class ImageRequest(WireShape):
+    image: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class DescribeImageBuildRequest(WireShape):
+    build_id: Annotated[str, Field(min_length=1, max_length=64)]
+    start_line: Annotated[int, Field(ge=0)] = 0
+
+
 def operations(engine: Engine) -> dict[str, Operation]:
     def prune_job_folders(body: dict[str, Any]) -> dict[str, Any]:
         request = PruneJobFoldersRequest.from_wire(body)
         pruned = engine.job_folders.prune(request.older_than_hours)
         return {"PrunedJobs": pruned.jobs, "FreedBytes": pruned.freed_bytes}
 
-    return {"PruneJobFolders": prune_job_folders}
+    def check_image(body: dict[str, Any]) -> dict[str, Any]:
+        return engine.image_builds.check(ImageRequest.from_wire(body).image)
+
+    def build_image(body: dict[str, Any]) -> dict[str, Any]:
+        return engine.image_builds.start(ImageRequest.from_wire(body).image)
+
+    def describe_image_build(body: dict[str, Any]) -> dict[str, Any]:
+        request = DescribeImageBuildRequest.from_wire(body)
+        return engine.image_builds.describe(request.build_id, request.start_line)
+
+    return {
+        "PruneJobFolders": prune_job_folders,
+        "CheckImage": check_image,
+        "BuildImage": build_image,
+        "DescribeImageBuild": describe_image_build,
+    }

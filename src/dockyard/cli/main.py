@@ -12,6 +12,7 @@ from dockyard.cli.credentials import credentials
 from dockyard.cli.deploy import deploy
 from dockyard.cli.endpoint_configs import endpoint_configs
 from dockyard.cli.endpoints import endpoints
+from dockyard.cli.images import images
 from dockyard.cli.invoke import invoke
 from dockyard.cli.jobs import jobs
 from dockyard.cli.models import models
@@ -84,6 +85,7 @@ cli.add_command(transform)
 cli.add_command(transforms)
 cli.add_command(s3)
 cli.add_command(credentials)
+cli.add_command(images)
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dockyard.engine.context import EngineContext
 from dockyard.engine.endpoints import Endpoints
+from dockyard.engine.image_builds import ImageBuilds
 from dockyard.engine.job_folders import JobFolders
 from dockyard.engine.models import EndpointConfigs, Models
 from dockyard.engine.router import Router
@@ -32,6 +33,7 @@ class Engine:
         self.router = Router()
         self.endpoints = Endpoints(ctx, self.models, self.endpoint_configs, self.router)
         self.transform_jobs = TransformJobs(ctx, self.models)
+        self.image_builds = ImageBuilds(ctx)
         self.job_folders = JobFolders(
             ctx.settings.jobs_dir,
             ctx.metadata,
@@ -54,7 +56,14 @@ class Engine:
                 slirp4netns=settings.slirp4netns,
             ),
             capacity=Capacity(settings.cpus, settings.memory_gib),
-            environments=Environments(settings.envs_dir, settings.framework_python),
+            environments=Environments(
+                settings.envs_dir,
+                settings.framework_python,
+                # One uid below the sandboxes': an image build is never any job's user.
+                build_uid=settings.sandbox_uid_base - 1,
+                hidden=(settings.home.resolve(),),
+                bwrap=settings.bwrap,
+            ),
             frameworks=(
                 load_frameworks_file(settings.frameworks_file) if settings.frameworks_file else {}
             ),

@@ -23,11 +23,11 @@ from dockyard.engine.context import EngineContext
 from dockyard.engine.model_data import stage_model_data
 from dockyard.engine.sizing import host_limits, volume_bytes
 from dockyard.runtimes.base import HostSpec, RunningHost
-from dockyard.runtimes.environments import framework_image
+from dockyard.runtimes.environments import PythonEnvironment, framework_image
 from dockyard.runtimes.frameworks import resolve_framework
+from dockyard.runtimes.image_setup import ready_image
 from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec, read_image
 from dockyard.runtimes.netns import NamespaceConnector, Network
-from dockyard.runtimes.prerequisites import check_prerequisites, describe_missing
 from dockyard.runtimes.serving_toolkit import serving_toolkit
 from dockyard.runtimes.volumes import HostFolder
 
@@ -54,6 +54,7 @@ class PreparedModel:
     binds: list[tuple[Path, str]]
     hostname: str | None = None
     network_isolation: bool = False  # the model's EnableNetworkIsolation: no outside network
+    python: PythonEnvironment | None = None  # the image's Python, under a writable run layer
 
 
 def prepare_model(
@@ -90,26 +91,23 @@ def prepare_model(
             env["SAGEMAKER_SUBMIT_DIRECTORY"] = f"{MODEL_DIR}/code"
             log(f"code from {submitted} is in {MODEL_DIR}/code")
         shutil.rmtree(folder / "scratch", ignore_errors=True)
-        image, binds = _image(ctx, container["Image"], code_dir, log)
+        image, binds, python = _image(ctx, container["Image"], code_dir, log)
         argv = image.argv(None, None, "serve")
     except DockyardError as exc:
         raise InstanceFailed(f"ClientError: {exc}") from exc
-    if image.run_lines:
-        missing = describe_missing(check_prerequisites(image.run_lines))
-        if missing:
-            raise InstanceFailed(f"ClientError: {missing}")
     binds.insert(0, (model_dir, MODEL_DIR))
     return PreparedModel(
-        image, argv, env, binds, container.get("ContainerHostname"), network_isolation
+        image, argv, env, binds, container.get("ContainerHostname"), network_isolation, python
     )
 
 
 def _image(
     ctx: EngineContext, name: str, code_dir: Path, log: Log
-) -> tuple[ImageSpec, list[tuple[Path, str]]]:
+) -> tuple[ImageSpec, list[tuple[Path, str]], PythonEnvironment | None]:
     framework = resolve_framework(name, ctx.frameworks)
     if framework is None:
-        return read_image(name), []
+        ready = ready_image(read_image(name), ctx.environments, log)
+        return ready.image, ready.binds, ready.python
     if framework.note:
         log(framework.note)
     environment = ctx.environments.framework(framework, log)
@@ -120,7 +118,7 @@ def _image(
     path = ":".join([str(toolkit.bin_dir), image.env.get("PATH", DEFAULT_PATH)])
     variables = {**image.env, "PATH": path, "PYTHONPATH": str(toolkit.python_dir)}
     binds = [(p, str(p)) for p in (*environment.visible_paths, toolkit.root)]
-    return dataclasses.replace(image, env=variables), binds
+    return dataclasses.replace(image, env=variables), binds, environment
 
 
 @dataclass
@@ -258,6 +256,7 @@ def start_instance(
             env={**model.env, **env},
             hidden_paths=ctx.forbidden_paths,
             limits=host_limits(ctx.settings, instance_type),
+            python=model.python,
         )
         host = runtime.start(spec, output)
         connector = network.connector()

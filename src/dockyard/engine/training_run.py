@@ -50,11 +50,11 @@ from dockyard.engine.staging import (
     shard,
 )
 from dockyard.runtimes.base import HostSpec
-from dockyard.runtimes.environments import framework_image
+from dockyard.runtimes.environments import PythonEnvironment, framework_image
 from dockyard.runtimes.frameworks import resolve_framework
+from dockyard.runtimes.image_setup import ready_image
 from dockyard.runtimes.images import ImageSpec, read_image
 from dockyard.runtimes.netns import Network
-from dockyard.runtimes.prerequisites import check_prerequisites, describe_missing
 from dockyard.storage.metadata import TrainingJobRecord
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ class TrainingRun:
         self._max_runtime_hit = False
         self._environment_binds: list[tuple[Path, str]] = []
         self._environment_vars: dict[str, str] = {}
+        self._python: PythonEnvironment | None = None
         self._thread = threading.Thread(target=self._main, name=f"job-{self.name}", daemon=True)
         count = request.resource_config.instance_count
         epoch = int(record.creation_time)
@@ -222,7 +223,6 @@ class TrainingRun:
             self._stage_code()
             image = self._image(spec.training_image)
             argv = image.argv(spec.container_entrypoint, spec.container_arguments, "train")
-            self._check_prerequisites(image)
             binds, feeders = self._stage_channels()
         except JobFailed as failed:
             self._finish_failed(failed.reason)
@@ -257,21 +257,6 @@ class TrainingRun:
         self._finish(outcome)
 
     # -- phases --------------------------------------------------------------------------------
-
-    def _check_prerequisites(self, image: ImageSpec) -> None:
-        if not image.run_lines:
-            return
-        prerequisites = check_prerequisites(image.run_lines)
-        for item in prerequisites:
-            state = (
-                "not checked"
-                if not item.checked
-                else ("missing: " + ", ".join(item.missing) if item.missing else "met")
-            )
-            self._platform_log(f"RUN prerequisite ({state}): {item.line}")
-        missing = describe_missing(prerequisites)
-        if missing:
-            raise JobFailed(f"ClientError: {missing}")
 
     def _prepare_hosts(self) -> None:
         names_ = [h.name for h in self.hosts]
@@ -308,7 +293,9 @@ class TrainingRun:
         with the code's requirements in a layer over it, all made before the sandbox starts."""
         framework = resolve_framework(name, self.ctx.frameworks)
         if framework is None:
-            return read_image(name)
+            ready = ready_image(read_image(name), self.ctx.environments, self._platform_log)
+            self._environment_binds, self._python = ready.binds, ready.python
+            return ready.image
         if framework.note:
             self._platform_log(framework.note)
         environments = self.ctx.environments
@@ -317,6 +304,7 @@ class TrainingRun:
             env, self.hosts[0].opt_ml.code_dir, log=self._platform_log
         )
         self._environment_binds = [(path, str(path)) for path in env.visible_paths]
+        self._python = env
         # Tells the toolkit (through dockyard's shim) not to run pip in the read-only sandbox.
         self._environment_vars = {"DOCKYARD_CODE_INSTALLED": env.key}
         return framework_image(framework, env)
@@ -454,6 +442,7 @@ class TrainingRun:
             hosts={h.name: host_address(h.index) for h in self.hosts},
             hidden_paths=self.ctx.forbidden_paths,
             limits=host_limits(settings, self.request.resource_config.instance_type or "local"),
+            python=self._python,
         )
 
     def _on_output(self, host: Host, scanner: MetricScanner) -> Callable[[str, str], None]:

@@ -11,6 +11,7 @@ from pathlib import Path
 from dockyard.runtimes.cgroups import Limits
 from dockyard.runtimes.images import ImageSpec
 from dockyard.runtimes.netns import Network
+from dockyard.runtimes.venv_builds import PythonEnvironment
 from dockyard.runtimes.volumes import HostFolder
 
 # (stream, line): stream is "stdout" or "stderr", the line has no trailing newline.
@@ -32,6 +33,9 @@ class HostSpec:
     hosts: Mapping[str, str] = field(default_factory=dict)  # hostname -> IPv4 for /etc/hosts
     hidden_paths: list[Path] = field(default_factory=list)  # host paths the program must not see
     limits: Limits = field(default_factory=Limits)
+    # The image's Python environment (read-only, in read_only_binds): the runtime lays a writable
+    # one over it, so a program may pip install while it runs, as it could in a container.
+    python: PythonEnvironment | None = None
 
     @property
     def opt_ml(self) -> Path:

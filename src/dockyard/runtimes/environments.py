@@ -5,6 +5,11 @@ Layout of the environments folder (settings.envs_dir):
     <name>-<version>-<key12>/  a framework environment: a venv of a host interpreter holding the
                                pinned requirements, the toolkits, the shim (dockyard_shim.py and
                                dockyard_shim.pth) and bin/train; `.complete` is written last
+    image-<key12>/             an image folder's Python layer: a venv of the host interpreter into
+                               which the pip commands of its RUN lines were run, in order (see
+                               image_layers); its key covers the commands, their WORKDIR and ENV
+                               and the COPYed files under the folders they name
+    .pip-cache/                pip's cache for image layers (their build user's)
     layer-<key12>/             a job's requirements.txt (and package) over a framework environment:
                                a venv of the same interpreter whose .pth adds the framework's
                                site-packages, so pip adds only what is missing; pip runs in its
@@ -36,6 +41,7 @@ from pathlib import Path
 from dockyard.contract.errors import EnvironmentBuildError
 from dockyard.runtimes.code_requirements import NOT_COPIED, ORDERED, CodeRequirements
 from dockyard.runtimes.frameworks import Framework
+from dockyard.runtimes.image_layers import ImageLayerBuild, PipStep, pip_steps
 from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec
 from dockyard.runtimes.venv_builds import (
     BOOTSTRAP,
@@ -79,9 +85,20 @@ def framework_image(framework: Framework, env: PythonEnvironment) -> ImageSpec:
 class Environments:
     """Builds and reuses framework environments and requirements layers under `root`."""
 
-    def __init__(self, root: Path, python: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        python: str | None = None,
+        *,
+        build_uid: int = 1_999_999_999,
+        hidden: tuple[Path, ...] = (),
+        bwrap: str = "bwrap",
+    ) -> None:
         self.root = root
         self._python = python
+        # Image layers run their pip commands as this user, never a sandbox's, in a view of the
+        # machine without `hidden` (dockyard's home).
+        self.build_uid, self.hidden, self.bwrap = build_uid, hidden, bwrap
         self._interpreter: Interpreter | None = None
         self._interpreter_lock = threading.Lock()
 
@@ -135,6 +152,46 @@ class Environments:
             base=base,
         )
         return self._ensure(env, log, lambda: LayerBuild(env, base, code, ordered).run(log))
+
+    def image_layer_state(self, image: ImageSpec) -> dict[str, str]:
+        """Whether the image has a Python layer and whether it is built, building nothing."""
+        steps = pip_steps(image)
+        if not steps:
+            return {"Status": "NoLayer"}
+        env = self._image_environment(image, steps)
+        status = "Built" if _is_complete(env) else "NotBuilt"
+        return {"Status": status, "Key": env.key, "Path": str(env.root)}
+
+    def image_layer(self, image: ImageSpec, log: Log) -> PythonEnvironment | None:
+        """The image's Python layer (its RUN lines' pip commands, built or reused); None when
+        no RUN line runs pip."""
+        steps = pip_steps(image)
+        if not steps:
+            return None
+        interpreter = self.interpreter
+        env = self._image_environment(image, steps)
+        build = ImageLayerBuild(
+            env,
+            image,
+            steps,
+            interpreter,
+            build_uid=self.build_uid,
+            cache_dir=self.root / ".pip-cache",
+            hidden=self.hidden,
+            bwrap=self.bwrap,
+        )
+        return self._ensure(env, log, lambda: build.run(log))
+
+    def _image_environment(self, image: ImageSpec, steps: list[PipStep]) -> PythonEnvironment:
+        interpreter = self.interpreter
+        key = _image_key(steps, interpreter)
+        folder = self.root / f"image-{key[:12]}"
+        return PythonEnvironment(
+            root=folder,
+            key=key,
+            visible_paths=(folder, *interpreter.exposed),
+            name=f"image {image.context.name}",
+        )
 
     def _ensure(
         self, env: PythonEnvironment, log: Log, build: Callable[[], None]
@@ -262,6 +319,25 @@ def _framework_key(framework: Framework, interpreter: Interpreter) -> str:
     return digest.hexdigest()
 
 
+def _image_key(steps: list[PipStep], interpreter: Interpreter) -> str:
+    digest = hashlib.sha256()
+    for part in (
+        f"builder {BUILDER_VERSION}",
+        f"python {interpreter.version} {interpreter.executable}",
+        *BOOTSTRAP,
+    ):
+        digest.update(part.encode() + b"\0")
+    digest.update(b"shim\0" + shim_source() + b"\0")
+    for step in steps:
+        digest.update(f"step\0{step.run.workdir}\0".encode())
+        facts = [step.arguments, sorted(step.run.env.items()), step.constraints]
+        digest.update(json.dumps(facts).encode())
+        for item in step.copies:
+            digest.update(f"\0copy {item.destination}\0".encode())
+            _hash_tree(digest, item.source)
+    return digest.hexdigest()
+
+
 def _layer_key(base: PythonEnvironment, code: CodeRequirements, ordered: bool) -> str:
     digest = hashlib.sha256()
     for part in (f"builder {BUILDER_VERSION}", f"base {base.key}", f"ordered {ordered}"):
@@ -276,6 +352,11 @@ def _layer_key(base: PythonEnvironment, code: CodeRequirements, ordered: bool) -
 
 
 def _hash_tree(digest: hashlib._Hash, source: Path) -> None:
+    """Content, names and executable bits; a link counts as its target's name, never followed
+    (a user's link must not make dockyard read a file for them)."""
+    if source.is_symlink():
+        digest.update(f"link {os.readlink(source)}\0".encode())
+        return
     if source.is_file():
         digest.update(source.read_bytes() + b"\0")
         return
@@ -283,7 +364,9 @@ def _hash_tree(digest: hashlib._Hash, source: Path) -> None:
         dirs[:] = sorted(d for d in dirs if d not in NOT_COPIED)
         for name in sorted(files):
             path = Path(folder, name)
-            if path.is_file():
-                relative = path.relative_to(source)
+            relative = path.relative_to(source)
+            if path.is_symlink():
+                digest.update(f"{relative}\0link {os.readlink(path)}\0".encode())
+            elif path.is_file():
                 digest.update(f"{relative}\0{os.access(path, os.X_OK)}\0".encode())
                 digest.update(path.read_bytes() + b"\0")

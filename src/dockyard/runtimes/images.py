@@ -1,4 +1,4 @@
-"""Read an image folder's Dockerfile into an ImageSpec: the Dockerfile is read, never built."""
+"""Read an image folder's Dockerfile into an ImageSpec: what each instruction means, in order."""
 
 from __future__ import annotations
 
@@ -41,6 +41,17 @@ class CopyInstruction:
 
 
 @dataclass(frozen=True)
+class RunInstruction:
+    """One RUN line with what it would see in a Docker build: the WORKDIR, the ENV (ARGs
+    included, as Docker gives them to RUN) and how many of the image's COPYs came before it."""
+
+    line: str
+    workdir: str = "/"
+    env: Mapping[str, str] = field(default_factory=dict)
+    copies_before: int = 0
+
+
+@dataclass(frozen=True)
 class ImageSpec:
     """What the process runtime honours of a Dockerfile's last stage."""
 
@@ -51,10 +62,14 @@ class ImageSpec:
     entrypoint: list[str] | None = None
     cmd: list[str] | None = None
     copies: list[CopyInstruction] = field(default_factory=list)
-    run_lines: list[str] = field(default_factory=list)
+    runs: list[RunInstruction] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     digest: str = ""
+
+    @property
+    def run_lines(self) -> list[str]:
+        return [run.line for run in self.runs]
 
     def argv(
         self,
@@ -132,7 +147,7 @@ class _Stage:
     cmd_set: bool = False
     copies: list[CopyInstruction] = field(default_factory=list)
     copied_dirs: set[str] = field(default_factory=set)
-    run_lines: list[str] = field(default_factory=list)
+    runs: list[RunInstruction] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
     user: str | None = None
     shell: list[str] = field(default_factory=lambda: list(_DEFAULT_SHELL))
@@ -170,7 +185,7 @@ class _DockerfileReader:
             entrypoint=stage.entrypoint,
             cmd=stage.cmd,
             copies=list(stage.copies),
-            run_lines=list(stage.run_lines),
+            runs=list(stage.runs),
             labels=dict(stage.labels),
             user=stage.user,
             digest=_digest(self.dockerfile, self.context, stage.copies),
@@ -270,7 +285,9 @@ class _DockerfileReader:
             "ENTRYPOINT": lambda: self._entrypoint(stage, args),
             "CMD": lambda: self._cmd(stage, args),
             "SHELL": lambda: setattr(stage, "shell", self._shell(args)),
-            "RUN": lambda: stage.run_lines.append(self._run(args)),
+            "RUN": lambda: stage.runs.append(
+                RunInstruction(self._run(args), stage.workdir, stage.scope(), len(stage.copies))
+            ),
             "COPY": lambda: self._copy(stage, args, "COPY"),
             "ADD": lambda: self._copy(stage, args, "ADD"),
         }.get(instruction)

@@ -67,13 +67,32 @@ class MountPlan:
                 root.children[name] = node
         root.children.update({"proc": Node("proc"), "dev": Node("dev")})
         plan = cls(root)
-        for secret in ETC_SECRETS:
-            kind = plan.kind_at(secret)
-            if kind == "dir":
-                plan.place(secret, Node("tmpfs"))
-            elif kind == "file":
-                plan.place(secret, Node("bind", source=Path(os.devnull)))
+        plan._hide_etc_secrets()
         return plan
+
+    @classmethod
+    def over_host_read_only(cls) -> MountPlan:
+        """All of this machine's folders, read-only (/etc without its secrets), with a /proc
+        and /dev of the view's own: the view an image's build step runs in."""
+        root = Node("tmpfs")
+        for entry in sorted(os.scandir("/"), key=lambda e: e.name):
+            if entry.name in ("proc", "dev"):
+                continue
+            node = _host_node(Path(entry.path), explicit=True)
+            if node is not None:
+                root.children[entry.name] = node
+        root.children.update({"proc": Node("proc"), "dev": Node("dev")})
+        plan = cls(root)
+        plan._hide_etc_secrets()
+        return plan
+
+    def _hide_etc_secrets(self) -> None:
+        for secret in ETC_SECRETS:
+            kind = self.kind_at(secret)
+            if kind == "dir":
+                self.place(secret, Node("tmpfs"))
+            elif kind == "file":
+                self.place(secret, Node("bind", source=Path(os.devnull)))
 
     def kind_at(self, path: str) -> str | None:
         """What the program would see at `path`: "dir", "file" or None. Changes nothing."""
@@ -98,15 +117,15 @@ class MountPlan:
     def make_dir(self, path: str) -> None:
         self.place(path, Node("dir"))
 
-    def copy(self, destination: str, source: Path) -> None:
+    def copy(self, destination: str, source: Path, *, writable: bool = False) -> None:
         """Place an image file or folder; a folder over an existing folder is merged into it."""
         if source.is_symlink():
             self.place(destination, Node("symlink", target=os.readlink(source)))
         elif source.is_dir() and self.kind_at(destination) == "dir":
             for entry in sorted(source.iterdir()):
-                self.copy(posixpath.join(destination, entry.name), entry)
+                self.copy(posixpath.join(destination, entry.name), entry, writable=writable)
         else:
-            self.place(destination, Node("bind", source=source))
+            self.place(destination, Node("bind", source=source, writable=writable))
 
     def arguments(self) -> list[str]:
         arguments: list[str] = []

@@ -1,13 +1,13 @@
-"""An image's RUN lines are not executed: they name prerequisites the host must already meet."""
+"""What an image's RUN lines ask of the host: Python package installs are built into the image's
+own environment (see image_layers); Debian and R package installs name prerequisites the host must
+already meet, checked here; anything else is listed, not run."""
 
 from __future__ import annotations
 
-import importlib.metadata
 import posixpath
 import re
 import shlex
 import subprocess
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -41,13 +41,18 @@ _R_INSTALL = re.compile(
     r"(?:install\.packages|BiocManager::install)\(\s*(c\([^)]*\)|[\"'][^\"']+[\"'])"
 )
 _R_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9.]*$")
+# Debian's packages of Python itself and of pip: an image with a Python layer has both.
+_PYTHON_DEBIAN = re.compile(
+    r"^python3?(\.[0-9]+)?(-minimal|-pip|-venv|-setuptools|-wheel|-distutils|-is-python3)?$"
+)
 
 
 @dataclass(frozen=True)
 class Prerequisite:
     """What one RUN line needs of the host, and what of it is missing.
 
-    `kind` is "apt", "pip", "r" or "other"; "other" lines are listed, not checked."""
+    `kind` is "apt", "r", "pip" or "other". "pip" lines are built into the image's Python layer,
+    never checked against dockyard's own environment; "other" lines are listed, not run."""
 
     line: str
     kind: str
@@ -57,10 +62,21 @@ class Prerequisite:
 
 
 def check_prerequisites(run_lines: Iterable[str]) -> list[Prerequisite]:
-    """Check every RUN line against this machine: one dpkg-query and one Rscript call at most."""
+    """Check every RUN line against this machine: one dpkg-query and one Rscript call at most.
+
+    When a line runs pip, the image gets a Python layer of its own, which brings Python and pip:
+    Debian's python3, python3-pip, python3-venv... are then not asked of this machine."""
+    run_lines = list(run_lines)
     wanted = [(line, kind, packages) for line in run_lines for kind, packages in _needs(line)]
+    has_layer = any(kind == "pip" for _, kind, _ in wanted)
     apt_missing = _missing_debian_packages(
-        _unique(p for _, kind, packages in wanted if kind == "apt" for p in packages)
+        _unique(
+            p
+            for _, kind, packages in wanted
+            if kind == "apt"
+            for p in packages
+            if not (has_layer and _PYTHON_DEBIAN.match(p))
+        )
     )
     r_missing = _missing_r_packages(
         _unique(p for _, kind, packages in wanted if kind == "r" for p in packages)
@@ -73,7 +89,7 @@ def check_prerequisites(run_lines: Iterable[str]) -> list[Prerequisite]:
         elif kind == "r":
             missing = r_missing
         elif kind == "pip":
-            missing = _missing_python_packages(packages)
+            missing = set()  # built, not looked for
         else:
             missing = None
         prerequisites.append(
@@ -98,21 +114,88 @@ def describe_missing(prerequisites: Iterable[Prerequisite]) -> str | None:
         one = len(prerequisite.missing) == 1
         package, which, it = ("package", "is", "it") if one else ("packages", "are", "them")
         line = _short(prerequisite.line)
-        if prerequisite.kind == "apt":
-            what, where, how = "Debian", "on this machine", f"apt-get install {names}"
-        elif prerequisite.kind == "pip":
-            what, where = "Python", f"in dockyard's Python environment ({sys.prefix})"
-            how = f"pip install {names}"
-        else:
-            debian = " ".join(f"r-cran-{name.lower()}" for name in prerequisite.missing)
-            quoted = ", ".join(f"'{name}'" for name in prerequisite.missing)
-            what, where = "R", "on this machine"
-            how = f'apt-get install {debian}, or Rscript -e "install.packages(c({quoted}))"'
+        what, where, how = "Debian", "on this machine", fix_command(prerequisite)
+        if prerequisite.kind == "r":
+            what = "R"
         parts.append(
             f"the image's RUN line `{line}` needs {what} {package} {names.replace(' ', ', ')}, "
             f"which {which} not installed {where}: install {it} ({how}) and run the job again"
         )
     return "; ".join(parts) or None
+
+
+def fix_command(prerequisite: Prerequisite) -> str:
+    """The command that installs what `prerequisite` misses on this machine."""
+    if prerequisite.kind == "apt":
+        return "apt-get install " + " ".join(prerequisite.missing)
+    quoted = ", ".join(f"'{name}'" for name in prerequisite.missing)
+    r_install = f'Rscript -e "install.packages(c({quoted}))"'
+    debian = debian_r_packages(prerequisite.missing)
+    if len(debian) == len(prerequisite.missing):
+        return "apt-get install " + " ".join(debian.values())
+    if debian:
+        return f"apt-get install {' '.join(debian.values())}, and {r_install}"
+    return r_install
+
+
+def debian_r_packages(names: Iterable[str]) -> dict[str, str]:
+    """R package name -> the Debian package (`r-cran-*`) that ships it, for those apt knows."""
+    candidates = {name: f"r-cran-{name.lower()}" for name in names}
+    if not candidates:
+        return {}
+    try:
+        result = subprocess.run(
+            ["apt-cache", "policy", *candidates.values()],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    available, current = set(), None
+    for row in result.stdout.splitlines():
+        if row and not row[0].isspace() and row.endswith(":"):
+            current = row[:-1]
+        elif row.strip().startswith("Candidate:") and "(none)" not in row:
+            available.add(current)
+    return {name: debian for name, debian in candidates.items() if debian in available}
+
+
+def pip_commands(line: str) -> list[list[str]]:
+    """pip's arguments for each `pip install` / `pip uninstall` of a RUN line, in order (pip,
+    pip3, python -m pip, uv pip; `&&` chains and `;` included); other pip commands are left out:
+    `pip config` and the like would change the host, not the image."""
+    try:
+        commands = _commands(line)
+    except ValueError:
+        return []
+    found = []
+    for words in commands:
+        args = _pip_arguments(posixpath.basename(words[0]), words[1:])
+        if args is not None and _positional(args, _PIP_VALUE_OPTIONS)[:1] in (
+            ["install"],
+            ["uninstall"],
+        ):
+            found.append(args)
+    return found
+
+
+def pip_package_names(arguments: list[str]) -> list[str]:
+    """The names of the packages a pip command installs by name (not paths, URLs or files)."""
+    need = _pip(arguments)
+    return need[1] if need is not None else []
+
+
+def _pip_arguments(program: str, args: list[str]) -> list[str] | None:
+    if _PYTHON_PROGRAM.match(program) and "-m" in args:
+        module_args = args[args.index("-m") + 1 :]
+        return module_args[1:] if module_args[:1] == ["pip"] else None
+    if _PIP_PROGRAM.match(program):
+        return args
+    if program == "uv" and args[:1] == ["pip"]:
+        return args[1:]
+    return None
 
 
 def _short(line: str, limit: int = 160) -> str:
@@ -189,16 +272,8 @@ def _installer(program: str, args: list[str]) -> tuple[str, list[str]] | None:
         expressions = [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == "-e"]
         names = [name for expression in expressions for name in _r_names(expression)]
         return ("r", names) if names else None
-    if _PYTHON_PROGRAM.match(program) and "-m" in args:
-        module_args = args[args.index("-m") + 1 :]
-        if module_args[:1] == ["pip"]:
-            return _pip(module_args[1:])
-        return None
-    if _PIP_PROGRAM.match(program):
-        return _pip(args)
-    if program == "uv" and args[:1] == ["pip"]:
-        return _pip(args[1:])
-    return None
+    pip_args = _pip_arguments(program, args)
+    return _pip(pip_args) if pip_args is not None else None
 
 
 def _positional(args: list[str], value_options: frozenset[str]) -> list[str]:
@@ -222,6 +297,8 @@ def _debian_name(word: str) -> str | None:
 
 def _pip(args: list[str]) -> tuple[str, list[str]] | None:
     positional = _positional(args, _PIP_VALUE_OPTIONS)
+    if positional[:1] == ["uninstall"]:
+        return "pip", []
     if positional[:1] != ["install"]:
         return None
     names = []
@@ -271,18 +348,6 @@ def _missing_debian_packages(packages: list[str]) -> set[str] | None:
         if status == "install ok installed":
             installed.add(name)
     return set(packages) - installed
-
-
-def _missing_python_packages(packages: list[str]) -> set[str]:
-    # Checked in the interpreter dockyard runs with (sys.executable's environment), which is what a
-    # process-runtime program gets today; framework images will map to their own environments later.
-    missing = set()
-    for name in packages:
-        try:
-            importlib.metadata.distribution(name)
-        except importlib.metadata.PackageNotFoundError:
-            missing.add(name)
-    return missing
 
 
 def _missing_r_packages(packages: list[str]) -> set[str] | None:

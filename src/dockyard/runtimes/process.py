@@ -33,6 +33,9 @@ from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost, Runtime
 from dockyard.runtimes.images import DEFAULT_PATH
 from dockyard.runtimes.mount_plan import MountPlan, Node
 from dockyard.runtimes.netns import Network
+from dockyard.runtimes.run_layer import FOLDER_NAME as RUN_LAYER_FOLDER
+from dockyard.runtimes.run_layer import SANDBOX_PATH as SANDBOX_PYTHON
+from dockyard.runtimes.run_layer import write_run_layer
 from dockyard.runtimes.seccomp import filter_bpf
 from dockyard.runtimes.volumes import HostFolder, SandboxUsers
 
@@ -47,7 +50,7 @@ _MAX_LINE = 64 * 1024  # longer lines reach on_output in pieces rather than grow
 
 def sandbox_env(spec: HostSpec) -> dict[str, str]:
     """The program's whole environment: container defaults, the image's ENV, the platform's."""
-    return {
+    env = {
         "PATH": DEFAULT_PATH,
         "HOME": "/root",
         "HOSTNAME": spec.hostname,
@@ -55,6 +58,13 @@ def sandbox_env(spec: HostSpec) -> dict[str, str]:
         **spec.image.env,
         **spec.env,
     }
+    if spec.python is not None:
+        # The writable run layer goes just before the environment it covers.
+        folders = env["PATH"].split(":")
+        base = str(spec.python.bin_dir)
+        at = folders.index(base) if base in folders else 0
+        env["PATH"] = ":".join([*folders[:at], f"{SANDBOX_PYTHON}/bin", *folders[at:]])
+    return env
 
 
 def hosts_file(spec: HostSpec) -> str:
@@ -183,6 +193,9 @@ def _plan_mounts(spec: HostSpec, files: SandboxFiles) -> MountPlan:
     plan.place("/tmp", Node("bind", source=spec.folder.tmp, writable=True))
     plan.place("/var/tmp", Node("bind", source=spec.folder.tmp, writable=True))
     plan.place("/root", Node("bind", source=spec.folder.home, writable=True))
+    if spec.python is not None:
+        run_layer = spec.folder.root / RUN_LAYER_FOLDER
+        plan.place(SANDBOX_PYTHON, Node("bind", source=run_layer, writable=True))
     # Shared memory counts against the memory limit (tmpfs pages are charged to the cgroup).
     plan.place("/dev/shm", Node("tmpfs", writable=True, size=spec.limits.memory_bytes))
     # Image content first, then /opt/ml over it (SageMaker's mounts hide what an image has there),
@@ -261,6 +274,8 @@ class ProcessRuntime(Runtime):
         if executable is None:
             raise SandboxError("bubblewrap (bwrap) is not installed: apt-get install bubblewrap")
         _prepare_mount_points(spec)
+        if spec.python is not None:
+            write_run_layer(spec.python, spec.folder.root)
         if not spec.argv:
             raise SandboxError(f"no program to run on {spec.hostname}")
         if find_program(spec) is None:

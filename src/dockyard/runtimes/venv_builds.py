@@ -113,7 +113,7 @@ class FrameworkBuild:
             f"({interpreter.executable}) in {env.root}"
         )
         env.root.parent.mkdir(parents=True, exist_ok=True)
-        _run(
+        run_logged(
             [interpreter.executable, "-m", "venv", str(env.root)], log, env, "python -m venv failed"
         )
         with_deps = [line for line in self.framework.requirements if not _is_no_deps(line)]
@@ -121,8 +121,8 @@ class FrameworkBuild:
             _strip_no_deps(line) for line in self.framework.requirements if _is_no_deps(line)
         ]
         _write_lines(env.root / "requirements.txt", with_deps)
-        _pip(env, ["install", *BOOTSTRAP], log, "pip could not install pip itself")
-        _pip(
+        pip_logged(env, ["install", *BOOTSTRAP], log, "pip could not install pip itself")
+        pip_logged(
             env,
             ["install", "-r", "requirements.txt"],
             log,
@@ -131,18 +131,18 @@ class FrameworkBuild:
         )
         if no_deps:
             _write_lines(env.root / "requirements-no-deps.txt", no_deps)
-            _pip(
+            pip_logged(
                 env,
                 ["install", "--no-deps", "-r", "requirements-no-deps.txt"],
                 log,
                 f"pip could not install the {env.name} requirements",
                 cwd=env.root,
             )
-        site = _site_dirs(env)[0]
+        site = site_dirs(env)[0]
         (site / f"{SHIM_MODULE}.py").write_bytes(shim_source())
         (site / f"{SHIM_MODULE}.pth").write_text(f"import {SHIM_MODULE}\n", encoding="utf-8")
         _write_train(env)
-        _write_image_file(
+        write_image_file(
             env,
             [
                 f"framework environment {env.name}",
@@ -157,7 +157,7 @@ class FrameworkBuild:
         # Without /opt/ml the toolkit makes a job folder on import: give it a throwaway one.
         with tempfile.TemporaryDirectory(prefix="dockyard-check-") as scratch:
             check = f"import {SHIM_MODULE}, sagemaker_training.cli.train"
-            _run(
+            run_logged(
                 [str(env.python), "-c", check],
                 log,
                 env,
@@ -183,15 +183,15 @@ class LayerBuild:
         )
         env.root.parent.mkdir(parents=True, exist_ok=True)
         interpreter = os.path.realpath(base.python)
-        _run(
+        run_logged(
             [interpreter, "-m", "venv", "--without-pip", str(env.root)],
             log,
             env,
             "python -m venv failed",
         )
-        base_sites = _site_dirs(base)
+        base_sites = site_dirs(base)
         additions = "".join(f"import site; site.addsitedir({str(s)!r})\n" for s in base_sites)
-        (_site_dirs(env)[0] / "_dockyard_base.pth").write_text(additions, encoding="utf-8")
+        (site_dirs(env)[0] / "_dockyard_base.pth").write_text(additions, encoding="utf-8")
         _copy_scripts(base, env)
         _write_train(env)
         # pip runs in a copy: in-tree builds write build/ and *.egg-info next to the sources.
@@ -213,8 +213,8 @@ class LayerBuild:
                 (["the code's package (setup.py)"] if code.package else [])
                 + (["requirements.txt"] if code.lines else [])
             )
-            _pip(env, ["install", *targets], log, f"pip could not install {what}", cwd=work)
-        _write_image_file(
+            pip_logged(env, ["install", *targets], log, f"pip could not install {what}", cwd=work)
+        write_image_file(
             env,
             [
                 f"requirements layer {env.name}",
@@ -225,7 +225,9 @@ class LayerBuild:
                 *(f"  {line}" for line in code.lines),
             ],
         )
-        _run([str(env.python), "-c", f"import {SHIM_MODULE}"], log, env, "the new layer cannot run")
+        run_logged(
+            [str(env.python), "-c", f"import {SHIM_MODULE}"], log, env, "the new layer cannot run"
+        )
 
     def _ordered(self, work: Path, log: Log) -> None:
         steps = self.code.steps
@@ -233,7 +235,7 @@ class LayerBuild:
             log(f"ordered install {number}/{len(steps)}: {line}")
             step_file = work / f".dockyard-step-{number}.txt"
             _write_lines(step_file, [*self.code.file_options, line])
-            _pip(
+            pip_logged(
                 self.env,
                 ["install", "--no-build-isolation", "-r", step_file.name],
                 log,
@@ -242,7 +244,7 @@ class LayerBuild:
             )
         if self.code.package:
             log("ordered install: the code's package (setup.py)")
-            _pip(
+            pip_logged(
                 self.env,
                 ["install", "--no-build-isolation", "."],
                 log,
@@ -251,15 +253,15 @@ class LayerBuild:
             )
 
 
-def _pip(
+def pip_logged(
     env: PythonEnvironment, arguments: list[str], log: Log, failure: str, *, cwd: Path | None = None
 ) -> None:
     argv = [str(env.python), "-m", "pip", *arguments, "--progress-bar", "off", "--no-input"]
     log("$ pip " + " ".join(arguments))
-    _run(argv, log, env, failure, cwd=cwd)
+    run_logged(argv, log, env, failure, cwd=cwd)
 
 
-def _run(
+def run_logged(
     argv: list[str],
     log: Log,
     env: PythonEnvironment,
@@ -275,7 +277,7 @@ def _run(
         process = subprocess.Popen(
             argv,
             cwd=cwd,
-            env={**_build_environment(env), **(extra or {})},
+            env={**build_environment(env), **(extra or {})},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -319,7 +321,7 @@ def _error_lines(output: Iterable[str]) -> list[str]:
     return kept[-PIP_TAIL_LINES:]
 
 
-def _build_environment(env: PythonEnvironment) -> dict[str, str]:
+def build_environment(env: PythonEnvironment) -> dict[str, str]:
     # pip's own configuration (PIP_* variables, proxies, certificates) comes from the environment
     # of the user who runs dockyard, as it would for their own pip; Python's own does not.
     variables = {k: v for k, v in os.environ.items() if k not in _DROPPED_VARIABLES}
@@ -331,7 +333,7 @@ def _build_environment(env: PythonEnvironment) -> dict[str, str]:
     return variables
 
 
-def _site_dirs(env: PythonEnvironment) -> list[Path]:
+def site_dirs(env: PythonEnvironment) -> list[Path]:
     try:
         done = subprocess.run(
             [str(env.python), "-I", "-c", _SITE_DIRS],
@@ -372,7 +374,7 @@ def _write_train(env: PythonEnvironment) -> None:
     train.chmod(0o755)
 
 
-def _write_image_file(env: PythonEnvironment, lines: list[str]) -> None:
+def write_image_file(env: PythonEnvironment, lines: list[str]) -> None:
     header = "# dockyard built this environment; it stands for an image (this is not a Dockerfile)"
     _write_lines(env.root / IMAGE_FILE, [header, *lines])
 

@@ -8,7 +8,8 @@
   still put on sys.path, a `.sh` entry point is still made executable.
 - The legacy `sagemaker_containers` subclasses `collections.Mapping`, which Python 3.10 removed:
   before it is imported, `collections` gets its old aliases of `collections.abc` back, so
-  `sagemaker_containers.training_env()` works.
+  `sagemaker_containers.training_env()` works; its protobuf modules predate protobuf 3.19, so
+  protobuf's pure-Python implementation is chosen for it unless the program chose.
 - `pytorch_main`: the SAGEMAKER_TRAINING_MODULE of dockyard's PyTorch environments.
 
 Importing it costs next to nothing: at start it touches only `os` and `sys` (loaded already) and
@@ -110,9 +111,19 @@ def _restore_collections_aliases(module: ModuleType) -> None:
             setattr(collections, name, getattr(collections.abc, name))
 
 
+def _old_toolkit_compatibility(module: ModuleType) -> None:
+    """What `sagemaker_containers` (2.8, 2020) needs on today's Python and packages: the
+    `collections` aliases, and protobuf's pure-Python descriptors, since its generated `_pb2`
+    modules predate protobuf 3.19 and today's protobuf refuses them (it names that variable as the
+    way out). Set only when the program has not chosen, and before protobuf is first imported."""
+    _restore_collections_aliases(module)
+    if "google.protobuf" not in sys.modules:
+        os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
+
+
 # Run before a module's code (`BEFORE`), or after it (`AFTER`).
 BEFORE: dict[str, Callable[[ModuleType], None]] = {
-    "sagemaker_containers": _restore_collections_aliases,
+    "sagemaker_containers": _old_toolkit_compatibility,
 }
 AFTER: dict[str, Callable[[ModuleType], None]] = dict.fromkeys(PIP_STEPS, _patch)
 

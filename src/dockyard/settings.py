@@ -50,6 +50,14 @@ class Settings(BaseSettings):
     # Capacity the scheduler hands out; the machine's own by default.
     cpus: int = Field(default_factory=lambda: os.cpu_count() or 1)
     memory_gib: float = Field(default_factory=_machine_memory_gib)
+    # GPUs the scheduler hands out. 0 by default, whatever the machine has: the process
+    # runtime's sandboxes see no GPU device, so a host given one could not use it.
+    gpus: int = Field(default=0, ge=0)
+    # What a job or instance gets when its type has more GPUs than `gpus`: `cpu` runs it on the
+    # CPU (SM_NUM_GPUS=0, a line in its log says so), `wait` keeps a training job Pending until
+    # the GPUs are there, `fail` fails it (endpoints and transform jobs do not queue: under
+    # `wait` they fail too, with a reason that says so).
+    gpu_shortage: Literal["cpu", "wait", "fail"] = "cpu"
 
     # Framework environments (dockyard/python:3.11, SageMaker framework image URIs): where they
     # are built (default <home>/envs), extra frameworks (a JSON file), the Python to build from

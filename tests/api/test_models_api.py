@@ -91,7 +91,7 @@ def test_endpoint_config_lifecycle(server: RunningServer) -> None:
         EndpointConfigName="cfg3",
         ProductionVariants=[dict(variant, InstanceType="ml.nope.large")],
     )
-    assert "unknown instance type" in unknown_type["Message"]
+    assert "Member must satisfy enum value set: [" in unknown_type["Message"]
     twice = _error(
         sagemaker.create_endpoint_config,
         EndpointConfigName="cfg4",

@@ -142,7 +142,7 @@ def test_bad_input_gives_one_clear_line(cli_env: dict[str, str], tmp_path: Path)
         ),
         (
             ["--image", "examples/r-randomforest", "--instance-type", "ml.x9.huge"],
-            "unknown instance type",
+            "Member must satisfy enum value set",
         ),
         (
             [

@@ -77,7 +77,7 @@ def test_the_article_container_trains_unchanged(
                 image_name=str(image),
                 role=ROLE,
                 train_instance_count=1,
-                train_instance_type="ml.m5.large",
+                train_instance_type="ml.p2.xlarge",
                 output_path="s3://article/output",
                 sagemaker_session=session,
                 hyperparameters={"prepared-train-labels": "labels.json", "epochs": 2},

@@ -22,6 +22,7 @@ from botocore.model import OperationModel, ServiceModel, Shape, StructureShape
 
 from dockyard.api.java_regex import compile_java
 from dockyard.contract.errors import SerializationError, ValidationError
+from dockyard.contract.instance_types import LOCAL_TYPES
 
 # The wire types' own ranges, where the model sets no bound: nothing larger reaches SQLite
 # (64-bit integers) or Python code that expects a Java int.
@@ -36,9 +37,9 @@ MAX_PROBLEMS = 100
 
 # Where dockyard takes more than SageMaker does, by botocore shape name. S3 URIs may also be
 # file:// URIs or absolute local paths (the server reads and writes local folders itself;
-# contract/ and the engine say which members allow it), and instance types are dockyard's own
-# ("local", "local_gpu", the ml.* types it knows), checked by contract.instance_types with a
-# message that lists them.
+# contract/ and the engine say which members allow it), and every instance type enum also takes
+# SageMaker local mode's names for the whole machine (a refusal lists botocore's values only,
+# in SageMaker's words).
 _LOCAL_URI_SHAPES = frozenset({"S3Uri", "Url"})
 # Images are folders (or image URIs) and local URIs are paths: a name in them longer than the
 # file system allows (255 bytes; 255 "é" are 510) cannot be looked up at all, so it is refused
@@ -49,7 +50,8 @@ _PATH_CONSTRAINT = (
     f"Member must be a path this machine can look up: no name in it longer than {_NAME_MAX} "
     f"bytes, at most {_PATH_MAX} bytes in all"
 )
-_OWN_ENUM_SHAPES = frozenset(
+_LOCAL_MODE_TYPES = frozenset(LOCAL_TYPES)
+_INSTANCE_TYPE_SHAPES = frozenset(
     {"TrainingInstanceType", "ProductionVariantInstanceType", "TransformInstanceType"}
 )
 
@@ -206,7 +208,7 @@ def _string(shape: Shape, value: Any, path: str, problems: list[Problem]) -> Non
     if not _length(shape, length, value, path, problems):
         return  # no pattern on an over-long value: it is bounded work only within the length
     enum = shape.metadata.get("enum")
-    if enum and shape.name not in _OWN_ENUM_SHAPES and value not in enum:
+    if enum and value not in enum and not _local_mode_type(shape, value):
         problems.append(
             Problem(path, value, f"Member must satisfy enum value set: [{', '.join(enum)}]")
         )
@@ -222,6 +224,10 @@ def _string(shape: Shape, value: Any, path: str, problems: list[Problem]) -> Non
         problems.append(
             Problem(path, value, f"Member must satisfy regular expression pattern: {shown}")
         )
+
+
+def _local_mode_type(shape: Shape, value: str) -> bool:
+    return shape.name in _INSTANCE_TYPE_SHAPES and value in _LOCAL_MODE_TYPES
 
 
 def _unreachable_path(value: str) -> bool:

@@ -55,7 +55,7 @@ class Engine:
                 uid_base=settings.sandbox_uid_base,
                 slirp4netns=settings.slirp4netns,
             ),
-            capacity=Capacity(settings.cpus, settings.memory_gib),
+            capacity=Capacity(settings.cpus, settings.memory_gib, settings.gpus),
             environments=Environments(
                 settings.envs_dir,
                 settings.framework_python,

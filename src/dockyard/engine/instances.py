@@ -21,7 +21,7 @@ from dockyard.contract.errors import DockyardError
 from dockyard.engine.code import find_code, stage_code
 from dockyard.engine.context import EngineContext
 from dockyard.engine.model_data import stage_model_data
-from dockyard.engine.sizing import host_limits, volume_bytes
+from dockyard.engine.sizing import gpu_grant, host_limits, resource_env, volume_bytes
 from dockyard.runtimes.base import HostSpec, RunningHost
 from dockyard.runtimes.environments import PythonEnvironment, framework_image
 from dockyard.runtimes.frameworks import resolve_framework
@@ -239,6 +239,14 @@ def start_instance(
         tail.append(line)
         on_line(line)
 
+    gpus = gpu_grant(ctx.settings, instance_type, 1)
+    policy = ctx.settings.gpu_shortage if gpus.short else None
+    if policy in ("wait", "fail"):
+        # Endpoint and transform instances start at once; nothing queues them for GPUs.
+        raise InstanceFailed(f"{name}: {gpus.failure_reason(policy, queued=False)}")
+    if policy == "cpu":
+        on_line(f"[dockyard] {gpus.cpu_note()}")
+    limits = host_limits(ctx.settings, instance_type)
     runtime = ctx.runtime
     host_folder: HostFolder | None = None
     network: Network | None = None
@@ -253,9 +261,9 @@ def start_instance(
             folder=host_folder,
             network=network,
             read_only_binds=model.binds,
-            env={**model.env, **env},
+            env={**resource_env(limits, gpus), **model.env, **env},
             hidden_paths=ctx.forbidden_paths,
-            limits=host_limits(ctx.settings, instance_type),
+            limits=limits,
             python=model.python,
         )
         host = runtime.start(spec, output)

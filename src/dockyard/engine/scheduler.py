@@ -1,4 +1,4 @@
-"""Machine capacity: jobs wait until the CPUs and memory their hosts ask for are free."""
+"""Machine capacity: jobs wait until the CPUs, memory and GPUs their hosts ask for are free."""
 
 from __future__ import annotations
 
@@ -13,33 +13,43 @@ from dockyard.contract.instance_types import InstanceType
 class Demand:
     cpus: float
     memory_gib: float
+    gpus: int = 0
 
     def describe(self) -> str:
+        if self.gpus:
+            return f"{self.cpus:g} vCPU, {self.memory_gib:g} GiB and {self.gpus} GPU"
         return f"{self.cpus:g} vCPU and {self.memory_gib:g} GiB"
 
 
 class Capacity:
-    """A counting gate over the machine's CPUs and memory.
+    """A counting gate over the machine's CPUs, memory and GPUs.
 
-    A job that asks for more than the whole machine still runs when nothing else does (two
-    ml.m5.large hosts on a 2-core laptop must work); it just never runs beside another job.
+    A job that asks for more CPUs or memory than the whole machine still runs when nothing else
+    does (two ml.m5.large hosts on a 2-core laptop must work); it just never runs beside another
+    job. GPUs are never shared: a job waits until all it asks for are free (the engine decides
+    beforehand what a job gets when the machine has too few: engine.sizing.gpu_grant).
     `local` instances ask for the whole machine, as SageMaker local mode's containers do.
     """
 
-    def __init__(self, cpus: float, memory_gib: float) -> None:
+    def __init__(self, cpus: float, memory_gib: float, gpus: int = 0) -> None:
         self.cpus = cpus
         self.memory_gib = memory_gib
+        self.gpus = gpus
         self._used_cpus = 0.0
         self._used_memory = 0.0
+        self._used_gpus = 0
         self._running = 0
         self._changed = threading.Condition()
 
-    def demand(self, instance: InstanceType, count: int) -> Demand:
+    def demand(self, instance: InstanceType, count: int, gpus: int = 0) -> Demand:
+        """`count` hosts of `instance`, holding `gpus` GPUs in all."""
         if instance.is_whole_machine:
-            return Demand(self.cpus, self.memory_gib)
-        return Demand(instance.vcpus * count, instance.memory_gib * count)
+            return Demand(self.cpus, self.memory_gib, gpus)
+        return Demand(instance.vcpus * count, instance.memory_gib * count, gpus)
 
     def _fits(self, demand: Demand) -> bool:
+        if self._used_gpus + demand.gpus > self.gpus:
+            return False
         if self._running == 0:
             return True
         return (
@@ -59,16 +69,18 @@ class Capacity:
             if not self._fits(demand) and on_wait is not None:
                 free_cpus = max(self.cpus - self._used_cpus, 0)
                 free_mem = max(self.memory_gib - self._used_memory, 0)
-                on_wait(
-                    f"Waiting for capacity: needs {demand.describe()}, "
-                    f"{free_cpus:g} vCPU and {free_mem:.1f} GiB free"
-                )
+                free = f"{free_cpus:g} vCPU and {free_mem:.1f} GiB"
+                if demand.gpus:
+                    free_gpus = self.gpus - self._used_gpus
+                    free = f"{free_cpus:g} vCPU, {free_mem:.1f} GiB and {free_gpus} GPU"
+                on_wait(f"Waiting for capacity: needs {demand.describe()}, {free} free")
             while not self._fits(demand):
                 if cancelled():
                     return False
                 self._changed.wait(timeout=0.5)
             self._used_cpus += demand.cpus
             self._used_memory += demand.memory_gib
+            self._used_gpus += demand.gpus
             self._running += 1
             return True
 
@@ -76,5 +88,6 @@ class Capacity:
         with self._changed:
             self._used_cpus -= demand.cpus
             self._used_memory -= demand.memory_gib
+            self._used_gpus -= demand.gpus
             self._running -= 1
             self._changed.notify_all()

@@ -82,9 +82,8 @@ class TrainingJobs:
         return record.arn
 
     def validate(self, request: CreateTrainingJobRequest) -> None:
-        instance = instance_type(request.resource_config.instance_type or "")
-        if instance.gpus and instance.is_whole_machine:
-            raise ValidationError("local_gpu needs a GPU, and this machine has none: use 'local'")
+        # The type's GPUs are the runner's to grant or not (DOCKYARD_GPU_SHORTAGE).
+        instance_type(request.resource_config.instance_type or "")
         spec = request.algorithm_specification
         assert spec.training_image is not None
         if resolve_framework(spec.training_image, self.ctx.frameworks) is None:

@@ -41,7 +41,7 @@ from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.logs import TRAINING_LOG_GROUP, LogWriter, stream_name
 from dockyard.engine.metrics import MetricScanner
 from dockyard.engine.pipes import PipeFeeder
-from dockyard.engine.sizing import host_limits, volume_bytes
+from dockyard.engine.sizing import GpuGrant, gpu_grant, host_limits, resource_env, volume_bytes
 from dockyard.engine.staging import (
     ChannelSource,
     download_remote,
@@ -93,6 +93,7 @@ class TrainingRun:
         self._environment_binds: list[tuple[Path, str]] = []
         self._environment_vars: dict[str, str] = {}
         self._python: PythonEnvironment | None = None
+        self._gpus: GpuGrant | None = None
         self._thread = threading.Thread(target=self._main, name=f"job-{self.name}", daemon=True)
         count = request.resource_config.instance_count
         epoch = int(record.creation_time)
@@ -190,13 +191,28 @@ class TrainingRun:
                     log.exception("training job %s: could not unmount %s", self.name, host.name)
 
     def _run(self) -> None:
-        instance = instance_type(self.request.resource_config.instance_type or "")
-        demand = self.ctx.capacity.demand(instance, len(self.hosts))
-        if not self.ctx.capacity.acquire(
-            demand,
-            on_wait=lambda message: self._transition(_S.PENDING, message),
-            cancelled=self._stop.is_set,
-        ):
+        type_name = self.request.resource_config.instance_type or "local"
+        instance = instance_type(type_name)
+        settings = self.ctx.settings
+        self._gpus = grant = gpu_grant(settings, type_name, len(self.hosts))
+        policy = settings.gpu_shortage if grant.short else None
+        if policy == "fail":
+            self._finish_failed(grant.failure_reason(policy))
+            return
+        if policy == "cpu":
+            self._platform_log(grant.cpu_note())
+        # Under `wait` the job asks the gate for GPUs the machine does not have: it stays
+        # Pending until it is stopped.
+        held = grant.asked * grant.count if policy == "wait" else grant.total
+
+        def pending(message: str) -> None:
+            if policy == "wait":
+                message = grant.wait_message()
+                self._platform_log(message)
+            self._transition(_S.PENDING, message)
+
+        demand = self.ctx.capacity.demand(instance, len(self.hosts), held)
+        if not self.ctx.capacity.acquire(demand, on_wait=pending, cancelled=self._stop.is_set):
             self._finish_stopped()
             return
         try:
@@ -423,11 +439,14 @@ class TrainingRun:
     ) -> HostSpec:
         settings = self.ctx.settings
         assert host.folder is not None and self._network is not None
+        limits = host_limits(settings, self.request.resource_config.instance_type or "local")
+        assert self._gpus is not None
         env = {
             "TRAINING_JOB_NAME": self.name,
             "TRAINING_JOB_ARN": self.record.arn,
             "AWS_REGION": settings.region,
             "AWS_DEFAULT_REGION": settings.region,
+            **resource_env(limits, self._gpus),
             **self._environment_vars,
             **self.request.environment,
         }
@@ -441,7 +460,7 @@ class TrainingRun:
             env=env,
             hosts={h.name: host_address(h.index) for h in self.hosts},
             hidden_paths=self.ctx.forbidden_paths,
-            limits=host_limits(settings, self.request.resource_config.instance_type or "local"),
+            limits=limits,
             python=self._python,
         )
 

@@ -103,11 +103,6 @@ class EstimatorBase:
             )
         if instance_groups:
             raise ValueError("instance_groups (heterogeneous clusters) are not supported yet")
-        if instance_type == "local_gpu":
-            raise ValueError(
-                "instance_type='local_gpu' needs a GPU, and dockyard runs jobs on this machine's "
-                "CPUs: use instance_type='local' (the whole machine) or an ml.* CPU type"
-            )
         if source_dir is not None and entry_point is None:
             raise ValueError("source_dir needs an entry_point: the script to run in it")
         self.sagemaker_session = sagemaker_session or Session()

@@ -170,6 +170,7 @@ class Load:
         self.requests = 0
         self.errors: list[str] = []
         self.answers: list[str] = []
+        self.timeline: list[tuple[float, float, str | None]] = []  # start, end, error
         self._stop = threading.Event()
         self._lock = threading.Lock()
         # No botocore retries: every failure the router lets through is counted.
@@ -184,6 +185,7 @@ class Load:
 
     def _run(self, client: Any) -> None:
         while not self._stop.is_set():
+            start = time.monotonic()
             try:
                 response = client.invoke_endpoint(
                     EndpointName=self.name, Body=b"1,2,3", ContentType="text/csv"
@@ -192,10 +194,12 @@ class Load:
                 with self._lock:
                     self.requests += 1
                     self.answers.append(answer["version"] + "@" + answer["host"])
+                    self.timeline.append((start, time.monotonic(), None))
             except Exception as exc:
                 with self._lock:
                     self.requests += 1
                     self.errors.append(repr(exc))
+                    self.timeline.append((start, time.monotonic(), repr(exc)))
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -236,6 +240,65 @@ def test_killing_an_instance_under_load_fails_no_request(
     described = server.client("sagemaker").describe_endpoint(EndpointName="steady")
     assert described["EndpointStatus"] == "InService"
     assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 2
+
+
+@pytest.mark.slow
+def test_a_request_that_kills_the_model_reaches_two_instances_and_no_third(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    image = make_echo_image(tmp_path)
+    server_py = image / "server.py"
+    server_py.write_text(
+        server_py.read_text().replace(
+            '        if body == b"fail":',
+            '        if body == b"poison":\n            os._exit(1)\n        if body == b"fail":',
+        )
+    )
+    deploy(server, image, "fragile", count=3)
+    deployment = server.engine.endpoints._live["fragile"]
+    originals = {i.name: i for i in deployment.instances()}
+    assert sorted(originals) == ["AllTraffic-1", "AllTraffic-2", "AllTraffic-3"]
+    runtime = server.client("sagemaker-runtime")  # botocore's default retries on
+    with Load(server, "fragile", threads=4) as load:
+        wait_until(lambda: load.requests >= 100)
+        sent = time.monotonic()
+        with pytest.raises(ClientError) as raised:
+            runtime.invoke_endpoint(EndpointName="fragile", Body=b"poison")
+        answered = time.monotonic()
+        mark = load.requests
+        wait_until(lambda: load.requests >= mark + 200)  # the others go on serving meanwhile
+        wait_until(lambda: len(deployment.variants()[0].instances) == 3)  # replaced
+        mark = load.requests
+        wait_until(lambda: load.requests >= mark + 100)
+    error = raised.value.response
+    message = error["Error"]["Message"]
+    print(message)
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["ResponseMetadata"]["RetryAttempts"] == 0
+    assert error["Error"]["Code"] == "ModelError"
+    assert error["OriginalStatusCode"] == 0
+    assert "reached 2 instances of endpoint fragile and got no answer" in message
+    assert "likely crashes the model" in message and "not sent to a third" in message
+    died = sorted(name for name, instance in originals.items() if instance.exited)
+    assert len(died) == 2, died  # the third original never got it, and serves on
+    assert all(f"{name}: the instance closed the connection" in message for name in died)
+    [survivor] = set(originals) - set(died)
+    assert not originals[survivor].exited
+    serving = {i.name for i in deployment.variants()[0].instances}
+    assert survivor in serving and not serving & set(died)
+    # Every request sent after the answer succeeded; one that failed was in flight on an
+    # instance as the poison killed it, and was lost on a second one as well (both died with a
+    # request in flight): the same ModelError, never a 5xx.
+    after = [end for start, end, failed in load.timeline if start > answered]
+    assert len(after) >= 300
+    failed = [(start, end, e) for start, end, e in load.timeline if e is not None]
+    print(f"requests={load.requests} errors={len(failed)} after the answer={len(after)}")
+    for start, end, e in failed:
+        assert start < answered and end > sent, e
+        assert "ModelError" in e and "got no answer" in e, e
+    described = server.client("sagemaker").describe_endpoint(EndpointName="fragile")
+    assert described["EndpointStatus"] == "InService"
+    assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 3
 
 
 @pytest.mark.slow

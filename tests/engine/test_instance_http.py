@@ -1,17 +1,21 @@
-"""The router's instance connections against raw servers: framing, keep-alive, failures, on
-both event loops the server may run (asyncio's and uvloop's)."""
+"""The router's instance connections against raw servers: framing, keep-alive, failures (and
+whether the request had gone out when one happened), on both event loops the server may run
+(asyncio's and uvloop's)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import pytest
 import uvloop
 
-from dockyard.engine.instance_http import ConnectionLost, InstanceConnection
+from dockyard.engine.instance_http import ConnectionLost, InstanceConnection, NotDelivered
+from dockyard.runtimes.netns import NamespaceConnector, Network
 
 
 @pytest.fixture
@@ -107,3 +111,149 @@ def test_garbage_and_early_close_are_connection_losses(raw_server, run) -> None:
     assert str(exchange_twice(port, run)[0]).startswith("lost: the instance sent a malformed")
     port = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", True)
     assert exchange_twice(port, run)[0] == "lost: the instance closed the connection"
+
+
+# -- never delivered, or delivered and then lost -----------------------------------------------
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    """One whole request (head and Content-Length body), or b"" when the peer closed."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":")[1])
+        for line in head.lower().split(b"\r\n")
+        if line.startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
+class ClosingServer:
+    """Answers the first request on its one connection, then closes it (with a FIN, or a RST when
+    `reset`), as a container does with an idle keep-alive connection; `closed` is set after."""
+
+    def __init__(self, *, reset: bool) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.closed = threading.Event()
+        self.received = b""
+        self.after_close = b""
+        threading.Thread(target=self._serve, args=(reset,), daemon=True).start()
+
+    def _serve(self, reset: bool) -> None:
+        conn, _ = self.listener.accept()
+        self.received = _read_request(conn)
+        conn.sendall(OK)
+        if reset:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        self.closed.set()
+
+
+def _reuse_after_close(server: ClosingServer) -> object:
+    """Two requests on one connection; the second only once the server closed it, with no turn
+    of the event loop in between (so only the socket knows)."""
+
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(InstanceConnection, "127.0.0.1", server.port)
+        assert (await connection.exchange([], b"one"))[2] == b"ok"
+        assert connection.reusable
+        assert server.closed.wait(10)  # blocks the loop: the close is not seen through it
+        try:
+            return await connection.exchange([], b"two")
+        except ConnectionLost as lost:
+            return lost
+        finally:
+            connection.close()
+
+    return main()
+
+
+@pytest.mark.parametrize("run", LOOPS)
+@pytest.mark.parametrize("reset", [False, True], ids=["fin", "rst"])
+def test_a_kept_alive_connection_the_container_closed_is_never_used(run, reset) -> None:  # type: ignore[no-untyped-def]
+    server = ClosingServer(reset=reset)
+    lost = run(_reuse_after_close(server))
+    assert isinstance(lost, NotDelivered)
+    assert str(lost) == "the container had closed the kept-alive connection"
+    assert server.received.endswith(b"one")
+
+
+@pytest.mark.parametrize("run", LOOPS)
+def test_a_send_refused_by_a_reset_connection_is_not_delivered(run, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The check before the send sees a close that arrived before it; one that arrives between the
+    # check and the send cannot be timed from here, so the check is switched off to reach the send.
+    monkeypatch.setattr(InstanceConnection, "_closed_by_peer", lambda self: False)
+    server = ClosingServer(reset=True)
+    lost = run(_reuse_after_close(server))
+    assert isinstance(lost, NotDelivered)
+    assert str(lost) == "the container closed the kept-alive connection as it was used"
+
+
+@pytest.mark.parametrize("run", LOOPS)
+def test_a_request_sent_then_closed_without_an_answer_counts_as_delivered(run) -> None:  # type: ignore[no-untyped-def]
+    listener = socket.create_server(("127.0.0.1", 0))
+    received: list[bytes] = []
+
+    def crash() -> None:
+        conn, _ = listener.accept()
+        received.append(_read_request(conn))
+        conn.close()  # the container died handling it
+
+    threading.Thread(target=crash, daemon=True).start()
+
+    async def main() -> object:
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(
+            InstanceConnection, "127.0.0.1", listener.getsockname()[1]
+        )
+        try:
+            return await connection.exchange([], b"boom")
+        except ConnectionLost as lost:
+            return lost
+
+    lost = run(main())
+    listener.close()
+    assert type(lost) is ConnectionLost
+    assert str(lost) == "the instance closed the connection"
+    assert received[0].endswith(b"boom")
+
+
+@dataclass
+class Unreachable:
+    """An instance as InstanceConnection.open sees it: a connector into a network namespace."""
+
+    connector: NamespaceConnector
+
+
+@pytest.mark.parametrize("run", LOOPS)
+def test_a_connection_that_cannot_be_made_is_not_delivered(run) -> None:  # type: ignore[no-untyped-def]
+    network = Network.create(outside=False)  # a real namespace: nothing listens on 8080 there
+    connector = network.connector()
+
+    async def main() -> object:
+        try:
+            return await InstanceConnection.open(Unreachable(connector))  # type: ignore[arg-type]
+        except ConnectionLost as lost:
+            return lost
+
+    try:
+        refused = run(main())
+    finally:
+        connector.close()
+        network.close()
+    assert isinstance(refused, NotDelivered)
+    assert str(refused) == "cannot connect to its port 8080: Connection refused"
+    retired = run(main())  # the instance's connector is closed: retired meanwhile
+    assert isinstance(retired, NotDelivered)
+    assert "network is closed" in str(retired)

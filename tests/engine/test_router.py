@@ -1,15 +1,31 @@
-"""The router's choices: a variant by weight, then the instance with the fewest requests."""
+"""The router's choices (a variant by weight, then the instance with the fewest requests) and
+its retries (a request no instance got goes anywhere; one an instance lost, to one more)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import uvloop
 
-from dockyard.contract.errors import ValidationError
-from dockyard.engine.router import NoInstanceReady, Route, Variant
+from dockyard.contract.errors import DockyardError, ValidationError
+from dockyard.engine.instances import PORT
+from dockyard.engine.router import (
+    Invocation,
+    NoInstanceReady,
+    Reply,
+    RequestCrashedInstances,
+    Route,
+    Router,
+    Variant,
+)
+from dockyard.runtimes.netns import Network
 
 
 @dataclass
@@ -73,3 +89,175 @@ def test_an_unknown_target_variant_is_a_validation_error() -> None:
     with pytest.raises(ValidationError, match="Target variant Red does not exist"):
         r.variant("Red")
     assert r.variant("Blue").name == "Blue"
+
+
+# -- retries: only what is safe ----------------------------------------------------------------
+# Each instance is a real network namespace with a server on its port 8080 (a thread of this
+# process listening on a socket of the namespace), reached the way the router reaches containers.
+
+ANSWER = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
+
+
+class NamespaceServer:
+    """What a container does on 8080, by `behaviour`: "answer" (keep-alive), "crash on boom"
+    (closes the connection without answering when the body is `boom`, as a dying model does),
+    "close idle" (answers, then closes the kept-alive connection), "down" (nothing listens)."""
+
+    def __init__(self, name: str, behaviour: str) -> None:
+        self.name = name
+        self.in_flight = 0
+        self.idle: list[Any] = []
+        self.served = 0
+        self.network = Network.create(outside=False)
+        self.connector = self.network.connector()
+        self.received: list[bytes] = []  # bodies of whole requests that reached it
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        if behaviour != "down":
+            self._listener = self.connector.socket()
+            self._listener.setblocking(True)
+            self._listener.bind(("127.0.0.1", PORT))
+            self._listener.listen()
+            threading.Thread(target=self._accept, args=(behaviour,), daemon=True).start()
+
+    def _accept(self, behaviour: str) -> None:
+        assert self._listener is not None
+        while True:
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn, behaviour), daemon=True).start()
+
+    def _serve(self, conn: socket.socket, behaviour: str) -> None:
+        with conn:
+            while (body := _request_body(conn)) is not None:
+                with self._lock:
+                    self.received.append(body)
+                if behaviour == "crash on boom" and body == b"boom":
+                    return
+                answer = self.name.encode()
+                if behaviour == "close idle":
+                    # The answer and the end of the connection in one segment: the router sees
+                    # the answer with the close already in its socket when it reuses the connection.
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+                    conn.sendall(ANSWER % (len(answer), answer))
+                    conn.shutdown(socket.SHUT_WR)
+                    return
+                conn.sendall(ANSWER % (len(answer), answer))
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
+        self.connector.close()
+        self.network.close()
+
+
+def _request_body(conn: socket.socket) -> bytes | None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        body += conn.recv(65536)
+    return body
+
+
+@pytest.fixture
+def instances() -> Iterator[Callable[..., list[NamespaceServer]]]:
+    made: list[NamespaceServer] = []
+
+    def make(*behaviours: str) -> list[NamespaceServer]:
+        for n, behaviour in enumerate(behaviours, 1):
+            made.append(NamespaceServer(f"AllTraffic-{n}", behaviour))
+        return made
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def invoke(servers: list[NamespaceServer], *bodies: bytes, run: Any = asyncio.run) -> list[Any]:
+    """Each body through a Router over `servers`, one after the other: its Reply or its error."""
+
+    async def main() -> list[Any]:
+        router = Router(timeout=10)
+        router.publish("e", [Variant("AllTraffic", 1.0, tuple(servers))])  # type: ignore[arg-type]
+        results: list[Any] = []
+        for body in bodies:
+            try:
+                results.append(await router.invoke("e", Invocation(body, [])))
+            except DockyardError as exc:
+                results.append(exc)
+        for server in servers:
+            for connection in server.idle:
+                connection.close()
+        return results
+
+    return run(main())  # type: ignore[no-any-return]
+
+
+def test_a_request_no_instance_got_goes_to_another(instances) -> None:  # type: ignore[no-untyped-def]
+    servers = instances("down", "down", "answer")
+    replies = invoke(servers, b"a", b"b", b"c")
+    assert [r.instance for r in replies] == ["AllTraffic-3"] * 3
+    assert servers[2].received == [b"a", b"b", b"c"]
+
+
+@pytest.mark.parametrize(
+    "run", [pytest.param(asyncio.run, id="asyncio"), pytest.param(uvloop.run, id="uvloop")]
+)
+def test_kept_alive_connections_the_container_closed_cost_nothing(instances, run, caplog) -> None:  # type: ignore[no-untyped-def]
+    servers = instances("close idle", "close idle")
+    bodies = [b"%d" % i for i in range(20)]
+    replies = invoke(servers, *bodies, run=run)
+    assert all(isinstance(r, Reply) and r.status == 200 for r in replies), replies
+    assert sorted(servers[0].received + servers[1].received) == sorted(bodies)
+    assert not [r for r in caplog.records if "lost a request" in r.getMessage()]
+
+
+def test_a_request_that_kills_an_instance_gets_one_more_and_no_third(instances) -> None:  # type: ignore[no-untyped-def]
+    servers = instances("crash on boom", "crash on boom", "crash on boom", "crash on boom")
+    before, crash, after = invoke(servers, b"x", b"boom", b"y")
+    assert isinstance(before, Reply) and isinstance(after, Reply)
+    assert isinstance(crash, RequestCrashedInstances)
+    assert (crash.code, crash.http_status) == ("ModelError", 424)
+    reached = [s.name for s in servers if b"boom" in s.received]
+    assert len(reached) == 2  # and not the other two
+
+    def said(first: str, second: str) -> str:
+        return (
+            f"The request reached 2 instances of endpoint e and got no answer: {first}: the "
+            f"instance closed the connection; {second}: the instance closed the connection. The "
+            "request likely crashes the model (see the endpoint's log); it was not sent to a third"
+        )
+
+    assert crash.message in (said(*reached), said(*reversed(reached)))
+
+
+def test_a_lost_request_is_retried_once_and_can_succeed(instances) -> None:  # type: ignore[no-untyped-def]
+    servers = instances("crash on boom", "answer")
+    replies = invoke(servers, *[b"boom"] * 4)
+    # Whichever instance it reaches first: it ends on AllTraffic-2, which answers.
+    assert [r.instance for r in replies] == ["AllTraffic-2"] * 4
+    assert servers[1].received == [b"boom"] * 4
+    assert 0 < len(servers[0].received) <= 4
+
+
+def test_a_lost_request_with_no_other_instance_is_the_models_failure(instances) -> None:  # type: ignore[no-untyped-def]
+    [server] = instances("crash on boom")
+    [crash] = invoke([server], b"boom")
+    assert isinstance(crash, RequestCrashedInstances)
+    assert crash.message.endswith("no other instance could take it")
+    assert "reached 1 instance of endpoint e" in crash.message
+    assert server.received == [b"boom"]
+
+
+def test_no_reachable_instance_is_service_unavailable(instances) -> None:  # type: ignore[no-untyped-def]
+    [unavailable] = invoke(instances("down", "down"), b"x")
+    assert isinstance(unavailable, NoInstanceReady)
+    assert "Connection refused" in unavailable.message

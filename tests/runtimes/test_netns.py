@@ -107,3 +107,19 @@ def test_the_hosts_loopback_is_out_of_reach(outside: bool) -> None:
         connector.close()
         network.close()
         listener.close()
+
+
+def test_a_closed_connector_refuses_at_once() -> None:
+    """The router may ask for a socket of an instance that was retired a moment before: that is
+    a refused connection, not a wait on the connector's thread (which has ended)."""
+    network = Network.create(outside=False)
+    connector = network.connector()
+    try:
+        connector.socket().close()
+    finally:
+        connector.close()
+        network.close()
+    with pytest.raises(ConnectionRefusedError, match="network is closed"):
+        connector.socket()
+    with pytest.raises(ConnectionRefusedError):
+        connector.connect(8080)

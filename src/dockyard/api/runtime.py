@@ -19,8 +19,8 @@ from dockyard.engine.core import Engine
 from dockyard.engine.endpoints import ENDPOINT, log_group
 from dockyard.engine.router import (
     FORWARDED_HEADERS,
+    ContainerFailure,
     Invocation,
-    InvocationTimeout,
     NoInstanceReady,
     Reply,
 )
@@ -69,8 +69,10 @@ class RuntimeApp:
             except NoInstanceReady:
                 self._not_serving(name)  # deleted (or failed) meanwhile: that is the answer
                 raise
-        except InvocationTimeout as timeout:
-            await _send(send, 424, *_model_error(self.engine, name, 0, timeout.message))
+        except ContainerFailure as no_answer:
+            # No answer at all (a timeout, or instances that died with the request): SageMaker
+            # reports these as ModelError with OriginalStatusCode 0.
+            await _send(send, 424, *_model_error(self.engine, name, 0, no_answer.message))
             return
         except DockyardError as exc:
             await _send(send, *_runtime_error(exc))

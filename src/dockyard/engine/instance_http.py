@@ -1,10 +1,14 @@
 """The router's connections to instances: keep-alive HTTP/1.1 as an asyncio protocol, the
-responses parsed by httptools (C), since every invocation passes through here."""
+responses parsed by httptools (C), since every invocation passes through here. A failed exchange
+says whether the request may have reached the container: only one that did not is safe to send
+anywhere again."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import select
 import socket
 from typing import cast
 
@@ -16,7 +20,14 @@ Headers = list[tuple[bytes, bytes]]
 
 
 class ConnectionLost(Exception):
-    """The connection failed before a whole response arrived: another try may succeed."""
+    """The connection ended after the request was sent, before a whole response arrived: the
+    container may have died handling this very request, so sending it elsewhere is a risk."""
+
+
+class NotDelivered(ConnectionLost):
+    """The request never reached the container (the connection could not be made, or a kept-alive
+    one had been closed by the container before any byte of the request went out): another
+    instance may safely get it."""
 
 
 class InstanceConnection(asyncio.Protocol):
@@ -32,32 +43,63 @@ class InstanceConnection(asyncio.Protocol):
         self._chunks: list[bytes] = []
         self._framed = False  # Content-Length or chunked: the end is known without a close
         self._keep_alive = False
+        self._idle_check: select.poll | None = None  # made on the first reuse
+        self._used = False
         self.closed = False
 
     @classmethod
     async def open(cls, instance: Instance) -> InstanceConnection:
         loop = asyncio.get_running_loop()
-        sock = instance.connector.socket()  # made inside the instance's network namespace
+        try:
+            sock = instance.connector.socket()  # made inside the instance's network namespace
+        except OSError as exc:
+            raise NotDelivered(f"cannot make a socket in its network: {exc}") from exc
         try:
             await loop.sock_connect(sock, ("127.0.0.1", PORT))
             _, connection = await loop.create_connection(cls, sock=sock)
         except OSError as exc:
             sock.close()
-            raise ConnectionLost(str(exc)) from exc
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise NotDelivered(f"cannot connect to its port {PORT}: {reason}") from exc
         return connection
 
     async def exchange(self, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
-        if self.closed or self._transport is None:
-            raise ConnectionLost("the connection is closed")
+        """Send the request and return the answer. Raises NotDelivered when no byte of the
+        request went out, ConnectionLost when it did and no whole answer came back."""
+        transport = self._transport
+        if self.closed or transport is None or transport.is_closing():
+            raise NotDelivered("the connection was closed")
+        if self._used and self._closed_by_peer():
+            self.close()
+            raise NotDelivered("the container had closed the kept-alive connection")
         head = [b"POST /invocations HTTP/1.1\r\nhost: localhost\r\n"]
         for name, value in headers:
             head.append(b"%s: %s\r\n" % (name, value))
         head.append(b"content-length: %d\r\n\r\n" % len(body))
         self._status, self._headers, self._chunks, self._framed = 0, [], [], False
+        self._used = True
+        # Both event loops try the send at once; when it fails (EPIPE, ECONNRESET: the container
+        # closed the connection just now) the transport is closing before write() returns and
+        # nothing was sent. A send that went out in part, or later, counts as delivered.
+        transport.write(b"".join(head) + body)
+        if transport.is_closing():
+            self.close()
+            raise NotDelivered("the container closed the kept-alive connection as it was used")
         self._waiter = asyncio.get_running_loop().create_future()
-        self._transport.write(b"".join(head) + body)
         self._quick_ack()
         return await self._waiter
+
+    def _closed_by_peer(self) -> bool:
+        """Whether an idle connection has anything to read: its end (FIN or RST) or bytes nobody
+        asked for; either way it must not carry a request. Between the container closing it and
+        the event loop's next turn, only the socket knows (urllib3 and httpx check the same)."""
+        if self._idle_check is None:
+            sock = self._transport.get_extra_info("socket") if self._transport else None
+            if sock is None:
+                return False
+            self._idle_check = select.poll()
+            self._idle_check.register(sock.fileno(), select.POLLIN)
+        return bool(self._idle_check.poll(0))
 
     @property
     def reusable(self) -> bool:

@@ -1,22 +1,31 @@
 """The invocation router: picks an instance of an endpoint (a variant by weight, then the instance
 with the fewest requests in flight), forwards the request to its /invocations over a keep-alive
-connection made inside the instance's network, and retries another instance when a connection
-fails. Runs on the API server's event loop; engine threads only swap whole routes in and out."""
+connection made inside the instance's network, and retries only what is safe: a request that
+never reached an instance goes to another; one whose instance closed the connection after getting
+it may have killed that instance, so it gets one more instance and no third. Runs on the API
+server's event loop; engine threads only swap whole routes in and out."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dockyard.contract.errors import DockyardError, ServiceUnavailable, ValidationError
-from dockyard.engine.instance_http import ConnectionLost, InstanceConnection
+from dockyard.engine.instance_http import ConnectionLost, InstanceConnection, NotDelivered
 from dockyard.engine.instances import Instance
+
+log = logging.getLogger(__name__)
 
 INVOCATION_TIMEOUT = 60.0  # seconds a container has to answer, as in SageMaker
 _MAX_IDLE = 64  # keep-alive connections kept per instance
+# Instances a request may be delivered to: a crash under one request is retried once (the instance
+# may have died of something else), a second means the request itself is the likely cause.
+MAX_DELIVERIES = 2
+_MAX_ATTEMPTS = 64  # tries of any kind for one request (stale keep-alive connections included)
 # Headers the container gets from InvokeEndpoint, and the ones its answer may carry back.
 FORWARDED_HEADERS = frozenset(
     {
@@ -34,8 +43,21 @@ class NoInstanceReady(ServiceUnavailable):
     """No instance of the endpoint can take the request now (all starting or being replaced)."""
 
 
-class InvocationTimeout(DockyardError):
+class ContainerFailure(DockyardError):
+    """The container took the request and gave no answer; the runtime API reports it as
+    SageMaker reports a container's failure: ModelError (424) with OriginalStatusCode 0. Never a
+    5xx: botocore retries those by itself, and would send the request to the model again."""
+
+    code = "ModelError"
+
+
+class InvocationTimeout(ContainerFailure):
     """The container did not answer within the invocation timeout."""
+
+
+class RequestCrashedInstances(ContainerFailure):
+    """The request was delivered, and every instance that got it closed the connection without
+    an answer (MAX_DELIVERIES of them, or every one there was): it is not sent again."""
 
 
 @dataclass(frozen=True)
@@ -120,16 +142,15 @@ class Router:
     async def invoke(self, endpoint: str, invocation: Invocation) -> Reply:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
-        failed: set[str] = set()
+        skip: set[str] = set()  # instances not to try again for this request
+        lost_on: list[str] = []  # instances the request reached, which then closed the connection
         last_error = ""
-        # Every instance may be tried once on a new connection; stale keep-alive connections
-        # (closed by the container meanwhile) do not count against that.
-        for _ in range(64):
+        for _ in range(_MAX_ATTEMPTS):
             route = self._routes.get(endpoint)
             if route is None:
                 raise NoInstanceReady(f"endpoint {endpoint} is not serving")
             variant = route.variant(invocation.target_variant)
-            instance = route.instance(variant, failed)
+            instance = route.instance(variant, skip)
             if instance is None:
                 break
             reused = bool(instance.idle)
@@ -143,13 +164,31 @@ class Router:
                     status, headers, body = await connection.exchange(
                         invocation.headers, invocation.body
                     )
-            except ConnectionLost as lost:
+            except NotDelivered as lost:
+                # Safe to send anywhere. A stale kept-alive connection says nothing about the
+                # instance: the next try opens a new one (to it or another).
                 last_error = f"{instance.name}: {lost}"
                 if connection is not None:
                     connection.close()
                 _drop_idle(instance)
                 if not reused:
-                    failed.add(instance.name)
+                    skip.add(instance.name)
+                continue
+            except ConnectionLost as lost:
+                if connection is not None:
+                    connection.close()
+                _drop_idle(instance)
+                skip.add(instance.name)
+                lost_on.append(f"{instance.name}: {lost}")
+                if len(lost_on) >= MAX_DELIVERIES:
+                    raise _crashed(endpoint, lost_on, "it was not sent to a third") from None
+                log.warning(
+                    "endpoint %s: %s lost a request it had been sent (%s); sending it to one more "
+                    "instance",
+                    endpoint,
+                    instance.name,
+                    lost,
+                )
                 continue
             except TimeoutError:
                 if connection is not None:
@@ -167,10 +206,23 @@ class Router:
             instance.served += 1
             returned = [(name, value) for name, value in headers if name in RETURNED_HEADERS]
             return Reply(status, returned, body, variant.name, instance.name)
+        if lost_on:
+            # It crashed the one instance it reached and no other could take it: still the
+            # model's failure, not a reason for the client to send it again.
+            raise _crashed(endpoint, lost_on, "no other instance could take it")
         raise NoInstanceReady(
             f"no instance of endpoint {endpoint} could be reached"
             + (f" (last error: {last_error})" if last_error else "")
         )
+
+
+def _crashed(endpoint: str, lost_on: list[str], then: str) -> RequestCrashedInstances:
+    count = "1 instance" if len(lost_on) == 1 else f"{len(lost_on)} instances"
+    return RequestCrashedInstances(
+        f"The request reached {count} of endpoint {endpoint} and got no answer: "
+        + "; ".join(lost_on)
+        + f". The request likely crashes the model (see the endpoint's log); {then}"
+    )
 
 
 def _drop_idle(instance: Instance) -> None:

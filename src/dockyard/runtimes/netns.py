@@ -172,6 +172,9 @@ class NamespaceConnector:
     def __init__(self, netns_fd: int) -> None:
         self._fd = os.dup(netns_fd)
         self._calls: queue.Queue[tuple[Callable[[], Any], Future[Any]] | None] = queue.Queue()
+        # Every call is queued before the end mark, or refused: none waits on a thread that is gone.
+        self._open = True
+        self._queueing = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="netns-connector", daemon=True)
         self._ready: Future[None] = Future()
         self._thread.start()
@@ -195,7 +198,11 @@ class NamespaceConnector:
 
     def _inside(self, function: Callable[[], T]) -> T:
         result: Future[T] = Future()
-        self._calls.put((function, result))
+        with self._queueing:
+            if not self._open:
+                # The instance is gone: to a caller that is a refused connection.
+                raise ConnectionRefusedError("the instance's network is closed")
+            self._calls.put((function, result))
         return result.result()
 
     def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> socket.socket:
@@ -214,7 +221,9 @@ class NamespaceConnector:
         return self._inside(make)
 
     def close(self) -> None:
-        self._calls.put(None)
+        with self._queueing:
+            self._open = False
+            self._calls.put(None)
         self._thread.join(timeout=5)
         with contextlib.suppress(OSError):
             os.close(self._fd)

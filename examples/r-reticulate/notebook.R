@@ -40,7 +40,7 @@ s3_train_input <- sagemaker$s3_input(s3_data = s3_train, content_type = "text/cs
 estimator$fit(inputs = list(train = s3_train_input), logs = TRUE)
 
 # Hosting: one instance, CSV rows in, one species per line out.
-model_endpoint <- estimator$deploy(initial_instance_count = 1L, instance_type = "ml.t3.medium")
+model_endpoint <- estimator$deploy(initial_instance_count = 1L, instance_type = "ml.t2.medium")
 model_endpoint$content_type <- "text/csv"
 model_endpoint$serializer <- sagemaker$predictor$csv_serializer
 

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 # python3-dev and build-essential: framework environments build sagemaker-training's C extension.
 # The sandboxes: bubblewrap, libseccomp2 (their seccomp filter), slirp4netns (outside network for
 # jobs without network isolation), e2fsprogs and util-linux (each host's volume; setpriv, nsenter).
+# r-cran-reticulate: the R notebook (examples/r-reticulate) drives dockyard.sdk from R.
 APT_PACKAGES=(bubblewrap libseccomp2 slirp4netns e2fsprogs util-linux
-              r-base-core r-cran-randomforest r-cran-plumber r-cran-jsonlite
+              r-base-core r-cran-randomforest r-cran-plumber r-cran-jsonlite r-cran-reticulate
               python3-venv python3-dev build-essential ca-certificates)
 
 sudo_cmd=()

@@ -15,10 +15,13 @@ from pathlib import Path
 import httpx
 
 from dockyard.api.keys import check_bind, ensure_home_key, home_id, keys_configured
+from dockyard.client.interpreter import server_environment, server_python
 from dockyard.contract.errors import DockyardError
 from dockyard.settings import Settings
 
 START_DEADLINE_SECONDS = 30.0
+STOP_GRACE_SECONDS = 5.0
+LOG_TAIL_LINES = 15
 
 
 class ServerError(DockyardError):
@@ -79,27 +82,41 @@ def start_background(settings: Settings) -> ServerInfo:
     settings.home.mkdir(parents=True, exist_ok=True)
     if not keys_configured(settings):
         ensure_home_key(settings)  # the server would make it too; the caller signs with it next
+    python = server_python()
+    if python is None:
+        raise ServerError(
+            f"cannot find the python executable of this Python environment to start the dockyard "
+            f"server with (sys.executable is {sys.executable or 'empty'}, sys.prefix "
+            f"{sys.prefix}): start `dockyard server` yourself and set DOCKYARD_ENDPOINT_URL to "
+            "its address"
+        )
     env = {
-        **os.environ,
+        **server_environment(python, os.environ),
         "DOCKYARD_HOME": str(settings.home),
         "DOCKYARD_PORT": str(settings.port),
         "DOCKYARD_HOST": settings.host,
     }
+    argv = [python.executable, "-m", "dockyard.api.server"]
     with open(settings.server_log, "ab") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "dockyard.api.server"],
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=log_file,
-            env=env,
-            start_new_session=True,
-        )
+        log_start = log_file.tell()  # the log is kept across starts: this start's lines follow
+        try:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise ServerError(f"cannot start the dockyard server ({argv[0]}): {exc}") from exc
     deadline = time.monotonic() + START_DEADLINE_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise ServerError(
-                f"the dockyard server exited at start (code {process.returncode}); "
-                f"see {settings.server_log}"
+                f"the dockyard server ({' '.join(argv)}) exited at start with code "
+                f"{process.returncode}:\n{_log_tail(settings.server_log, log_start)}\n"
+                f"(the whole log: {settings.server_log})"
             )
         info = running_server(settings)
         # The server file may still name a server that died (kill -9) on this same URL: only
@@ -107,11 +124,39 @@ def start_background(settings: Settings) -> ServerInfo:
         if info is not None and info.pid == process.pid:
             return info
         time.sleep(0.05)
-    process.terminate()
+    _stop(process)
     raise ServerError(
-        f"the dockyard server did not answer within {START_DEADLINE_SECONDS:g} s; "
-        f"see {settings.server_log}"
+        f"the dockyard server ({' '.join(argv)}) did not answer within "
+        f"{START_DEADLINE_SECONDS:g} s, and was stopped:\n"
+        f"{_log_tail(settings.server_log, log_start)}\n(the whole log: {settings.server_log})"
     )
+
+
+def _log_tail(path: Path, start: int) -> str:
+    """The last lines the server wrote to its log since `start` (a traceback's end says why it
+    died), indented, or a line saying it wrote nothing."""
+    try:
+        with open(path, "rb") as log_file:
+            log_file.seek(start)
+            text = log_file.read().decode(errors="replace")
+    except OSError as exc:
+        return f"  (cannot read its log: {exc})"
+    lines = [line for line in text.splitlines() if line.strip()][-LOG_TAIL_LINES:]
+    if not lines:
+        return "  (it wrote nothing)"
+    return "\n".join(f"  {line}" for line in lines)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group, SIGKILL after a grace period; reaped either way."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=STOP_GRACE_SECONDS)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def stop_background(settings: Settings, timeout: float = 30.0) -> bool:

@@ -371,7 +371,7 @@ def test_one_pip_run_cannot_build_a_setup_py_that_imports_an_earlier_line(
     assert len(message) < 1024  # pip's traceback frames are left out
     assert "$ pip install -r requirements.txt" in log.lines  # pip's own output was streamed
     assert "No module named 'pkg_a'" in log.text
-    assert [p.name for p in (tmp_path / "envs").iterdir()] == [".locks"]  # no half layer
+    assert not list((tmp_path / "envs").glob("layer-*"))  # no half layer
     assert sorted(p.name for p in code.iterdir()) == ["pkg_a", "pkg_b", "requirements.txt"]
 
 

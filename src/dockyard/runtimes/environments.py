@@ -9,7 +9,8 @@ Layout of the environments folder (settings.envs_dir):
                                which the pip commands of its RUN lines were run, in order (see
                                image_layers); its key covers the commands, their WORKDIR and ENV
                                and the COPYed files under the folders they name
-    .pip-cache/                pip's cache for image layers (their build user's)
+    .pip-cache/                pip's cache for image and code layers (their build user's)
+    .build/<folder>/           a build's scratch (its /tmp, copies of an image's COPYs)
     layer-<key12>/             a job's requirements.txt (and package) over a framework environment:
                                a venv of the same interpreter whose .pth adds the framework's
                                site-packages, so pip adds only what is missing; pip runs in its
@@ -39,6 +40,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dockyard.contract.errors import EnvironmentBuildError
+from dockyard.runtimes.build_view import BuildView
 from dockyard.runtimes.code_requirements import NOT_COPIED, ORDERED, CodeRequirements
 from dockyard.runtimes.frameworks import Framework
 from dockyard.runtimes.image_layers import ImageLayerBuild, PipStep, pip_steps
@@ -96,9 +98,9 @@ class Environments:
     ) -> None:
         self.root = root
         self._python = python
-        # Image layers run their pip commands as this user, never a sandbox's, in a view of the
-        # machine without `hidden` (dockyard's home).
-        self.build_uid, self.hidden, self.bwrap = build_uid, hidden, bwrap
+        # Users' packages (image layers, code layers) are built as this user, never a sandbox's,
+        # in a view of the machine without `hidden` (dockyard's home): see build_view.
+        self.view = BuildView(build_uid, root / ".pip-cache", hidden, bwrap)
         self._interpreter: Interpreter | None = None
         self._interpreter_lock = threading.Lock()
 
@@ -151,7 +153,8 @@ class Environments:
             name=f"{base.name} + code requirements",
             base=base,
         )
-        return self._ensure(env, log, lambda: LayerBuild(env, base, code, ordered).run(log))
+        build = LayerBuild(env, base, code, ordered, self.view)
+        return self._ensure(env, log, lambda: build.run(log))
 
     def image_layer_state(self, image: ImageSpec) -> dict[str, str]:
         """Whether the image has a Python layer and whether it is built, building nothing."""
@@ -170,16 +173,7 @@ class Environments:
             return None
         interpreter = self.interpreter
         env = self._image_environment(image, steps)
-        build = ImageLayerBuild(
-            env,
-            image,
-            steps,
-            interpreter,
-            build_uid=self.build_uid,
-            cache_dir=self.root / ".pip-cache",
-            hidden=self.hidden,
-            bwrap=self.bwrap,
-        )
+        build = ImageLayerBuild(env, image, steps, interpreter, self.view)
         return self._ensure(env, log, lambda: build.run(log))
 
     def _image_environment(self, image: ImageSpec, steps: list[PipStep]) -> PythonEnvironment:

@@ -1,18 +1,16 @@
 """An image's Python layer: the pip commands of its RUN lines, run in Dockerfile order into an
-environment of the image's own (never dockyard's), outside the job's sandbox, as a build user.
+environment of the image's own (never dockyard's), outside the job's sandbox.
 
 A Docker build runs `RUN pip3 install -r /opt/init/requirements.txt` in the image's file system,
-with its WORKDIR and ENV. Here each pip command runs in a bubblewrap view of this machine that is
-read-only but for the environment being built, with the image folder's COPYs placed at their image
-paths: what pip reads by an image path, it finds there. The view shows only the COPYs under the
-folders the command names (its `-r` files, `.`, `-e` paths...), so the cache key, which covers
-exactly those files, covers everything the build could read of the image. pip runs as a build user
-of its own, with no capability; dockyard's home and the users' homes are not in the view.
+with its WORKDIR and ENV. Here each pip command runs in the build view (see build_view: read-only,
+no dockyard home, a build user) with copies of the image folder's COPYs at their image paths: what
+pip reads by an image path, it finds there. The view shows only the COPYs under the folders the
+command names (its `-r` files, `.`, `-e` paths...), so the cache key, which covers exactly those
+files, covers everything the build could read of the image.
 """
 
 from __future__ import annotations
 
-import os
 import posixpath
 import re
 import shlex
@@ -21,9 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.contract.errors import EnvironmentBuildError
+from dockyard.runtimes.build_view import BuildView, chown_tree
 from dockyard.runtimes.images import DEFAULT_PATH, CopyInstruction, ImageSpec, RunInstruction
-from dockyard.runtimes.mount_plan import MountPlan, Node
 from dockyard.runtimes.prerequisites import pip_commands, pip_package_names
 from dockyard.runtimes.venv_builds import (
     BOOTSTRAP,
@@ -44,9 +41,6 @@ _FILE_OPTIONS = frozenset({"-r", "--requirement", "-c", "--constraint"})
 _FOLDER_OPTIONS = frozenset({"-e", "--editable", "-f", "--find-links"})
 _ARCHIVE = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2")
 _VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-# Folders of this machine the build must not see: users' homes (pip's user config lives there,
-# as do their credentials). dockyard's home is hidden too, by the caller.
-_PRIVATE = ("/root", "/home")
 # Old toolkits whose unpinned dependencies have since moved on past what they import: a pip
 # command that installs one runs with these constraints (logged), so the image works as it did
 # when its Dockerfile was written. sagemaker-containers 2.8's `train` imports Flask 1.1, which
@@ -134,7 +128,8 @@ def _overlaps(destination: str, folder: str) -> bool:
 
 
 class ImageLayerBuild:
-    """venv of the interpreter, pip's pinned bootstrap, dockyard's shim, then each pip step."""
+    """venv of the interpreter, pip's pinned bootstrap, dockyard's shim, then each pip step in the
+    build view (see build_view), its COPYs copied to their image paths."""
 
     def __init__(
         self,
@@ -142,22 +137,12 @@ class ImageLayerBuild:
         image: ImageSpec,
         steps: Sequence[PipStep],
         interpreter: Interpreter,
-        *,
-        build_uid: int,
-        cache_dir: Path,
-        hidden: Sequence[Path],
-        bwrap: str = "bwrap",
+        view: BuildView,
     ) -> None:
         self.env, self.image, self.steps, self.interpreter = env, image, steps, interpreter
-        self.build_uid, self.cache_dir, self.hidden, self.bwrap = (
-            build_uid,
-            cache_dir,
-            hidden,
-            bwrap,
-        )
+        self.view = view
 
     def run(self, log: Log) -> None:
-        require_root()
         env, interpreter = self.env, self.interpreter
         lines = len({step.number for step in self.steps})
         log(
@@ -176,11 +161,8 @@ class ImageLayerBuild:
         (site / f"{SHIM_MODULE}.pth").write_text(f"import {SHIM_MODULE}\n", encoding="utf-8")
         scratch = env.root.parent / ".build" / env.root.name
         shutil.rmtree(scratch, ignore_errors=True)
-        (scratch / "tmp").mkdir(parents=True)
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         try:
-            for folder in (env.root, scratch, self.cache_dir):
-                _chown_tree(folder, self.build_uid)
+            self.view.begin(env, scratch / "tmp")
             for index, step in enumerate(self.steps):
                 log(f"RUN line {step.number}: {step.command}")
                 if step.constraints:
@@ -191,18 +173,33 @@ class ImageLayerBuild:
                     (scratch / "tmp" / _CONSTRAINTS_FILE).write_text(
                         "".join(f"{line}\n" for line in step.constraints), encoding="utf-8"
                     )
-                files = scratch / f"files-{index}"
-                run_logged(
-                    self._contained(step, scratch / "tmp", self._copy_files(step, files)),
-                    log,
+                arguments = [a for a in step.arguments if a != "--user"]  # a venv has no user site
+                if "install" in arguments:
+                    arguments += ["--progress-bar", "off"]
+                self.view.run(
                     env,
+                    [str(env.python), "-m", "pip", *arguments],
+                    log,
                     f"the image's RUN line {step.number} failed ({_short(step.run.line)})",
-                    extra=self._variables(step),
+                    cwd=step.run.workdir,
+                    scratch=scratch / "tmp",
+                    read_only=interpreter.exposed,
+                    copies=self._copy_files(step, scratch / f"files-{index}"),
+                    variables=self._variables(step),
                 )
+            # Imported once as the build user: what pip installed runs here, never as root.
+            self.view.run(
+                env,
+                [str(env.python), "-c", f"import {SHIM_MODULE}"],
+                log,
+                "the layer cannot run",
+                cwd="/",
+                scratch=scratch / "tmp",
+                read_only=interpreter.exposed,
+            )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-            # Sandboxes read the layer; none of them, nor a later build, may change it.
-            _chown_tree(env.root, 0)
+            self.view.end(env)
         write_image_file(
             env,
             [
@@ -214,19 +211,12 @@ class ImageLayerBuild:
                 *(f"  RUN line {step.number}: {step.command}" for step in self.steps),
             ],
         )
-        run_logged(
-            [str(env.python), "-c", f"import {SHIM_MODULE}"], log, env, "the layer cannot run"
-        )
 
     def _variables(self, step: PipStep) -> dict[str, str]:
         """The RUN line's ENV over pip's own configuration, the layer's bin first on PATH."""
         variables = {**build_environment(self.env), **step.run.env}
         path = step.run.env.get("PATH", DEFAULT_PATH)
         variables["PATH"] = f"{self.env.bin_dir}:{path}"
-        variables["HOME"] = "/tmp"
-        variables["TMPDIR"] = "/tmp"
-        variables["PIP_CACHE_DIR"] = str(self.cache_dir)
-        variables["PIP_NO_INPUT"] = "1"
         if step.constraints:
             variables["PIP_CONSTRAINT"] = f"/tmp/{_CONSTRAINTS_FILE}"
         return variables
@@ -244,56 +234,10 @@ class ImageLayerBuild:
                 shutil.copy2(item.source, target, follow_symlinks=False)
             placed.append((item.destination, target))
         if files.exists():
-            _chown_tree(files, self.build_uid)
+            chown_tree(files, self.view.build_uid)
         return placed
-
-    def _contained(
-        self, step: PipStep, scratch: Path, copies: Sequence[tuple[str, Path]]
-    ) -> list[str]:
-        plan = MountPlan.over_host_read_only()
-        for hidden in (*self.hidden, *(Path(p) for p in _PRIVATE)):
-            if plan.kind_at(str(hidden)) == "dir":
-                plan.place(str(hidden), Node("tmpfs"))
-        for path in self.interpreter.exposed:
-            plan.place(str(path), Node("bind", source=path))
-        # /tmp first: the environment may lie below it (a test's folder).
-        plan.place("/tmp", Node("bind", source=scratch, writable=True))
-        plan.place(str(self.env.root), Node("bind", source=self.env.root, writable=True))
-        plan.place(str(self.cache_dir), Node("bind", source=self.cache_dir, writable=True))
-        for destination, source in copies:
-            plan.copy(destination, source, writable=True)
-        workdir = posixpath.normpath(step.run.workdir)
-        if plan.kind_at(workdir) is None:
-            plan.make_dir(workdir)
-        uid = str(self.build_uid)
-        arguments = [a for a in step.arguments if a != "--user"]  # a venv has no user site
-        if "install" in arguments:
-            arguments += ["--progress-bar", "off"]
-        return [
-            self.bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc",
-            "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
-            *plan.arguments(), "--chdir", workdir, "--",
-            "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
-            str(self.env.python), "-m", "pip", *arguments,
-        ]  # fmt: skip
-
-
-def _chown_tree(root: Path, uid: int) -> None:
-    """Links are changed themselves, never followed."""
-    os.lchown(root, uid, uid)
-    for folder, dirs, files in os.walk(root):
-        for name in (*dirs, *files):
-            os.lchown(os.path.join(folder, name), uid, uid)
 
 
 def _short(line: str, limit: int = 120) -> str:
     line = " ".join(line.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise EnvironmentBuildError(
-            "an image's pip commands run as a build user of their own, which takes root to set "
-            "up: build as root (the dockyard server runs as root)"
-        )

@@ -147,7 +147,7 @@ class MountPlan:
                     out += ["--ro-bind", f"/proc/{name}", posixpath.join(path, name)]
         elif node.kind in ("tmpfs", "dir", "dev"):
             out += [f"--{node.kind}", path]
-        elif node.kind == "symlink":
+        elif node.kind == "symlink" and node.explicit:
             out += ["--symlink", node.target, path]
         elif node.kind == "data":
             # bwrap makes data files 0600 for the user it runs as, root: readable to all instead.
@@ -225,7 +225,7 @@ class MountPlan:
                 child = _host_node(Path(entry.path), explicit=True)
                 if child is not None:
                     node.children[entry.name] = child
-            elif child.kind == "bind" and not child.explicit:
+            elif child.kind in ("bind", "symlink") and not child.explicit:
                 child.explicit = True
         node.kind, node.explicit, node.writable = "tmpfs", True, False
 
@@ -234,7 +234,9 @@ def _host_node(path: Path, *, explicit: bool, writable: bool = False) -> Node | 
     """The node for a host path as seen through a bind; None when it does not exist."""
     try:
         if path.is_symlink():
-            return Node("symlink", target=os.readlink(path))
+            # Seen through a bind of its folder, a link is there already: only made when its
+            # folder becomes a tmpfs (explicit).
+            return Node("symlink", target=os.readlink(path), explicit=explicit)
         if path.exists():
             return Node("bind", source=path, explicit=explicit, writable=writable)
     except OSError:

@@ -56,7 +56,9 @@ def write_run_layer(base: PythonEnvironment, host_root: Path) -> Path:
 
 
 def _copy_scripts(base: PythonEnvironment, bin_dir: Path) -> None:
-    old = f"{base.bin_dir}/python".encode()
+    # Scripts name the folder pip was run in: the environment's path, or its real path when the
+    # environments folder is reached through a link.
+    olds = {f"{folder}/python".encode() for folder in (base.bin_dir, base.bin_dir.resolve())}
     new = f"{SANDBOX_PATH}/bin/python".encode()
     for entry in os.scandir(base.bin_dir):
         target = bin_dir / entry.name
@@ -66,7 +68,9 @@ def _copy_scripts(base: PythonEnvironment, bin_dir: Path) -> None:
         fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
         with os.fdopen(fd, "rb") as handle:
             head = handle.read(_HEAD_BYTES)
-            if not head.startswith(b"#!") or old not in head.split(b"\n", 1)[0]:
+            first_line = head.split(b"\n", 1)[0]
+            old = next((o for o in olds if o in first_line), None)
+            if not head.startswith(b"#!") or old is None:
                 continue
             content = head + handle.read()
         first, _, rest = content.partition(b"\n")

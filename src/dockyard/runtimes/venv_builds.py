@@ -13,11 +13,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dockyard.contract.errors import EnvironmentBuildError
 from dockyard.runtimes.code_requirements import NOT_COPIED, CodeRequirements
 from dockyard.runtimes.frameworks import Framework
 from dockyard.runtimes.images import DEFAULT_PATH
+
+if TYPE_CHECKING:
+    from dockyard.runtimes.build_view import BuildView
 
 Log = Callable[[str], None]
 
@@ -170,9 +174,16 @@ class LayerBuild:
     """A venv over the base environment, then pip with the code folder as its working folder."""
 
     def __init__(
-        self, env: PythonEnvironment, base: PythonEnvironment, code: CodeRequirements, ordered: bool
+        self,
+        env: PythonEnvironment,
+        base: PythonEnvironment,
+        code: CodeRequirements,
+        ordered: bool,
+        view: BuildView,
     ):
         self.env, self.base, self.code, self.ordered = env, base, code, ordered
+        self.view = view
+        self._scratch = env.root.parent / ".build" / env.root.name
 
     def run(self, log: Log) -> None:
         env, base, code = self.env, self.base, self.code
@@ -203,17 +214,30 @@ class LayerBuild:
             ignore=shutil.ignore_patterns(*NOT_COPIED),
             ignore_dangling_symlinks=True,
         )
-        if self.ordered:
-            self._ordered(work, log)
-        else:
-            targets = (["."] if code.package else []) + (
-                ["-r", "requirements.txt"] if code.lines else []
+        shutil.rmtree(self._scratch, ignore_errors=True)
+        try:
+            # The code's setup.py and its requirements' builds run as the build user, in the view.
+            self.view.begin(env, self._scratch)
+            if self.ordered:
+                self._ordered(work, log)
+            else:
+                targets = (["."] if code.package else []) + (
+                    ["-r", "requirements.txt"] if code.lines else []
+                )
+                what = " and ".join(
+                    (["the code's package (setup.py)"] if code.package else [])
+                    + (["requirements.txt"] if code.lines else [])
+                )
+                self._pip(["install", *targets], work, log, f"pip could not install {what}")
+            self._in_view(
+                [str(env.python), "-c", f"import {SHIM_MODULE}"],
+                "/",
+                log,
+                "the new layer cannot run",
             )
-            what = " and ".join(
-                (["the code's package (setup.py)"] if code.package else [])
-                + (["requirements.txt"] if code.lines else [])
-            )
-            pip_logged(env, ["install", *targets], log, f"pip could not install {what}", cwd=work)
+        finally:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+            self.view.end(env)
         write_image_file(
             env,
             [
@@ -225,8 +249,22 @@ class LayerBuild:
                 *(f"  {line}" for line in code.lines),
             ],
         )
-        run_logged(
-            [str(env.python), "-c", f"import {SHIM_MODULE}"], log, env, "the new layer cannot run"
+
+    def _pip(self, arguments: list[str], work: Path, log: Log, failure: str) -> None:
+        log("$ pip " + " ".join(arguments))
+        argv = [str(self.env.python), "-m", "pip", *arguments, "--progress-bar", "off"]
+        self._in_view(argv, str(work), log, failure)
+
+    def _in_view(self, argv: list[str], cwd: str, log: Log, failure: str) -> None:
+        self.view.run(
+            self.env,
+            argv,
+            log,
+            failure,
+            cwd=cwd,
+            scratch=self._scratch,
+            read_only=self.base.visible_paths,
+            variables=build_environment(self.env),
         )
 
     def _ordered(self, work: Path, log: Log) -> None:
@@ -235,21 +273,19 @@ class LayerBuild:
             log(f"ordered install {number}/{len(steps)}: {line}")
             step_file = work / f".dockyard-step-{number}.txt"
             _write_lines(step_file, [*self.code.file_options, line])
-            pip_logged(
-                self.env,
+            self._pip(
                 ["install", "--no-build-isolation", "-r", step_file.name],
+                work,
                 log,
                 f"pip could not install line {number} of requirements.txt ({line})",
-                cwd=work,
             )
         if self.code.package:
             log("ordered install: the code's package (setup.py)")
-            pip_logged(
-                self.env,
+            self._pip(
                 ["install", "--no-build-isolation", "."],
+                work,
                 log,
                 "pip could not install the code's package (setup.py)",
-                cwd=work,
             )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
 import socket
@@ -37,6 +38,12 @@ class Samples:
         if len(self.values) < 2:
             return self.values[0]
         return statistics.quantiles(self.values, n=10, method="inclusive")[decile - 1]
+
+    def quantile_at(self, fraction: float) -> float:
+        """The nearest-rank quantile (0.99 is p99): a value that was measured."""
+        ordered = sorted(self.values)
+        rank = max(1, math.ceil(fraction * len(ordered)))
+        return ordered[rank - 1]
 
     def spread(self) -> str:
         """p10..p90, or min..max when there are too few samples for deciles."""

@@ -1,4 +1,5 @@
-"""dockyard's benchmarks, one command: training (no-op job, staging) and serving, to RESULTS.md."""
+"""dockyard's benchmarks, one command: training (no-op job, staging), serving and the control plane,
+to RESULTS.md."""
 
 from __future__ import annotations
 
@@ -17,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from common import REPO, RESULTS, machine
+from control_plane import control_plane_ratios, control_plane_section, measure_control_plane
 from serving import measure_serving
 from serving_report import serving_ratios, serving_section
 from training import measure_training
 from training_report import training_ratios, training_sections
 
-PARTS = ("training", "serving")
+PARTS = ("training", "serving", "control")
 ROUNDS = 3
 ROUND_SECONDS = 10.0
 
@@ -49,6 +51,9 @@ def _measure(part: str, work: Path, args: argparse.Namespace) -> dict[str, str]:
         if part == "training":
             results: Any = measure_training(work / "training")
             ratios, sections = training_ratios(results), training_sections(results)
+        elif part == "control":
+            results = measure_control_plane(work / "control")
+            ratios, sections = control_plane_ratios(results), control_plane_section(results)
         else:
             results = measure_serving(work / "serving", args.rounds, args.seconds)
             ratios, sections = serving_ratios(results), serving_section(results, 4)
@@ -84,9 +89,13 @@ def report(info: dict[str, str], blocks: dict[str, str]) -> str:
         "",
         blocks["serving ratios"],
         "",
+        blocks["control ratios"],
+        "",
         blocks["training sections"],
         "",
         blocks["serving sections"],
+        "",
+        blocks["control sections"],
     ]
     return "\n".join(parts)
 

@@ -123,8 +123,8 @@ class TrainingJobs:
                 )
 
     def describe(self, name: str) -> dict[str, Any]:
-        metadata = self.ctx.metadata
-        record = metadata.training_job(name)
+        view = self.ctx.metadata.training_job_view(name)
+        record = view.record
         request = json.loads(record.request)
         out: dict[str, Any] = {
             "TrainingJobName": record.name,
@@ -156,9 +156,9 @@ class TrainingJobs:
                 **({"EndTime": t.end_time} if t.end_time is not None else {}),
                 **({"StatusMessage": t.message} if t.message else {}),
             }
-            for t in metadata.transitions(name)
+            for t in view.transitions
         ]
-        final = metadata.final_metrics(name)
+        final = view.final_metrics
         if final:
             out["FinalMetricDataList"] = [
                 {"MetricName": p.metric_name, "Value": p.value, "Timestamp": p.timestamp}

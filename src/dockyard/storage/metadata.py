@@ -103,7 +103,16 @@ class LogEvent:
     message: str
 
 
-def _record(row: TrainingJobRow) -> TrainingJobRecord:
+@dataclass(frozen=True)
+class TrainingJobView:
+    """What DescribeTrainingJob shows of a job, read at one moment."""
+
+    record: TrainingJobRecord
+    transitions: list[Transition]
+    final_metrics: list[MetricPoint]
+
+
+def _record(row: Any) -> TrainingJobRecord:
     return TrainingJobRecord(
         name=row.name,
         arn=row.arn,
@@ -195,6 +204,37 @@ class MetadataStore:
             if row is None:
                 raise NotFoundError("Requested resource not found.")
             return _record(row)
+
+    def training_job_view(self, name: str) -> TrainingJobView:
+        """The job, its transitions and its last metric values in one read transaction, with
+        Core queries: on a busy control plane, ORM sessions and row loading cost more than the
+        three indexed lookups themselves."""
+        jobs, steps = TrainingJobRow.__table__, StatusTransitionRow.__table__
+        points = MetricPointRow.__table__
+        last_ids = (
+            select(func.max(points.c.id))
+            .where(points.c.job_name == name)
+            .group_by(points.c.metric_name)
+        )
+        with self.engine.connect() as connection:
+            row = connection.execute(select(jobs).where(jobs.c.name == name)).first()
+            if row is None:
+                raise NotFoundError("Requested resource not found.")
+            transitions = connection.execute(
+                select(steps.c.status, steps.c.start_time, steps.c.end_time, steps.c.message)
+                .where(steps.c.job_name == name)
+                .order_by(steps.c.id)
+            ).all()
+            metrics = connection.execute(
+                select(points.c.metric_name, points.c.value, points.c.timestamp)
+                .where(points.c.id.in_(last_ids))
+                .order_by(points.c.metric_name)
+            ).all()
+        return TrainingJobView(
+            _record(row),
+            [Transition(*t) for t in transitions],
+            [MetricPoint(*m) for m in metrics],
+        )
 
     def update_training_job(self, name: str, **fields: Any) -> None:
         fields.setdefault("last_modified_time", time.time())

@@ -14,7 +14,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard import __version__
-from dockyard.api import endpoints, housekeeping, logs, models, training_jobs, transform_jobs
+from dockyard.api import (
+    endpoints,
+    housekeeping,
+    logs,
+    models,
+    tags,
+    training_jobs,
+    transform_jobs,
+)
 from dockyard.api.auth import SigV4Middleware
 from dockyard.api.keys import KeyRing, home_id, server_keys
 from dockyard.api.limits import check_instance_counts, parse_json_object, read_body
@@ -38,12 +46,16 @@ def create_app(
     """SigV4 in front of everything; then the runtime API (InvokeEndpoint) in front of the
     control plane and the Logs API. `keys` default to the settings' (see api/keys.py)."""
     services: dict[str, dict[str, Operation]] = {
-        SAGEMAKER_TARGET: {
-            **training_jobs.operations(engine),
-            **models.operations(engine),
-            **endpoints.operations(engine),
-            **transform_jobs.operations(engine),
-        },
+        SAGEMAKER_TARGET: tags.tagged_creates(
+            engine,
+            {
+                **training_jobs.operations(engine),
+                **models.operations(engine),
+                **endpoints.operations(engine),
+                **transform_jobs.operations(engine),
+                **tags.operations(engine),
+            },
+        ),
         LOGS_TARGET: logs.operations(engine),
         housekeeping.TARGET: housekeeping.operations(engine),
     }

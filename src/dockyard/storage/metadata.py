@@ -13,16 +13,22 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dockyard.contract.errors import NotFoundError, ResourceInUse, ValidationError
+from dockyard.contract.errors import (
+    NotFoundError,
+    ResourceInUse,
+    ResourceLimitExceeded,
+    ValidationError,
+)
 from dockyard.storage.tables import (
     LogEventRow,
     MetricPointRow,
     ResourceRow,
     StatusTransitionRow,
+    TagRow,
     TrainingJobRow,
 )
 
@@ -367,6 +373,7 @@ class MetadataStore:
             row = session.get(ResourceRow, (kind, name))
             if row is None:
                 return False
+            session.execute(delete(TagRow).where(TagRow.resource_arn == row.arn))
             session.delete(row)
             return True
 
@@ -404,6 +411,53 @@ class MetadataStore:
         with self._sessions() as session:
             rows = session.scalars(select(ResourceRow).where(ResourceRow.kind == kind))
             return [_resource(row) for row in rows]
+
+    # -- tags ----------------------------------------------------------------------------------
+
+    def arn_exists(self, arn: str) -> bool:
+        """Whether a training job or a named resource has this ARN."""
+        with self._sessions() as session:
+            for column in (TrainingJobRow.arn, ResourceRow.arn):
+                if session.scalar(select(column).where(column == arn).limit(1)) is not None:
+                    return True
+            return False
+
+    def add_tags(self, arn: str, tags: Sequence[tuple[str, str]], limit: int) -> None:
+        """Add or overwrite tags by key, in one transaction; refuses (ResourceLimitExceeded)
+        when the resource would have more than `limit` tags."""
+        if not tags:
+            return
+        wanted = dict(tags)  # a key given twice: the last value wins, as AWS does
+        with self._write() as session:
+            existing = {
+                row.key: row
+                for row in session.scalars(select(TagRow).where(TagRow.resource_arn == arn))
+            }
+            total = len(existing.keys() | wanted.keys())
+            if total > limit:
+                raise ResourceLimitExceeded(
+                    f"Resource {arn} would have {total} tags; a resource has at most {limit}. "
+                    "Delete some with DeleteTags first."
+                )
+            for key, value in wanted.items():
+                if key in existing:
+                    existing[key].value = value
+                else:
+                    session.add(TagRow(resource_arn=arn, key=key, value=value))
+
+    def tags(self, arn: str, offset: int = 0, limit: int | None = None) -> list[tuple[str, str]]:
+        query = select(TagRow.key, TagRow.value).where(TagRow.resource_arn == arn)
+        query = query.order_by(TagRow.id).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._sessions() as session:
+            return [(key, value) for key, value in session.execute(query)]
+
+    def delete_tags(self, arn: str, keys: Iterable[str]) -> None:
+        with self._write() as session:
+            session.execute(
+                delete(TagRow).where(TagRow.resource_arn == arn, TagRow.key.in_(list(keys)))
+            )
 
     # -- metrics -------------------------------------------------------------------------------
 

@@ -384,6 +384,8 @@ class MetadataStore:
         name_contains: str | None = None,
         creation_after: float | None = None,
         creation_before: float | None = None,
+        modified_after: float | None = None,
+        modified_before: float | None = None,
         status_equals: str | None = None,
         sort_by: str = "CreationTime",
         descending: bool = True,
@@ -399,6 +401,12 @@ class MetadataStore:
             query = query.where(ResourceRow.creation_time > creation_after)
         if creation_before is not None:
             query = query.where(ResourceRow.creation_time < creation_before)
+        # Models and endpoint configs never change: their last modification is their creation.
+        modified = func.coalesce(ResourceRow.last_modified_time, ResourceRow.creation_time)
+        if modified_after is not None:
+            query = query.where(modified > modified_after)
+        if modified_before is not None:
+            query = query.where(modified < modified_before)
         column = {"Name": ResourceRow.name, "Status": ResourceRow.status}.get(
             sort_by, ResourceRow.creation_time
         )

@@ -68,6 +68,12 @@ class ResourceLimitExceeded(DockyardError):
     code = "ResourceLimitExceeded"
 
 
+class ModelNotReady(DockyardError):
+    """The runtime API's answer for an endpoint that exists but is not InService yet."""
+
+    code = "ModelNotReadyException"
+
+
 class RequestTooLarge(DockyardError):
     """The request body is larger than the server accepts."""
 

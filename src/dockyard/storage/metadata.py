@@ -107,6 +107,14 @@ class LogEvent:
     timestamp: int
     ingestion_time: int
     message: str
+    stream: str = ""
+
+
+@dataclass(frozen=True)
+class LogGroup:
+    name: str
+    creation_time: int  # the first event's ingestion (a group exists from its first event)
+    stored_bytes: int
 
 
 def _record(row: TrainingJobRow) -> TrainingJobRecord:
@@ -574,6 +582,61 @@ class MetadataStore:
                 for r in session.scalars(query)
             ]
         return rows if from_head else rows[::-1]
+
+    def log_groups(self, prefix: str = "") -> list[LogGroup]:
+        query = (
+            select(
+                LogEventRow.group_name,
+                func.min(LogEventRow.ingestion_time),
+                func.sum(func.length(LogEventRow.message)),
+            )
+            .group_by(LogEventRow.group_name)
+            .order_by(LogEventRow.group_name)
+        )
+        if prefix:
+            query = query.where(LogEventRow.group_name.startswith(prefix, autoescape=True))
+        with self._sessions() as session:
+            return [LogGroup(n, int(c), int(b or 0)) for n, c, b in session.execute(query)]
+
+    def filter_log_events(
+        self,
+        group: str,
+        *,
+        streams: Sequence[str] | None = None,
+        stream_prefix: str = "",
+        start_time: int | None = None,
+        end_time: int | None = None,
+        contains: Sequence[str] = (),
+        after: tuple[int, int] | None = None,
+        limit: int = 10000,
+    ) -> list[LogEvent]:
+        """Events of a group across its streams, by (timestamp, id): time order, then the
+        order they were written. `contains`: substrings every message has (SQL's LIKE, which
+        may ignore case: the caller checks exactly). `after`: the (timestamp, id) to go on
+        from."""
+        query = select(LogEventRow).where(LogEventRow.group_name == group)
+        if streams is not None:
+            query = query.where(LogEventRow.stream_name.in_(list(streams)))
+        if stream_prefix:
+            query = query.where(LogEventRow.stream_name.startswith(stream_prefix, autoescape=True))
+        if start_time is not None:
+            query = query.where(LogEventRow.timestamp >= start_time)
+        if end_time is not None:
+            query = query.where(LogEventRow.timestamp <= end_time)
+        for text in contains:
+            query = query.where(LogEventRow.message.contains(text, autoescape=True))
+        if after is not None:
+            timestamp, sequence = after
+            query = query.where(
+                (LogEventRow.timestamp > timestamp)
+                | ((LogEventRow.timestamp == timestamp) & (LogEventRow.id > sequence))
+            )
+        query = query.order_by(LogEventRow.timestamp, LogEventRow.id).limit(limit)
+        with self._sessions() as session:
+            return [
+                LogEvent(r.id, r.timestamp, r.ingestion_time, r.message, r.stream_name)
+                for r in session.scalars(query)
+            ]
 
 
 class _WriteSession:

@@ -51,11 +51,12 @@ class StsApp:
         action = params.get("Action", [""])[0]
         version = params.get("Version", [VERSION])[0]
         if action != "GetCallerIdentity":
-            shown = action or "(missing)"
+            # ascii(): a client's control characters would make the XML unreadable.
+            shown = f"{action[:64]!a}" if action else "(missing)"
             await _error(
                 send, request_id, 400, "InvalidAction",
-                f"Could not find operation {shown} for version {version}: dockyard's STS answers "
-                "GetCallerIdentity only",
+                f"Could not find operation {shown} for version {version[:32]!a}: dockyard's "
+                "STS answers GetCallerIdentity only",
             )  # fmt: skip
             return
         user = str(scope.get("dockyard.user", "default"))

@@ -16,6 +16,8 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     "NoSuchBucket": 404,
     "NoSuchKey": 404,
     "ResourceNotFoundException": 400,
+    # CloudWatch Logs' client errors.
+    "InvalidParameterException": 400,
     "InternalFailure": 500,
     "ServiceUnavailable": 503,
     # The runtime API (InvokeEndpoint) has its own codes.

@@ -15,6 +15,8 @@ R_IMAGE = str(EXAMPLES / "r-randomforest")
 def _error(call: Any, **kwargs: Any) -> dict[str, str]:
     with pytest.raises(ClientError) as error:
         call(**kwargs)
+    # Errors carry a request id too, as every AWS answer does.
+    assert error.value.response["ResponseMetadata"]["HTTPHeaders"]["x-amzn-requestid"]
     return dict(error.value.response["Error"])
 
 

@@ -12,14 +12,24 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard import __version__
-from dockyard.api import endpoints, housekeeping, logs, models, training_jobs, transform_jobs
+from dockyard.api import (
+    endpoints,
+    housekeeping,
+    logs,
+    models,
+    tags,
+    training_jobs,
+    transform_jobs,
+)
 from dockyard.api.auth import SigV4Middleware
 from dockyard.api.keys import KeyRing, home_id, server_keys
 from dockyard.api.limits import check_instance_counts, parse_json_object, read_body
 from dockyard.api.protocol import Operation, aws_error, aws_response, error_response
 from dockyard.api.runtime import RuntimeApp
+from dockyard.api.sts import StsApp
 from dockyard.api.validation import check_request
 from dockyard.engine.core import Engine
 
@@ -38,12 +48,16 @@ def create_app(
     """SigV4 in front of everything; then the runtime API (InvokeEndpoint) in front of the
     control plane and the Logs API. `keys` default to the settings' (see api/keys.py)."""
     services: dict[str, dict[str, Operation]] = {
-        SAGEMAKER_TARGET: {
-            **training_jobs.operations(engine),
-            **models.operations(engine),
-            **endpoints.operations(engine),
-            **transform_jobs.operations(engine),
-        },
+        SAGEMAKER_TARGET: tags.tagged_creates(
+            engine,
+            {
+                **training_jobs.operations(engine),
+                **models.operations(engine),
+                **endpoints.operations(engine),
+                **transform_jobs.operations(engine),
+                **tags.operations(engine),
+            },
+        ),
         LOGS_TARGET: logs.operations(engine),
         housekeeping.TARGET: housekeeping.operations(engine),
     }
@@ -111,4 +125,21 @@ def create_app(
     )
     if keys is None:
         keys = server_keys(engine.settings)
-    return SigV4Middleware(RuntimeApp(engine, control_plane), keys)
+    # APIs routed by the service their requests are signed for; the rest by target and path.
+    by_service: dict[str, ASGIApp] = {"sts": StsApp(settings)}
+    return SigV4Middleware(
+        ServiceRoutes(by_service, default=RuntimeApp(engine, control_plane)), keys
+    )
+
+
+class ServiceRoutes:
+    """Sends each signed request to the app of its credential scope's service (set by
+    SigV4Middleware), or to `default`."""
+
+    def __init__(self, by_service: dict[str, ASGIApp], default: ASGIApp) -> None:
+        self.by_service = by_service
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.by_service.get(scope.get("dockyard.service", ""), self.default)
+        await app(scope, receive, send)

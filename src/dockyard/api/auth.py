@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from hashlib import sha256
+from xml.sax.saxutils import escape as xml_escape
 
 import botocore.session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -36,6 +37,7 @@ from dockyard.api.sigv4 import (
     IncompleteSignature,
     InvalidSignature,
     RequestHead,
+    parse_claim,
 )
 
 log = logging.getLogger(__name__)
@@ -79,15 +81,31 @@ def api_names() -> ApiNames:
 # -- on the wire ----------------------------------------------------------------------------
 
 
-def refusal(error: AuthError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """One shape both protocols read: JSON 1.1 takes `__type`, rest-json the
-    x-amzn-ErrorType header; both take `message`."""
-    body = json.dumps({"__type": error.code, "message": error.message})
-    payload = body.encode()
+# Services whose clients read errors as the query protocol's XML, by signing name.
+QUERY_PROTOCOL_SERVICES = {"sts"}
+
+
+def refusal(
+    error: AuthError, service: str | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """One JSON shape both JSON protocols read (JSON 1.1 takes `__type`, rest-json the
+    x-amzn-ErrorType header; both take `message`), or the query protocol's XML for a request
+    signed for a service that speaks it."""
+    request_id = str(uuid.uuid4())
+    if service in QUERY_PROTOCOL_SERVICES:
+        payload = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{error.code}</Code>"
+            f"<Message>{xml_escape(error.message)}</Message></Error>"
+            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
+        ).encode()
+        content_type = b"text/xml"
+    else:
+        payload = json.dumps({"__type": error.code, "message": error.message}).encode()
+        content_type = b"application/x-amz-json-1.1"
     headers = [
-        (b"content-type", b"application/x-amz-json-1.1"),
+        (b"content-type", content_type),
         (b"x-amzn-errortype", error.code.encode()),
-        (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
+        (b"x-amzn-requestid", request_id.encode()),
         (b"content-length", str(len(payload)).encode()),
     ]
     return error.http_status, headers, payload
@@ -193,6 +211,8 @@ class SigV4Middleware:
             await _refuse(send, head, error)
             return
         scope["dockyard.user"] = check.user  # who asked, for the operations that will care
+        # The API the request is signed for: the app routes by it (api/app.py's SERVICES).
+        scope["dockyard.service"] = check.claim.service
         await self._serve(scope, body, send)
 
     async def _serve(self, scope: Scope, body: _Body, send: Send) -> None:
@@ -224,6 +244,10 @@ class SigV4Middleware:
 
 async def _refuse(send: Send, head: RequestHead, error: AuthError, user: str = "-") -> None:
     log.debug("refused %s %s (user %s): %s", head.method, head.path, user, error.code)
-    status, headers, payload = refusal(error)
+    try:
+        service: str | None = parse_claim(head).service
+    except AuthError:
+        service = None  # not even a credential scope: the JSON shape
+    status, headers, payload = refusal(error, service)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

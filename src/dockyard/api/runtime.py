@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.validation import check_invoke_endpoint
 from dockyard.contract.endpoints import EndpointStatus
-from dockyard.contract.errors import DockyardError, NotFoundError, ValidationError
+from dockyard.contract.errors import DockyardError, ModelNotReady, NotFoundError, ValidationError
 from dockyard.engine.core import Engine
 from dockyard.engine.endpoints import ENDPOINT, log_group
 from dockyard.engine.router import (
@@ -32,12 +32,13 @@ MAX_BODY = 6291456  # InvokeEndpoint's BodyBlob limit (6 MB)
 # model then refuses, rather than making another path.
 _PATH = re.compile(rb"^/endpoints/([^/]+)/invocations$")
 _TARGET_VARIANT = b"x-amzn-sagemaker-target-variant"
-# An endpoint in one of these takes no invocations until a user acts; others are coming back.
-_NOT_SERVING = {
+# An endpoint in one of these becomes InService by itself: the caller may retry
+# (ModelNotReadyException). In any other status but InService only a user's action helps.
+_COMING = {
     EndpointStatus.CREATING,
-    EndpointStatus.FAILED,
-    EndpointStatus.DELETING,
-    EndpointStatus.UPDATE_ROLLBACK_FAILED,
+    EndpointStatus.UPDATING,
+    EndpointStatus.SYSTEM_UPDATING,
+    EndpointStatus.ROLLING_BACK,
 }
 
 
@@ -94,9 +95,14 @@ class RuntimeApp:
         settings = self.engine.settings
         if record is None:
             raise NotFoundError(f"Endpoint {name} of account {settings.account_id} not found.")
-        if record.status in _NOT_SERVING:
+        if record.status in _COMING:
+            raise ModelNotReady(
+                f"Endpoint {name} is {record.status}: it takes invocations once it is "
+                "InService; retry then (the waiter endpoint_in_service waits for it)"
+            )
+        if record.status != EndpointStatus.IN_SERVICE:
             raise ValidationError(
-                f"Endpoint {name} is {record.status}: it takes invocations once it is InService"
+                f"Endpoint {name} is {record.status}: it takes invocations only when InService"
             )
 
 

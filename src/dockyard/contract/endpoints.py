@@ -72,6 +72,8 @@ class EndpointNameRequest(WireShape):
 
 
 class ListEndpointsRequest(ListShape):
+    last_modified_time_after: float | None = None
+    last_modified_time_before: float | None = None
     status_equals: EndpointStatus | None = None
     sort_by: Literal["Name", "CreationTime", "Status"] = "CreationTime"
     sort_order: Literal["Ascending", "Descending"] = "Descending"

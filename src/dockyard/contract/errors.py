@@ -16,6 +16,8 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     "NoSuchBucket": 404,
     "NoSuchKey": 404,
     "ResourceNotFoundException": 400,
+    # CloudWatch Logs' client errors.
+    "InvalidParameterException": 400,
     "InternalFailure": 500,
     "ServiceUnavailable": 503,
     # The runtime API (InvokeEndpoint) has its own codes.
@@ -66,6 +68,12 @@ class ResourceInUse(DockyardError):
 
 class ResourceLimitExceeded(DockyardError):
     code = "ResourceLimitExceeded"
+
+
+class ModelNotReady(DockyardError):
+    """The runtime API's answer for an endpoint that exists but is not InService yet."""
+
+    code = "ModelNotReadyException"
 
 
 class RequestTooLarge(DockyardError):

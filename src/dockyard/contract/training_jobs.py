@@ -342,6 +342,9 @@ class ListTrainingJobsRequest(ListShape):
     status_equals: TrainingJobStatus | None = None
     sort_by: Literal["Name", "CreationTime", "Status"] = "CreationTime"
     sort_order: Literal["Ascending", "Descending"] = "Ascending"
+    # No dockyard job has a warm pool or a training plan: either filter matches no job.
+    warm_pool_status_equals: str | None = None
+    training_plan_arn_equals: str | None = None
 
 
 class ListTrainingJobsResponse(WireShape):

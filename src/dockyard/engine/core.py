@@ -9,6 +9,7 @@ from dockyard.engine.job_folders import JobFolders
 from dockyard.engine.models import EndpointConfigs, Models
 from dockyard.engine.router import Router
 from dockyard.engine.scheduler import Capacity
+from dockyard.engine.tags import Tags
 from dockyard.engine.training_jobs import TrainingJobs
 from dockyard.engine.transform_jobs import TransformJobs
 from dockyard.runtimes import cgroups
@@ -34,6 +35,7 @@ class Engine:
         self.endpoints = Endpoints(ctx, self.models, self.endpoint_configs, self.router)
         self.transform_jobs = TransformJobs(ctx, self.models)
         self.image_builds = ImageBuilds(ctx)
+        self.tags = Tags(ctx.metadata)
         self.job_folders = JobFolders(
             ctx.settings.jobs_dir,
             ctx.metadata,

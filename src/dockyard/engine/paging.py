@@ -41,6 +41,8 @@ def resource_page(
         name_contains=request.name_contains,
         creation_after=request.creation_time_after,
         creation_before=request.creation_time_before,
+        modified_after=getattr(request, "last_modified_time_after", None),
+        modified_before=getattr(request, "last_modified_time_before", None),
         status_equals=getattr(request, "status_equals", None),
         sort_by=getattr(request, "sort_by", "CreationTime"),
         descending=getattr(request, "sort_order", "Descending") == "Descending",

@@ -184,6 +184,8 @@ class TrainingJobs:
 
     def list(self, request: ListTrainingJobsRequest) -> ListTrainingJobsResponse:
         offset = decode_token(request.next_token)
+        if request.warm_pool_status_equals or request.training_plan_arn_equals:
+            return ListTrainingJobsResponse(training_job_summaries=[])
         rows = self.ctx.metadata.list_training_jobs(
             name_contains=request.name_contains,
             status=request.status_equals.value if request.status_equals else None,

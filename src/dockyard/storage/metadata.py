@@ -13,16 +13,22 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from dockyard.contract.errors import NotFoundError, ResourceInUse, ValidationError
+from dockyard.contract.errors import (
+    NotFoundError,
+    ResourceInUse,
+    ResourceLimitExceeded,
+    ValidationError,
+)
 from dockyard.storage.tables import (
     LogEventRow,
     MetricPointRow,
     ResourceRow,
     StatusTransitionRow,
+    TagRow,
     TrainingJobRow,
 )
 
@@ -101,6 +107,14 @@ class LogEvent:
     timestamp: int
     ingestion_time: int
     message: str
+    stream: str = ""
+
+
+@dataclass(frozen=True)
+class LogGroup:
+    name: str
+    creation_time: int  # the first event's ingestion (a group exists from its first event)
+    stored_bytes: int
 
 
 @dataclass(frozen=True)
@@ -407,6 +421,7 @@ class MetadataStore:
             row = session.get(ResourceRow, (kind, name))
             if row is None:
                 return False
+            session.execute(delete(TagRow).where(TagRow.resource_arn == row.arn))
             session.delete(row)
             return True
 
@@ -417,6 +432,8 @@ class MetadataStore:
         name_contains: str | None = None,
         creation_after: float | None = None,
         creation_before: float | None = None,
+        modified_after: float | None = None,
+        modified_before: float | None = None,
         status_equals: str | None = None,
         sort_by: str = "CreationTime",
         descending: bool = True,
@@ -432,6 +449,12 @@ class MetadataStore:
             query = query.where(ResourceRow.creation_time > creation_after)
         if creation_before is not None:
             query = query.where(ResourceRow.creation_time < creation_before)
+        # Models and endpoint configs never change: their last modification is their creation.
+        modified = func.coalesce(ResourceRow.last_modified_time, ResourceRow.creation_time)
+        if modified_after is not None:
+            query = query.where(modified > modified_after)
+        if modified_before is not None:
+            query = query.where(modified < modified_before)
         column = {"Name": ResourceRow.name, "Status": ResourceRow.status}.get(
             sort_by, ResourceRow.creation_time
         )
@@ -444,6 +467,53 @@ class MetadataStore:
         with self._sessions() as session:
             rows = session.scalars(select(ResourceRow).where(ResourceRow.kind == kind))
             return [_resource(row) for row in rows]
+
+    # -- tags ----------------------------------------------------------------------------------
+
+    def arn_exists(self, arn: str) -> bool:
+        """Whether a training job or a named resource has this ARN."""
+        with self._sessions() as session:
+            for column in (TrainingJobRow.arn, ResourceRow.arn):
+                if session.scalar(select(column).where(column == arn).limit(1)) is not None:
+                    return True
+            return False
+
+    def add_tags(self, arn: str, tags: Sequence[tuple[str, str]], limit: int) -> None:
+        """Add or overwrite tags by key, in one transaction; refuses (ResourceLimitExceeded)
+        when the resource would have more than `limit` tags."""
+        if not tags:
+            return
+        wanted = dict(tags)  # a key given twice: the last value wins, as AWS does
+        with self._write() as session:
+            existing = {
+                row.key: row
+                for row in session.scalars(select(TagRow).where(TagRow.resource_arn == arn))
+            }
+            total = len(existing.keys() | wanted.keys())
+            if total > limit:
+                raise ResourceLimitExceeded(
+                    f"Resource {arn} would have {total} tags; a resource has at most {limit}. "
+                    "Delete some with DeleteTags first."
+                )
+            for key, value in wanted.items():
+                if key in existing:
+                    existing[key].value = value
+                else:
+                    session.add(TagRow(resource_arn=arn, key=key, value=value))
+
+    def tags(self, arn: str, offset: int = 0, limit: int | None = None) -> list[tuple[str, str]]:
+        query = select(TagRow.key, TagRow.value).where(TagRow.resource_arn == arn)
+        query = query.order_by(TagRow.id).offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self._sessions() as session:
+            return [(key, value) for key, value in session.execute(query)]
+
+    def delete_tags(self, arn: str, keys: Iterable[str]) -> None:
+        with self._write() as session:
+            session.execute(
+                delete(TagRow).where(TagRow.resource_arn == arn, TagRow.key.in_(list(keys)))
+            )
 
     # -- metrics -------------------------------------------------------------------------------
 
@@ -552,6 +622,61 @@ class MetadataStore:
                 for r in session.scalars(query)
             ]
         return rows if from_head else rows[::-1]
+
+    def log_groups(self, prefix: str = "") -> list[LogGroup]:
+        query = (
+            select(
+                LogEventRow.group_name,
+                func.min(LogEventRow.ingestion_time),
+                func.sum(func.length(LogEventRow.message)),
+            )
+            .group_by(LogEventRow.group_name)
+            .order_by(LogEventRow.group_name)
+        )
+        if prefix:
+            query = query.where(LogEventRow.group_name.startswith(prefix, autoescape=True))
+        with self._sessions() as session:
+            return [LogGroup(n, int(c), int(b or 0)) for n, c, b in session.execute(query)]
+
+    def filter_log_events(
+        self,
+        group: str,
+        *,
+        streams: Sequence[str] | None = None,
+        stream_prefix: str = "",
+        start_time: int | None = None,
+        end_time: int | None = None,
+        contains: Sequence[str] = (),
+        after: tuple[int, int] | None = None,
+        limit: int = 10000,
+    ) -> list[LogEvent]:
+        """Events of a group across its streams, by (timestamp, id): time order, then the
+        order they were written. `contains`: substrings every message has (SQL's LIKE, which
+        may ignore case: the caller checks exactly). `after`: the (timestamp, id) to go on
+        from."""
+        query = select(LogEventRow).where(LogEventRow.group_name == group)
+        if streams is not None:
+            query = query.where(LogEventRow.stream_name.in_(list(streams)))
+        if stream_prefix:
+            query = query.where(LogEventRow.stream_name.startswith(stream_prefix, autoescape=True))
+        if start_time is not None:
+            query = query.where(LogEventRow.timestamp >= start_time)
+        if end_time is not None:
+            query = query.where(LogEventRow.timestamp <= end_time)
+        for text in contains:
+            query = query.where(LogEventRow.message.contains(text, autoescape=True))
+        if after is not None:
+            timestamp, sequence = after
+            query = query.where(
+                (LogEventRow.timestamp > timestamp)
+                | ((LogEventRow.timestamp == timestamp) & (LogEventRow.id > sequence))
+            )
+        query = query.order_by(LogEventRow.timestamp, LogEventRow.id).limit(limit)
+        with self._sessions() as session:
+            return [
+                LogEvent(r.id, r.timestamp, r.ingestion_time, r.message, r.stream_name)
+                for r in session.scalars(query)
+            ]
 
 
 class _WriteSession:

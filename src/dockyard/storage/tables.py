@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -81,3 +81,17 @@ class ResourceRow(Base):
     status: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str | None] = mapped_column(Text)
     last_modified_time: Mapped[float | None] = mapped_column(Float)
+
+
+class TagRow(Base):
+    """One tag of a resource, by the resource's ARN (tags outlive no resource: deleting a
+    model, endpoint config or endpoint deletes its tags)."""
+
+    __tablename__ = "tags"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    resource_arn: Mapped[str] = mapped_column(String(256))
+    key: Mapped[str] = mapped_column(String(128))
+    value: Mapped[str] = mapped_column(String(256))
+
+    __table_args__ = (UniqueConstraint("resource_arn", "key", name="uq_tags_resource_key"),)

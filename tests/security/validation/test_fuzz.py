@@ -35,6 +35,7 @@ OVER_HTTP_REQUESTS = 400
 CONCURRENCY = 16
 SETTLE_SECONDS = 180.0
 NAME = NAME_POOL[0]
+MODEL_ARN = f"arn:aws:sagemaker:us-east-1:000000000000:model/{NAME}"
 TRAINING_GROUP = "/aws/sagemaker/TrainingJobs"
 TRANSITIONAL = {
     "endpoint": {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"},
@@ -140,6 +141,9 @@ def seeds(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
         "DescribeTransformJob": {"TransformJobName": NAME},
         "StopTransformJob": {"TransformJobName": NAME},
         "ListTransformJobs": {**listing, "StatusEquals": "Completed"},
+        "AddTags": {"ResourceArn": MODEL_ARN, "Tags": [{"Key": "k", "Value": "v"}]},
+        "ListTags": {"ResourceArn": MODEL_ARN, "MaxResults": 50},
+        "DeleteTags": {"ResourceArn": MODEL_ARN, "TagKeys": ["k"]},
     }
     logs = {
         "DescribeLogStreams": {
@@ -156,6 +160,15 @@ def seeds(folder: Path) -> dict[str, dict[str, dict[str, Any]]]:
             "endTime": 2**40,
             "limit": 10,
             "startFromHead": True,
+        },
+        "DescribeLogGroups": {"logGroupNamePrefix": "/aws/sagemaker/", "limit": 5},
+        "FilterLogEvents": {
+            "logGroupName": TRAINING_GROUP,
+            "logStreamNamePrefix": f"{NAME}/",
+            "startTime": 0,
+            "endTime": 2**40,
+            "filterPattern": '"trained" ?a -b',
+            "limit": 10,
         },
     }
     return {"sagemaker": sagemaker, "logs": logs}
@@ -462,12 +475,17 @@ def test_generated_requests_get_no_5xx_and_leave_everything_consistent(
     fuzzer = Fuzzer(api, rng, seed)
     fuzzer.discover()
     assert set(seed["sagemaker"]) <= set(fuzzer.served["sagemaker"])
-    assert set(fuzzer.served["logs"]) == {"DescribeLogStreams", "GetLogEvents"}
+    assert set(fuzzer.served["logs"]) == {
+        "DescribeLogGroups",
+        "DescribeLogStreams",
+        "GetLogEvents",
+        "FilterLogEvents",
+    }
     fuzzer.fuzz(IN_PROCESS_REQUESTS)
     fuzzer.tally.report(f"in-process (seed {SEED}, {time.monotonic() - started:.0f} s)")
     assert fuzzer.tally.server_errors == [], fuzzer.tally.server_errors[:5]
     assert fuzzer.tally.sent >= 10_000
-    assert len(fuzzer.tally.operations) >= 25  # 22 SageMaker, 2 Logs, InvokeEndpoint, routes
+    assert len(fuzzer.tally.operations) >= 30  # 25 SageMaker, 4 Logs, InvokeEndpoint, routes
     assert fuzzer.tally.answers[(200, "-")] > 0  # some generated requests were valid
     settled(api)
     print("  after settling:", consistent(api, settings))

@@ -15,11 +15,15 @@ from starlette.routing import Route
 
 from dockyard import __version__
 from dockyard.api import endpoints, housekeeping, logs, models, training_jobs, transform_jobs
-from dockyard.api.auth import SigV4Middleware
+from dockyard.api.auth import SignedApi, SigV4Middleware
+from dockyard.api.aws_chunked import S3_PAYLOAD_MODES
 from dockyard.api.keys import KeyRing, home_id, server_keys
 from dockyard.api.limits import check_instance_counts, parse_json_object, read_body
 from dockyard.api.protocol import Operation, aws_error, aws_response, error_response
 from dockyard.api.runtime import RuntimeApp
+from dockyard.api.s3.app import S3App
+from dockyard.api.s3.staging import Staging
+from dockyard.api.s3.wire import s3_refusal
 from dockyard.api.validation import check_request
 from dockyard.engine.core import Engine
 
@@ -35,8 +39,9 @@ SERVICE_MODELS = {SAGEMAKER_TARGET: "sagemaker", LOGS_TARGET: "logs"}
 def create_app(
     engine: Engine, *, close_engine: bool = True, keys: KeyRing | None = None
 ) -> SigV4Middleware:
-    """SigV4 in front of everything; then the runtime API (InvokeEndpoint) in front of the
-    control plane and the Logs API. `keys` default to the settings' (see api/keys.py)."""
+    """SigV4 in front of everything; requests signed for S3 go to the S3 API, the others to
+    the runtime API (InvokeEndpoint) in front of the control plane and the Logs API. `keys`
+    default to the settings' (see api/keys.py)."""
     services: dict[str, dict[str, Operation]] = {
         SAGEMAKER_TARGET: {
             **training_jobs.operations(engine),
@@ -111,4 +116,14 @@ def create_app(
     )
     if keys is None:
         keys = server_keys(engine.settings)
-    return SigV4Middleware(RuntimeApp(engine, control_plane), keys)
+    # APIs told apart by the service their requests are signed for; the rest by X-Amz-Target
+    # or path. Another such API (STS) is one more entry.
+    by_service = {
+        "s3": SignedApi(
+            S3App(engine.store, Staging(settings.home / "s3-api")),
+            refusal=s3_refusal,
+            payload_modes=S3_PAYLOAD_MODES,
+            presigned_payload_unsigned=True,
+        ),
+    }
+    return SigV4Middleware(RuntimeApp(engine, control_plane), keys, by_service=by_service)

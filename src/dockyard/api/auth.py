@@ -38,6 +38,7 @@ from dockyard.api.aws_chunked import (
     ChunkSigner,
 )
 from dockyard.api.keys import KeyRing
+from dockyard.api.sigv2 import check_presigned_v2, is_presigned_v2
 from dockyard.api.sigv4 import (
     Authenticator,
     AuthError,
@@ -239,6 +240,7 @@ class SigV4Middleware:
         self.app = app
         self.names = names or api_names()
         self.authenticator = Authenticator(keys, clock)
+        self.clock = clock
         self.by_service = dict(by_service or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -254,27 +256,43 @@ class SigV4Middleware:
         head = RequestHead.from_scope(scope)
         api: SignedApi | None = None
         try:
-            claim = parse_claim(head)
-            api = self.by_service.get(claim.service)
-            if api is None:
-                check = self.authenticator.check_claim(
-                    head, claim, self.names.signing_service(head)
-                )
+            if is_presigned_v2(head) and "s3" in self.by_service:
+                # S3's legacy presigned URLs (boto3's and the aws CLI's default for S3).
+                api = self.by_service["s3"]
+                check = check_presigned_v2(head, self.authenticator.keys, self.clock())
+                body = _verified(check, receive)
             else:
-                check = self.authenticator.check_claim(
-                    head, claim, claim.service, api.payload_modes
-                )
-            body = _body(check, receive, api)
+                claim = parse_claim(head)
+                api = self.by_service.get(claim.service)
+                if api is None:
+                    check = self.authenticator.check_claim(
+                        head, claim, self.names.signing_service(head)
+                    )
+                else:
+                    check = self.authenticator.check_claim(
+                        head, claim, claim.service, api.payload_modes
+                    )
+                body = _body(check, receive, api)
             if body.state is _BodyState.PENDING and not head.has_body():
                 body.end()  # nothing to wait for: an API that reads no body is covered too
         except AuthError as error:
-            await _refuse(send, head, error, refuse=api.refusal if api else refusal)
+            await _refuse(send, head, error, refuse=self._refusal_for(head, api))
             return
         scope["dockyard.user"] = check.user  # who asked, for the operations that will care
         if isinstance(body, _ChunkedBody):
             scope["dockyard.trailers"] = body.decoder.trailers  # filled as the body ends
         app = api.app if api is not None else self.app
         await self._serve(app, scope, body, send, api.refusal if api else refusal)
+
+    def _refusal_for(self, head: RequestHead, api: SignedApi | None) -> Refusal:
+        """The refusal's shape when the signature named no API (or none could be read): a
+        request naming no JSON API by target or path is taken as S3's (REST, by path)."""
+        if api is not None:
+            return api.refusal
+        s3 = self.by_service.get("s3")
+        if s3 is not None and self.names.signing_service(head) is None:
+            return s3.refusal
+        return refusal
 
     async def _serve(
         self, app: ASGIApp, scope: Scope, body: _Body, send: Send, refuse: Refusal
@@ -303,6 +321,13 @@ class SigV4Middleware:
         except AuthError:
             if not replaced and body.error is not None:
                 await _refuse(send, body.check.head, body.error, body.check.user, refuse)
+
+
+def _verified(check: Check, receive: Receive) -> _Body:
+    """The body of a request whose signature covers no body (checked already)."""
+    body = _Body(check, receive)
+    body.state = _BodyState.VERIFIED
+    return body
 
 
 def _body(check: Check, receive: Receive, api: SignedApi | None) -> _Body:

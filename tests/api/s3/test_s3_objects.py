@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import httpx
 import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
 from tests.conftest import RunningServer
@@ -225,3 +229,18 @@ def test_unserved_operations_are_named(s3: Any) -> None:
         s3.get_bucket_acl(Bucket="data")
     assert code_of(unserved) == "NotImplemented"
     assert "GetBucketAcl" in str(unserved.value)
+
+
+def test_virtual_host_addressing(s3: Any, server: RunningServer) -> None:
+    """`<bucket>.localhost:<port>`, signed as botocore signs virtual-host requests."""
+    s3.create_bucket(Bucket="hosted")
+    s3.put_object(Bucket="hosted", Key="dir/file.txt", Body=b"virtual")
+    port = server.url.rsplit(":", 1)[1]
+    request = AWSRequest(method="GET", url=f"http://hosted.localhost:{port}/dir/file.txt")
+    key = server.access_key
+    S3SigV4Auth(Credentials(key.access_key_id, key.secret_access_key), "s3", "us-east-1").add_auth(
+        request
+    )
+    headers = {**dict(request.headers), "Host": f"hosted.localhost:{port}"}
+    answer = httpx.get(server.url + "/dir/file.txt", headers=headers)
+    assert (answer.status_code, answer.content) == (200, b"virtual")

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from hashlib import sha256
+from urllib.parse import unquote
 
 import botocore.session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -285,13 +286,16 @@ class SigV4Middleware:
         await self._serve(app, scope, body, send, api.refusal if api else refusal)
 
     def _refusal_for(self, head: RequestHead, api: SignedApi | None) -> Refusal:
-        """The refusal's shape when the signature named no API (or none could be read): a
-        request naming no JSON API by target or path is taken as S3's (REST, by path)."""
+        """The refusal's shape: the routed API's, also when its claim was refused before it
+        was read whole (the credential scope still names the service); else JSON."""
         if api is not None:
             return api.refusal
-        s3 = self.by_service.get("s3")
-        if s3 is not None and self.names.signing_service(head) is None:
-            return s3.refusal
+        credential = head.header("authorization") or ""
+        if "X-Amz-Credential=" in head.query:
+            credential = unquote(head.query.split("X-Amz-Credential=", 1)[1].split("&", 1)[0])
+        for service, routed in self.by_service.items():
+            if f"/{service}/aws4_request" in credential:
+                return routed.refusal
         return refusal
 
     async def _serve(

@@ -12,7 +12,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from dockyard import __version__
 from dockyard.api import (
@@ -24,11 +23,15 @@ from dockyard.api import (
     training_jobs,
     transform_jobs,
 )
-from dockyard.api.auth import SigV4Middleware
+from dockyard.api.auth import SignedApi, SigV4Middleware, query_protocol_refusal
+from dockyard.api.aws_chunked import S3_PAYLOAD_MODES
 from dockyard.api.keys import KeyRing, home_id, server_keys
 from dockyard.api.limits import check_instance_counts, parse_json_object, read_body
 from dockyard.api.protocol import Operation, aws_error, aws_response, error_response
 from dockyard.api.runtime import RuntimeApp
+from dockyard.api.s3.app import S3App
+from dockyard.api.s3.staging import Staging
+from dockyard.api.s3.wire import s3_refusal
 from dockyard.api.sts import StsApp
 from dockyard.api.validation import check_request
 from dockyard.engine.core import Engine
@@ -45,8 +48,9 @@ SERVICE_MODELS = {SAGEMAKER_TARGET: "sagemaker", LOGS_TARGET: "logs"}
 def create_app(
     engine: Engine, *, close_engine: bool = True, keys: KeyRing | None = None
 ) -> SigV4Middleware:
-    """SigV4 in front of everything; then the runtime API (InvokeEndpoint) in front of the
-    control plane and the Logs API. `keys` default to the settings' (see api/keys.py)."""
+    """SigV4 in front of everything; requests signed for S3 go to the S3 API, the others to
+    the runtime API (InvokeEndpoint) in front of the control plane and the Logs API. `keys`
+    default to the settings' (see api/keys.py)."""
     services: dict[str, dict[str, Operation]] = {
         SAGEMAKER_TARGET: tags.tagged_creates(
             engine,
@@ -125,21 +129,15 @@ def create_app(
     )
     if keys is None:
         keys = server_keys(engine.settings)
-    # APIs routed by the service their requests are signed for; the rest by target and path.
-    by_service: dict[str, ASGIApp] = {"sts": StsApp(settings)}
-    return SigV4Middleware(
-        ServiceRoutes(by_service, default=RuntimeApp(engine, control_plane)), keys
-    )
-
-
-class ServiceRoutes:
-    """Sends each signed request to the app of its credential scope's service (set by
-    SigV4Middleware), or to `default`."""
-
-    def __init__(self, by_service: dict[str, ASGIApp], default: ASGIApp) -> None:
-        self.by_service = by_service
-        self.default = default
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        app = self.by_service.get(scope.get("dockyard.service", ""), self.default)
-        await app(scope, receive, send)
+    # APIs told apart by the service their requests are signed for, each with the shape of its
+    # refusals; the rest by X-Amz-Target or path. Another such API is one more entry.
+    by_service = {
+        "s3": SignedApi(
+            S3App(engine.store, Staging(settings.home / "s3-api")),
+            refusal=s3_refusal,
+            payload_modes=S3_PAYLOAD_MODES,
+            presigned_payload_unsigned=True,
+        ),
+        "sts": SignedApi(StsApp(settings), refusal=query_protocol_refusal),
+    }
+    return SigV4Middleware(RuntimeApp(engine, control_plane), keys, by_service=by_service)

@@ -7,8 +7,10 @@ the body is hashed as the app reads it and the signature is checked when its las
 the operation, which runs only once its body is read, never runs for a forged request, and the
 body is read once.
 
-A later API names its signing service (the credential scope's service) in `ApiNames`; one that
-takes UNSIGNED-PAYLOAD or streaming chunk signatures (S3) adds that mode in sigv4.py.
+APIs reached by the service their requests are signed for (the credential scope's service: S3,
+and later STS) are routed by it, through a small table of `SignedApi` entries, each with its own
+error shape and the payload forms it takes (S3's UNSIGNED-PAYLOAD and aws-chunked bodies, see
+aws_chunked.py). The others are told apart by X-Amz-Target or path (`ApiNames`).
 """
 
 from __future__ import annotations
@@ -20,22 +22,31 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from hashlib import sha256
+from urllib.parse import unquote
 from xml.sax.saxutils import escape as xml_escape
 
 import botocore.session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dockyard.api.aws_chunked import (
+    STREAMING_MODES,
+    STREAMING_SIGNED,
+    UNSIGNED_PAYLOAD,
+    AwsChunkedDecoder,
+    ChunkSigner,
+)
 from dockyard.api.keys import KeyRing
+from dockyard.api.sigv2 import check_presigned_v2, is_presigned_v2
 from dockyard.api.sigv4 import (
     Authenticator,
     AuthError,
     Check,
     IncompleteSignature,
-    InvalidSignature,
+    PayloadHashMismatch,
     RequestHead,
     parse_claim,
 )
@@ -80,28 +91,31 @@ def api_names() -> ApiNames:
 
 # -- on the wire ----------------------------------------------------------------------------
 
-
-# Services whose clients read errors as the query protocol's XML, by signing name.
-QUERY_PROTOCOL_SERVICES = {"sts"}
+Refusal = Callable[[AuthError], tuple[int, list[tuple[bytes, bytes]], bytes]]
 
 
-def refusal(
-    error: AuthError, service: str | None = None
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def refusal(error: AuthError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """One JSON shape both JSON protocols read (JSON 1.1 takes `__type`, rest-json the
-    x-amzn-ErrorType header; both take `message`), or the query protocol's XML for a request
-    signed for a service that speaks it."""
+    x-amzn-ErrorType header; both take `message`)."""
+    payload = json.dumps({"__type": error.code, "message": error.message}).encode()
+    return _refusal_answer(error, payload, b"application/x-amz-json-1.1")
+
+
+def query_protocol_refusal(error: AuthError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """The query protocol's XML error (STS), which its clients read instead of JSON."""
+    payload = (
+        f"<ErrorResponse><Error><Type>Sender</Type><Code>{error.code}</Code>"
+        f"<Message>{xml_escape(error.message)}</Message></Error>"
+        "<RequestId>{request_id}</RequestId></ErrorResponse>"
+    ).encode()
+    return _refusal_answer(error, payload, b"text/xml")
+
+
+def _refusal_answer(
+    error: AuthError, payload: bytes, content_type: bytes
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     request_id = str(uuid.uuid4())
-    if service in QUERY_PROTOCOL_SERVICES:
-        payload = (
-            f"<ErrorResponse><Error><Type>Sender</Type><Code>{error.code}</Code>"
-            f"<Message>{xml_escape(error.message)}</Message></Error>"
-            f"<RequestId>{request_id}</RequestId></ErrorResponse>"
-        ).encode()
-        content_type = b"text/xml"
-    else:
-        payload = json.dumps({"__type": error.code, "message": error.message}).encode()
-        content_type = b"application/x-amz-json-1.1"
+    payload = payload.replace(b"{request_id}", request_id.encode())
     headers = [
         (b"content-type", content_type),
         (b"x-amzn-errortype", error.code.encode()),
@@ -109,6 +123,18 @@ def refusal(
         (b"content-length", str(len(payload)).encode()),
     ]
     return error.http_status, headers, payload
+
+
+@dataclass(frozen=True)
+class SignedApi:
+    """An API routed by the service its requests are signed for: its app, the shape of its
+    refusals, and the x-amz-content-sha256 forms it takes besides a hex hash."""
+
+    app: ASGIApp
+    refusal: Refusal = refusal
+    payload_modes: frozenset[str] = frozenset()
+    # S3's presigned URLs sign UNSIGNED-PAYLOAD (the body is not known when the URL is made).
+    presigned_payload_unsigned: bool = False
 
 
 class _BodyState(Enum):
@@ -163,7 +189,7 @@ class _Body:
         if claimed is None:
             self.verify_now(digest)
         elif not hmac.compare_digest(claimed, digest):
-            error = InvalidSignature(
+            error = PayloadHashMismatch(
                 "The provided 'x-amz-content-sha256' header does not match what was computed."
             )
             self._fail(error)
@@ -172,6 +198,48 @@ class _Body:
 
     def _fail(self, error: AuthError) -> None:
         self.state, self.error = _BodyState.FAILED, error
+
+
+class _ChunkedBody(_Body):
+    """An aws-chunked body: the app receives the decoded payload; the body is verified when
+    its final chunk (and every chunk before it) checks out. Trailers land in `trailers`."""
+
+    def __init__(self, check: Check, receive: Receive, decoder: AwsChunkedDecoder) -> None:
+        super().__init__(check, receive)
+        self.decoder = decoder
+
+    async def receive(self) -> Message:
+        while True:
+            message = await self._receive()
+            if message["type"] != "http.request" or self.state is not _BodyState.PENDING:
+                return message
+            more = message.get("more_body", False)
+            data = self._feed(message.get("body", b""), more)
+            if data or not more:
+                return {"type": "http.request", "body": data, "more_body": more}
+
+    def _feed(self, raw: bytes, more: bool) -> bytes:
+        try:
+            data = self.decoder.feed(raw)
+            if not more:
+                self.decoder.finish()
+                self.state = _BodyState.VERIFIED
+        except AuthError as error:
+            self._fail(error)
+            raise
+        return data
+
+    async def drain(self) -> None:
+        while self.state is _BodyState.PENDING:
+            message = await self._receive()
+            if message["type"] != "http.request":
+                self._fail(IncompleteSignature("the client went away before its body ended"))
+                return
+            with contextlib.suppress(AuthError):
+                self._feed(message.get("body", b""), message.get("more_body", False))
+
+    def end(self) -> None:
+        self._feed(b"", False)
 
 
 class SigV4Middleware:
@@ -184,10 +252,15 @@ class SigV4Middleware:
         *,
         names: ApiNames | None = None,
         clock: Callable[[], float] = time.time,
+        by_service: Mapping[str, SignedApi] | None = None,
     ) -> None:
+        """`by_service`: the APIs routed by their signing service (e.g. "s3"); every other
+        request goes to `app`."""
         self.app = app
         self.names = names or api_names()
         self.authenticator = Authenticator(keys, clock)
+        self.clock = clock
+        self.by_service = dict(by_service or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -200,22 +273,52 @@ class SigV4Middleware:
             await self.app(scope, receive, send)
             return
         head = RequestHead.from_scope(scope)
+        api: SignedApi | None = None
         try:
-            check = self.authenticator.check_head(head, self.names.signing_service(head))
-            body = _Body(check, receive)
-            if check.content_sha256 is not None:
-                body.verify_now(check.content_sha256)  # the body is held to that hash as read
-            if not head.has_body():
+            if is_presigned_v2(head) and "s3" in self.by_service:
+                # S3's legacy presigned URLs (boto3's and the aws CLI's default for S3).
+                api = self.by_service["s3"]
+                check = check_presigned_v2(head, self.authenticator.keys, self.clock())
+                body = _verified(check, receive)
+            else:
+                claim = parse_claim(head)
+                api = self.by_service.get(claim.service)
+                if api is None:
+                    check = self.authenticator.check_claim(
+                        head, claim, self.names.signing_service(head)
+                    )
+                else:
+                    check = self.authenticator.check_claim(
+                        head, claim, claim.service, api.payload_modes
+                    )
+                body = _body(check, receive, api)
+            if body.state is _BodyState.PENDING and not head.has_body():
                 body.end()  # nothing to wait for: an API that reads no body is covered too
         except AuthError as error:
-            await _refuse(send, head, error)
+            await _refuse(send, head, error, refuse=self._refusal_for(head, api))
             return
         scope["dockyard.user"] = check.user  # who asked, for the operations that will care
-        # The API the request is signed for: the app routes by it (api/app.py's SERVICES).
-        scope["dockyard.service"] = check.claim.service
-        await self._serve(scope, body, send)
+        if isinstance(body, _ChunkedBody):
+            scope["dockyard.trailers"] = body.decoder.trailers  # filled as the body ends
+        app = api.app if api is not None else self.app
+        await self._serve(app, scope, body, send, api.refusal if api else refusal)
 
-    async def _serve(self, scope: Scope, body: _Body, send: Send) -> None:
+    def _refusal_for(self, head: RequestHead, api: SignedApi | None) -> Refusal:
+        """The refusal's shape: the routed API's, also when its claim was refused before it
+        was read whole (the credential scope still names the service); else JSON."""
+        if api is not None:
+            return api.refusal
+        credential = head.header("authorization") or ""
+        if "X-Amz-Credential=" in head.query:
+            credential = unquote(head.query.split("X-Amz-Credential=", 1)[1].split("&", 1)[0])
+        for service, routed in self.by_service.items():
+            if f"/{service}/aws4_request" in credential:
+                return routed.refusal
+        return refusal
+
+    async def _serve(
+        self, app: ASGIApp, scope: Scope, body: _Body, send: Send, refuse: Refusal
+    ) -> None:
         replaced = False
 
         async def guarded_send(message: Message) -> None:
@@ -226,7 +329,7 @@ class SigV4Middleware:
                     await body.drain()
                 if body.state is _BodyState.FAILED and body.error is not None:
                     replaced = True
-                    await _refuse(send, body.check.head, body.error, body.check.user)
+                    await _refuse(send, body.check.head, body.error, body.check.user, refuse)
                     return
                 log.debug(
                     "accepted %s %s from user %s", scope["method"], scope["path"], body.check.user
@@ -236,18 +339,48 @@ class SigV4Middleware:
             await send(message)
 
         try:
-            await self.app(scope, body.receive, guarded_send)
+            await app(scope, body.receive, guarded_send)
         except AuthError:
             if not replaced and body.error is not None:
-                await _refuse(send, body.check.head, body.error, body.check.user)
+                await _refuse(send, body.check.head, body.error, body.check.user, refuse)
 
 
-async def _refuse(send: Send, head: RequestHead, error: AuthError, user: str = "-") -> None:
+def _verified(check: Check, receive: Receive) -> _Body:
+    """The body of a request whose signature covers no body (checked already)."""
+    body = _Body(check, receive)
+    body.state = _BodyState.VERIFIED
+    return body
+
+
+def _body(check: Check, receive: Receive, api: SignedApi | None) -> _Body:
+    """The body as the request's payload form says it is signed; what the head alone can
+    verify is verified now."""
+    mode = check.content_sha256
+    if mode in STREAMING_MODES:
+        check.verify(mode)  # the seed signature; the chunks chain on it
+        signer = ChunkSigner(check) if mode == STREAMING_SIGNED else None
+        decoded = check.head.header("x-amz-decoded-content-length")
+        length = int(decoded) if decoded is not None and decoded.isdigit() else None
+        return _ChunkedBody(check, receive, AwsChunkedDecoder(signer, length))
+    body = _Body(check, receive)
+    unsigned = mode == UNSIGNED_PAYLOAD or (
+        mode is None
+        and check.claim.presigned
+        and api is not None
+        and api.presigned_payload_unsigned
+    )
+    if unsigned:
+        body.verify_now(UNSIGNED_PAYLOAD)
+        body.state = _BodyState.VERIFIED  # nothing about the body was signed: nothing to hash
+    elif mode is not None:
+        body.verify_now(mode)  # the body is held to that hash as read
+    return body
+
+
+async def _refuse(
+    send: Send, head: RequestHead, error: AuthError, user: str = "-", refuse: Refusal = refusal
+) -> None:
     log.debug("refused %s %s (user %s): %s", head.method, head.path, user, error.code)
-    try:
-        service: str | None = parse_claim(head).service
-    except AuthError:
-        service = None  # not even a credential scope: the JSON shape
-    status, headers, payload = refusal(error, service)
+    status, headers, payload = refuse(error)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": payload})

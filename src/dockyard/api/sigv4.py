@@ -15,7 +15,7 @@ from hashlib import sha256
 from types import MappingProxyType
 from urllib.parse import parse_qsl
 
-from botocore.auth import SigV4Auth, SigV4QueryAuth
+from botocore.auth import S3SigV4Auth, S3SigV4QueryAuth, SigV4Auth, SigV4QueryAuth
 from botocore.awsrequest import AWSRequest, HTTPHeaders
 from botocore.credentials import Credentials
 from botocore.exceptions import InvalidRegionError
@@ -71,6 +71,14 @@ class UnrecognizedClient(AuthError):
 
 class InvalidSignature(AuthError):
     code = "InvalidSignatureException"
+
+
+class SignatureExpired(InvalidSignature):
+    """Signed too long ago (or a presigned URL past its X-Amz-Expires)."""
+
+
+class PayloadHashMismatch(InvalidSignature):
+    """The body is not the one whose SHA-256 x-amz-content-sha256 names."""
 
 
 class IncompleteSignature(AuthError):
@@ -327,6 +335,23 @@ class _QuerySignature(_SignedHeadersOf, SigV4QueryAuth):
     pass
 
 
+# S3 signs the path as sent (no normalization, no second round of percent-encoding).
+class _S3HeaderSignature(_SignedHeadersOf, S3SigV4Auth):
+    pass
+
+
+class _S3QuerySignature(_SignedHeadersOf, S3SigV4QueryAuth):
+    pass
+
+
+_SIGNERS = {
+    (False, False): _HeaderSignature,
+    (True, False): _QuerySignature,
+    (False, True): _S3HeaderSignature,
+    (True, True): _S3QuerySignature,
+}
+
+
 @dataclass(frozen=True)
 class Check:
     """A request whose head passed: a known key, a fresh date. Its signature is next."""
@@ -343,9 +368,22 @@ class Check:
     def content_sha256(self) -> str | None:
         return self.head.header("x-amz-content-sha256")
 
+    @property
+    def scope(self) -> str:
+        """The credential scope: <date>/<region>/<service>/aws4_request."""
+        claim = self.claim
+        return f"{claim.timestamp[:8]}/{claim.region}/{claim.service}/aws4_request"
+
+    def signing_key(self) -> bytes:
+        """The derived key that signed the request (and signs an aws-chunked body's chunks)."""
+        claim = self.claim
+        return _signing_key(
+            self.key.secret_access_key, claim.timestamp[:8], claim.region, claim.service
+        )
+
     def verify(self, payload_hash: str) -> None:
         """Recompute the signature over the request and the body's SHA-256 (hex)."""
-        signer_class = _QuerySignature if self.claim.presigned else _HeaderSignature
+        signer_class = _SIGNERS[self.claim.presigned, self.claim.service == "s3"]
         signer = signer_class(self.key, self, payload_hash)
         request = AWSRequest(
             method=self.head.method,
@@ -367,10 +405,25 @@ class Authenticator:
         self.keys = keys
         self.clock = clock
 
-    def check_head(self, head: RequestHead, expected_service: str | None) -> Check:
+    def check_head(
+        self,
+        head: RequestHead,
+        expected_service: str | None,
+        payload_modes: frozenset[str] = frozenset(),
+    ) -> Check:
         """Everything but the signature itself (see Check.verify). `expected_service`: the
         signing name of the API the request is for (None: no API dockyard serves)."""
-        claim = parse_claim(head)
+        return self.check_claim(head, parse_claim(head), expected_service, payload_modes)
+
+    def check_claim(
+        self,
+        head: RequestHead,
+        claim: Claim,
+        expected_service: str | None,
+        payload_modes: frozenset[str] = frozenset(),
+    ) -> Check:
+        """check_head for a claim already parsed. `payload_modes`: the x-amz-content-sha256
+        values other than a hex hash the API takes (S3's UNSIGNED-PAYLOAD, streaming forms)."""
         if expected_service is not None and claim.service != expected_service:
             raise IncompleteSignature(
                 f"Credential should be scoped to correct service: '{expected_service}'."
@@ -387,8 +440,12 @@ class Authenticator:
             )
         self._check_time(claim)
         content_sha256 = head.header("x-amz-content-sha256")
-        if content_sha256 is not None and not _HEX_SHA256.match(content_sha256):
-            # UNSIGNED-PAYLOAD and streaming chunk signatures are S3's; no API here takes them.
+        if (
+            content_sha256 is not None
+            and not _HEX_SHA256.match(content_sha256)
+            and content_sha256 not in payload_modes
+        ):
+            # UNSIGNED-PAYLOAD and streaming chunk signatures are S3's; other APIs refuse them.
             raise IncompleteSignature(
                 f"x-amz-content-sha256 must be the hex SHA-256 of the body, not {content_sha256}"
             )
@@ -398,18 +455,18 @@ class Authenticator:
         signed_at = _epoch(claim.timestamp)
         now = self.clock()
         if claim.expires is not None and now > signed_at + claim.expires:
-            raise InvalidSignature(
+            raise SignatureExpired(
                 f"Signature expired: the presigned request was valid until "
                 f"{_amz_date(signed_at + claim.expires)} (X-Amz-Date {claim.timestamp} plus "
                 f"X-Amz-Expires {claim.expires} s); now is {_amz_date(now)}. Presign it again."
             )
         if claim.expires is None and signed_at < now - MAX_CLOCK_SKEW_SECONDS:
-            raise InvalidSignature(
+            raise SignatureExpired(
                 f"Signature expired: {claim.timestamp} is now earlier than "
                 f"{_amz_date(now - MAX_CLOCK_SKEW_SECONDS)} ({_amz_date(now)} - 15 min.)"
             )
         if signed_at > now + MAX_CLOCK_SKEW_SECONDS:
-            raise InvalidSignature(
+            raise SignatureExpired(
                 f"Signature not yet current: {claim.timestamp} is still later than "
                 f"{_amz_date(now + MAX_CLOCK_SKEW_SECONDS)} ({_amz_date(now)} + 15 min.)"
             )

@@ -15,6 +15,8 @@ HTTP_STATUS_BY_CODE: dict[str, int] = {
     "AccessDeniedException": 403,
     "NoSuchBucket": 404,
     "NoSuchKey": 404,
+    "BucketNotEmpty": 409,
+    "KeyConflict": 409,
     "ResourceNotFoundException": 400,
     # CloudWatch Logs' client errors.
     "InvalidParameterException": 400,
@@ -110,6 +112,17 @@ class NoSuchBucket(StorageError):
 
 class NoSuchKey(StorageError):
     code = "NoSuchKey"
+
+
+class BucketNotEmpty(StorageError):
+    code = "BucketNotEmpty"
+
+
+class KeyConflict(StorageError):
+    """A key the store cannot hold beside another (the local store: a key that is also a
+    folder of other keys)."""
+
+    code = "KeyConflict"
 
 
 class EnvironmentBuildError(DockyardError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -13,7 +14,14 @@ from io import BufferedReader
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from dockyard.contract.errors import NoSuchBucket, NoSuchKey, StorageError, ValidationError
+from dockyard.contract.errors import (
+    BucketNotEmpty,
+    KeyConflict,
+    NoSuchBucket,
+    NoSuchKey,
+    StorageError,
+    ValidationError,
+)
 from dockyard.storage.objects import (
     ObjectInfo,
     ObjectStore,
@@ -35,6 +43,30 @@ _OBJECT_MODE = 0o644
 _INSTALL_ATTEMPTS = 5
 
 
+# The ETag a writer computed (the S3 API: the body's MD5), kept as an extended attribute of the
+# object's file: it travels with the inode through the rename that installs the object, and a
+# later write (a new inode) cannot inherit a stale one.
+ETAG_XATTR = "user.dockyard.etag"
+
+
+def stored_etag(path: int | str | os.PathLike[str]) -> str | None:
+    """The ETag kept with the file (a path, or an open file's descriptor), if any."""
+    try:
+        if isinstance(path, int):
+            return os.getxattr(path, ETAG_XATTR).decode("ascii")
+        return os.getxattr(path, ETAG_XATTR, follow_symlinks=False).decode("ascii")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _keep_etag(path: str | os.PathLike[str], etag: str | None) -> None:
+    if etag is None:
+        return
+    # A file system without user xattrs: the object gets etag_of's ETag instead.
+    with contextlib.suppress(OSError):
+        os.setxattr(path, ETAG_XATTR, etag.encode("ascii"), follow_symlinks=False)
+
+
 def etag_of(status: os.stat_result) -> str:
     """An S3-style quoted etag for a stored file.
 
@@ -47,9 +79,10 @@ def etag_of(status: os.stat_result) -> str:
     return '"' + hashlib.sha256(identity.encode()).hexdigest()[:32] + '"'
 
 
-def _info(key: str, status: os.stat_result) -> ObjectInfo:
+def _info(key: str, status: os.stat_result, path: str | os.PathLike[str]) -> ObjectInfo:
     modified = datetime.fromtimestamp(status.st_mtime_ns / 1e9, tz=UTC)
-    return ObjectInfo(key=key, size=status.st_size, last_modified=modified, etag=etag_of(status))
+    etag = stored_etag(path) or etag_of(status)
+    return ObjectInfo(key=key, size=status.st_size, last_modified=modified, etag=etag)
 
 
 def _copy_stream(source: BufferedReader, target: IO[bytes], progress: Progress | None) -> None:
@@ -99,6 +132,20 @@ class LocalObjectStore(ObjectStore):
         validate_bucket(bucket)
         return (self.root / bucket).is_dir()
 
+    def delete_bucket(self, bucket: str) -> None:
+        bucket_dir = self._bucket_dir(bucket)
+        try:
+            bucket_dir.rmdir()
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                raise BucketNotEmpty(
+                    f"bucket {bucket!r} is not empty; delete its objects first"
+                ) from None
+            raise StorageError(
+                f"could not delete bucket {bucket!r} from the local store at {self.root}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+
     def list_buckets(self) -> list[str]:
         if not self.root.is_dir():
             return []
@@ -141,7 +188,7 @@ class LocalObjectStore(ObjectStore):
                     status = entry.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue  # deleted while we listed
-                yield _info(key, status)
+                yield _info(key, status, entry.path)
 
     def head(self, bucket: str, key: str) -> ObjectInfo:
         path = self._object_path(bucket, key)
@@ -151,7 +198,20 @@ class LocalObjectStore(ObjectStore):
             raise self._missing(bucket, key) from None
         if not stat.S_ISREG(status.st_mode):
             raise self._missing(bucket, key)
-        return _info(key, status)
+        return _info(key, status, path)
+
+    def open_object(self, bucket: str, key: str) -> tuple[BinaryIO, ObjectInfo] | None:
+        source = self._open(bucket, key)
+        try:
+            status = os.fstat(source.fileno())
+            if not stat.S_ISREG(status.st_mode):
+                raise self._missing(bucket, key)
+            modified = datetime.fromtimestamp(status.st_mtime_ns / 1e9, tz=UTC)
+            etag = stored_etag(source.fileno()) or etag_of(status)
+        except BaseException:
+            source.close()
+            raise
+        return source, ObjectInfo(key, status.st_size, modified, etag)
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         with self._open(bucket, key) as source:
@@ -214,23 +274,27 @@ class LocalObjectStore(ObjectStore):
         *,
         progress: Progress | None = None,
         move: bool = False,
+        etag: str | None = None,
     ) -> None:
         path = Path(path)
         check_source_file(path)
-        if move and self._move_in(bucket, key, path, progress):
+        if move and self._move_in(bucket, key, path, progress, etag):
             return
         with path.open("rb") as source:
-            self._put(bucket, key, lambda target: _copy_stream(source, target, progress))
+            self._put(bucket, key, lambda target: _copy_stream(source, target, progress), etag)
         if move:
             path.unlink()
 
-    def _move_in(self, bucket: str, key: str, path: Path, progress: Progress | None) -> bool:
+    def _move_in(
+        self, bucket: str, key: str, path: Path, progress: Progress | None, etag: str | None
+    ) -> bool:
         """Rename `path` into place; False when it lives on another file system."""
         target = self._target(bucket, key)
         if target is None:
             path.unlink()
             return True
         size = path.stat().st_size
+        _keep_etag(path, etag)
         try:
             self._install(path, target, bucket, key)
         except StorageError as exc:
@@ -241,7 +305,13 @@ class LocalObjectStore(ObjectStore):
             progress(size)
         return True
 
-    def _put(self, bucket: str, key: str, fill: Callable[[IO[bytes]], object]) -> None:
+    def _put(
+        self,
+        bucket: str,
+        key: str,
+        fill: Callable[[IO[bytes]], object],
+        etag: str | None = None,
+    ) -> None:
         target = self._target(bucket, key)
         if target is None:
             return
@@ -256,6 +326,7 @@ class LocalObjectStore(ObjectStore):
             with os.fdopen(fd, "wb") as out:
                 fill(out)
             os.chmod(temp, _OBJECT_MODE)  # mkstemp makes 0600; sandboxes may run as other users
+            _keep_etag(temp, etag)
             self._install(temp, target, bucket, key)
         except OSError as exc:
             temp.unlink(missing_ok=True)
@@ -361,12 +432,12 @@ class LocalObjectStore(ObjectStore):
         for depth in range(1, len(parts)):
             above = "/".join(parts[:depth])
             if (self.root / bucket / above).is_file():
-                return StorageError(
+                return KeyConflict(
                     f"cannot store s3://{bucket}/{key}: object {above!r} exists, and in the local "
                     f"store a key cannot also be a folder of other keys; delete {above!r} or "
                     "choose another key"
                 )
-        return StorageError(
+        return KeyConflict(
             f"cannot store s3://{bucket}/{key}: objects under {key + '/'!r} exist, and in the "
             "local store a key cannot also be a folder of other keys; choose another key"
         )

@@ -216,6 +216,11 @@ class ObjectStore(ABC):
     def bucket_exists(self, bucket: str) -> bool: ...
 
     @abstractmethod
+    def delete_bucket(self, bucket: str) -> None:
+        """Remove the empty `bucket`: NoSuchBucket when it does not exist, BucketNotEmpty when
+        it holds objects."""
+
+    @abstractmethod
     def list_buckets(self) -> list[str]:
         """Bucket names, sorted."""
 
@@ -239,9 +244,12 @@ class ObjectStore(ABC):
         *,
         progress: Progress | None = None,
         move: bool = False,
+        etag: str | None = None,
     ) -> None:
         """Store the file at `path` as the object. With `move=True` the file is consumed: the
-        local store renames it into place when it can, and `path` is gone afterwards."""
+        local store renames it into place when it can, and `path` is gone afterwards. `etag`
+        (quoted): the ETag the caller computed (the S3 API: the MD5, or a multipart ETag), kept
+        with the object by stores that keep their own; remote stores compute theirs."""
 
     @abstractmethod
     def put_stream(
@@ -277,6 +285,11 @@ class ObjectStore(ABC):
     def local_prefix_dir(self, bucket: str, prefix: str) -> Path | None:
         """A folder holding exactly the objects under `prefix`, laid out as get_prefix would lay
         them out; None when the prefix does not end on a folder boundary, or the store is remote."""
+
+    def open_object(self, bucket: str, key: str) -> tuple[BinaryIO, ObjectInfo] | None:
+        """The object opened for reading on this machine, with what describes that very
+        version (a concurrent overwrite cannot mix versions); None for remote stores."""
+        return None
 
     def get_prefix(
         self,

@@ -26,7 +26,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as EndpointUnreachable
 from s3transfer.subscribers import BaseSubscriber
 
-from dockyard.contract.errors import NoSuchBucket, NoSuchKey, StorageError
+from dockyard.contract.errors import BucketNotEmpty, NoSuchBucket, NoSuchKey, StorageError
 from dockyard.storage.objects import (
     ObjectInfo,
     ObjectStore,
@@ -185,6 +185,19 @@ class S3ObjectStore(ObjectStore):
         except BotoCoreError as exc:
             raise self._translate(exc, bucket) from exc
         return True
+
+    def delete_bucket(self, bucket: str) -> None:
+        validate_bucket(bucket)
+        try:
+            self.client.delete_bucket(Bucket=bucket)
+        except ClientError as exc:
+            if _error_code(exc) == "BucketNotEmpty":
+                raise BucketNotEmpty(
+                    f"bucket {bucket!r} at {self._where} is not empty; delete its objects first"
+                ) from exc
+            raise self._translate(exc, bucket) from exc
+        except BotoCoreError as exc:
+            raise self._translate(exc, bucket) from exc
 
     def list_buckets(self) -> list[str]:
         with self._translated():
@@ -368,6 +381,7 @@ class S3ObjectStore(ObjectStore):
         *,
         progress: Progress | None = None,
         move: bool = False,
+        etag: str | None = None,
     ) -> None:
         validate_bucket(bucket)
         validate_key(key)

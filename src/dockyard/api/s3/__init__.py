@@ -1,0 +1,1 @@
+"""The S3 API (REST-XML; path-style and `<bucket>.localhost` addressing) over the object store."""

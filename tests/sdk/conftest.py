@@ -22,6 +22,17 @@ def sdk_server(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> Runnin
     return server
 
 
+@pytest.fixture(autouse=True)
+def no_background_server_left(clean_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test whose notebook code reaches the object store (upload_data, code with
+    dependencies) starts the SDK's background server, as a notebook would: on a port of its own,
+    stopped when the test ends."""
+    monkeypatch.setenv("DOCKYARD_PORT", str(free_port()))
+    yield
+    if "DOCKYARD_ENDPOINT_URL" not in os.environ:
+        stop_background_server(Settings())
+
+
 @pytest.fixture
 def background_server(monkeypatch: pytest.MonkeyPatch, shared_envs_dir: Path) -> Iterator[Settings]:
     """No DOCKYARD_ENDPOINT_URL: the SDK starts its own background server, as in a notebook;
@@ -31,6 +42,10 @@ def background_server(monkeypatch: pytest.MonkeyPatch, shared_envs_dir: Path) ->
     monkeypatch.setenv("DOCKYARD_ENVS_DIR", str(shared_envs_dir))
     settings = Settings()
     yield settings
+    stop_background_server(settings)
+
+
+def stop_background_server(settings: Settings) -> None:
     # The server is this process's child, so this process must reap it (stop_background, meant
     # for another process, would wait on the zombie until its deadline).
     info = ServerInfo.read(settings.server_file)

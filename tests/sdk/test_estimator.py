@@ -265,9 +265,10 @@ def test_a_source_dir_in_s3_is_used_as_is() -> None:
 
 
 def test_against_a_remote_server_code_and_local_data_are_uploaded(
-    source: Path, monkeypatch: pytest.MonkeyPatch
+    source: Path, server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", "http://127.0.0.1:1")
+    # A server named by its URL: the SDK uploads through its S3 API instead of naming files.
+    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", server.url)
     (source.parent / "data").mkdir()
     (source.parent / "data" / "a.csv").write_text("1\n")
     estimator = PyTorch("train.py", "2.13", source_dir=str(source))

@@ -138,9 +138,10 @@ def test_inference_code_is_named_in_the_environment_and_read_in_place(source: Pa
 
 
 def test_against_a_remote_server_code_and_model_data_are_uploaded(
-    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    source: Path, tmp_path: Path, server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", "http://dockyard.example:8411")
+    # A server named by its URL: the SDK uploads through its S3 API instead of naming files.
+    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", server.url)
     (source / "helpers.py").write_text("X = 1\n")
     archive = model_archive(tmp_path / "trained", weights={"weights": [1], "bias": 0})
     model = Model(

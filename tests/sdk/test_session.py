@@ -10,6 +10,7 @@ import dockyard.sdk as sagemaker
 from dockyard.settings import Settings
 from dockyard.storage.stores import store_from_settings
 from tests.conftest import RunningServer, make_image
+from tests.sdk.conftest import stop_background_server
 from tests.sdk.helpers import DEFAULT_BUCKET
 
 
@@ -102,7 +103,11 @@ def test_local_data_is_read_in_place_unless_the_server_is_elsewhere(
 def test_explicit_dockyard_settings_win_over_the_environment(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "elsewhere", region="eu-west-1", account_id="123456789012")
     session = sagemaker.Session(dockyard_settings=settings)
-    assert session.default_bucket() == "sagemaker-eu-west-1-123456789012"
+    try:
+        # The bucket is made through the S3 API of that home's own background server.
+        assert session.default_bucket() == "sagemaker-eu-west-1-123456789012"
+    finally:
+        stop_background_server(settings)
     assert (tmp_path / "elsewhere" / "s3" / "sagemaker-eu-west-1-123456789012").is_dir()
 
 

@@ -131,14 +131,14 @@ def test_a_bare_request_leaves_the_options_out_and_outputs_per_job() -> None:
 
 
 def test_local_data_is_read_in_place_or_uploaded_for_a_remote_server(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, server: RunningServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = tmp_path / "batch"
     data.mkdir()
     (data / "a.csv").write_text("1,2\n")
     local = Transformer("m", 1, "local").transform_request(str(data), job_name="in-place")
     assert local["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == f"file://{data}"
-    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", "http://dockyard.example:8411")
+    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", server.url)  # uploads through its S3 API
     remote = Transformer("m", 1, "local").transform_request(str(data), job_name="uploaded")
     uri = remote["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
     assert uri == f"s3://{DEFAULT_BUCKET}/data/uploaded"

@@ -1,4 +1,4 @@
-"""`dockyard s3 ls|cp`: the object store, read directly until the server speaks S3."""
+"""`dockyard s3 ls|cp`: the object store behind s3:// URIs, through the server's S3 API."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import click
 from rich.console import Console
 
 from dockyard.cli.output import local_time
+from dockyard.client import Client
+from dockyard.client.objects import ApiObjects
 from dockyard.settings import Settings
-from dockyard.storage.objects import ObjectStore, S3Uri
-from dockyard.storage.stores import store_from_settings
+from dockyard.storage.objects import S3Uri
 
 
 @click.group()
@@ -24,26 +25,25 @@ def s3() -> None:
 @click.pass_obj
 def ls(settings: Settings, uri: str | None, recursive: bool) -> None:
     """List buckets, or the objects and folders under a prefix."""
-    store = store_from_settings(settings)
+    objects = Client(settings).objects
     console = Console(highlight=False)
     if not uri:
-        for bucket in store.list_buckets():
+        for bucket in objects.list_buckets():
             console.print(f"s3://{bucket}/")
         return
     target = S3Uri.parse(uri)
     prefix = target.key
-    folders: set[str] = set()
-    for info in store.list_objects(target.bucket, prefix):
-        rest = info.key[len(prefix) :]
-        if not recursive and "/" in rest.lstrip("/"):
-            folder = rest.lstrip("/").split("/", 1)[0]
-            if folder not in folders:
-                folders.add(folder)
-                console.print(f"{'PRE':>30} {folder}/")
-            continue
-        stamp = local_time(info.last_modified)
-        shown = info.key if recursive else rest.lstrip("/")
-        console.print(f"{stamp} {info.size:>10} {shown}")
+    if recursive:
+        for info in objects.list_objects(target.bucket, prefix):
+            console.print(f"{local_time(info.last_modified)} {info.size:>10} {info.key}")
+        return
+    # As `aws s3 ls`: a prefix that is not a folder's name lists what starts with it.
+    folders, found = objects.list_folders(target.bucket, prefix)
+    base = prefix[: prefix.rfind("/") + 1]
+    for folder in folders:
+        console.print(f"{'PRE':>30} {folder[len(base) :]}")
+    for info in found:
+        console.print(f"{local_time(info.last_modified)} {info.size:>10} {info.key[len(base) :]}")
 
 
 @s3.command()
@@ -53,38 +53,38 @@ def ls(settings: Settings, uri: str | None, recursive: bool) -> None:
 @click.pass_obj
 def cp(settings: Settings, source: str, destination: str, recursive: bool) -> None:
     """Copy a file or folder to s3://, or an object or prefix to a local path."""
-    store = store_from_settings(settings)
+    objects = Client(settings).objects
     if source.startswith("s3://") and not destination.startswith("s3://"):
-        _download(store, S3Uri.parse(source), Path(destination), recursive)
+        _download(objects, S3Uri.parse(source), Path(destination), recursive)
     elif destination.startswith("s3://") and not source.startswith("s3://"):
-        _upload(store, Path(source), S3Uri.parse(destination), recursive)
+        _upload(objects, Path(source), S3Uri.parse(destination), recursive)
     else:
         raise click.UsageError("copy between a local path and an s3:// URI (one of each)")
 
 
-def _upload(store: ObjectStore, source: Path, target: S3Uri, recursive: bool) -> None:
+def _upload(objects: ApiObjects, source: Path, target: S3Uri, recursive: bool) -> None:
     if not source.exists():
         raise click.UsageError(f"{source} does not exist")
-    store.create_bucket(target.bucket)
+    objects.create_bucket(target.bucket)
     if source.is_dir():
         if not recursive:
             raise click.UsageError(f"{source} is a folder: add --recursive")
         base = target.key.rstrip("/")
         for path in sorted(p for p in source.rglob("*") if p.is_file()):
             key = "/".join(filter(None, [base, path.relative_to(source).as_posix()]))
-            store.put_file(target.bucket, key, path)
+            objects.put_file(target.bucket, key, path)
             click.echo(f"upload: {path} to s3://{target.bucket}/{key}")
         return
     key = target.key + source.name if target.key.endswith("/") or not target.key else target.key
-    store.put_file(target.bucket, key, source)
+    objects.put_file(target.bucket, key, source)
     click.echo(f"upload: {source} to s3://{target.bucket}/{key}")
 
 
-def _download(store: ObjectStore, source: S3Uri, dest: Path, recursive: bool) -> None:
+def _download(objects: ApiObjects, source: S3Uri, dest: Path, recursive: bool) -> None:
     if recursive:
-        for path in store.get_prefix(source.bucket, source.key, dest):
+        for path in objects.get_prefix(source.bucket, source.key, dest):
             click.echo(f"download: {path}")
         return
     target = dest / source.key.rsplit("/", 1)[-1] if dest.is_dir() else dest
-    store.get_file(source.bucket, source.key, target)
+    objects.get_file(source.bucket, source.key, target)
     click.echo(f"download: s3://{source.bucket}/{source.key} to {target}")

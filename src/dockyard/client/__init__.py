@@ -1,4 +1,5 @@
-"""The one way the faces (CLI, SDK) reach dockyard: boto3 clients pointed at the server."""
+"""The one way the faces (CLI, SDK) reach dockyard: boto3 clients pointed at the server, the object
+store included (through its S3 API)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from dockyard.api.keys import AccessKey, face_key
 from dockyard.client.local_server import start_background
+from dockyard.client.objects import ApiObjects
 from dockyard.settings import Settings
 
 JSON_11 = "application/x-amz-json-1.1"
@@ -38,7 +40,7 @@ class Client:
         """DOCKYARD_ACCESS_KEY_ID / _SECRET_ACCESS_KEY, else the pair of this DOCKYARD_HOME."""
         return face_key(self.settings)
 
-    def _client(self, service: str) -> Any:
+    def _client(self, service: str, **config: Any) -> Any:
         url = self.endpoint_url  # first: a local server makes the home's pair as it starts
         key = self.access_key
         return boto3.client(
@@ -47,7 +49,9 @@ class Client:
             region_name=self.settings.region,
             aws_access_key_id=key.access_key_id,
             aws_secret_access_key=key.secret_access_key,
-            config=Config(retries={"max_attempts": 3, "mode": "standard"}, read_timeout=70),
+            config=Config(
+                retries={"max_attempts": 3, "mode": "standard"}, read_timeout=70, **config
+            ),
         )
 
     def dockyard(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -87,3 +91,13 @@ class Client:
     def runtime(self) -> Any:
         """sagemaker-runtime: InvokeEndpoint (rest-json, POST /endpoints/<name>/invocations)."""
         return self._client("sagemaker-runtime")
+
+    @cached_property
+    def s3(self) -> Any:
+        """dockyard's S3 API, path-style (`/bucket/key`: the server's address is no DNS name)."""
+        return self._client("s3", s3={"addressing_style": "path"})
+
+    @cached_property
+    def objects(self) -> ApiObjects:
+        """The object store through the S3 API: what the CLI and the SDK upload and download."""
+        return ApiObjects(self.s3)

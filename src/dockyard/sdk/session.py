@@ -2,10 +2,8 @@
 server's clients, the object store and the default bucket — and the Session methods notebooks call
 for endpoints and transform jobs.
 
-The server speaks the SageMaker and CloudWatch Logs APIs but has no S3 API yet, so data goes to
-the object store directly (`store_from_settings`: the local folder under DOCKYARD_HOME, or the
-S3 store DOCKYARD_STORE=s3 names). Against a server elsewhere (DOCKYARD_ENDPOINT_URL), the
-store settings here must name the store that server uses.
+Data and code go to the object store through the server's S3 API, signed with the session's
+keys: against a server elsewhere (DOCKYARD_ENDPOINT_URL) nothing is shared but its URL and keys.
 """
 
 from __future__ import annotations
@@ -19,6 +17,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from dockyard.client import Client
+from dockyard.client.objects import ApiObjects
 from dockyard.sdk import _hosting, _jobs, _transform_jobs
 from dockyard.sdk._compat import deprecated_alias
 from dockyard.sdk._hosting import container_def, production_variant
@@ -26,8 +25,6 @@ from dockyard.sdk.exceptions import UnexpectedStatusException
 from dockyard.sdk.inputs import ShuffleConfig as _ShuffleConfig
 from dockyard.sdk.inputs import s3_input
 from dockyard.settings import Settings
-from dockyard.storage.objects import ObjectStore
-from dockyard.storage.stores import store_from_settings
 
 __all__ = [
     "Session",
@@ -96,8 +93,9 @@ class Session:
         return self._sagemaker_runtime_client
 
     @cached_property
-    def store(self) -> ObjectStore:
-        return store_from_settings(self.dockyard_settings)
+    def store(self) -> ApiObjects:
+        """The object store, through the server's S3 API with this session's keys."""
+        return self.client.objects
 
     @cached_property
     def boto_session(self) -> Any:
@@ -129,17 +127,23 @@ class Session:
 
     def default_bucket(self) -> str:
         """`sagemaker-<region>-<account>` (or the bucket given to the constructor), created in
-        the object store if missing."""
-        name = self._default_bucket_name or f"sagemaker-{self.boto_region_name}-{self.account_id()}"
+        the object store (through the S3 API) if missing."""
+        name = self.default_bucket_name()
         if not self._default_bucket_ready:
             self.store.create_bucket(name)
             self._default_bucket_ready = True
-        self._default_bucket_name = name
         return name
+
+    def default_bucket_name(self) -> str:
+        """The default bucket's name, without asking the server: where a job's outputs go, the
+        server makes the bucket itself when it writes them."""
+        if self._default_bucket_name is None:
+            self._default_bucket_name = f"sagemaker-{self.boto_region_name}-{self.account_id()}"
+        return self._default_bucket_name
 
     def default_output_path(self) -> str:
         """Where estimators without an output_path write: `s3://<default bucket>/[<prefix>/]`."""
-        parts = [self.default_bucket(), self.default_bucket_prefix]
+        parts = [self.default_bucket_name(), self.default_bucket_prefix]
         return "s3://" + "/".join(part for part in parts if part) + "/"
 
     def upload_data(

@@ -142,7 +142,7 @@ class Transformer:
         self._current_job_name = name
         session = self.sagemaker_session
         if self.output_path is None or self._reset_output_path:
-            parts = [session.default_bucket(), session.default_bucket_prefix, name]
+            parts = [session.default_bucket_name(), session.default_bucket_prefix, name]
             self.output_path = "s3://" + "/".join(part for part in parts if part)
             self._reset_output_path = True
         # Local data for a server elsewhere goes under data/ (as upload_data's default), not

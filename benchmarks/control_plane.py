@@ -117,33 +117,58 @@ def describe_at_rate(
     url: str, key: tuple[str, str], names: list[str]
 ) -> tuple[Samples, float, int]:
     """Open loop at RATE from CLIENT_PROCESSES processes (one Python's GIL would be the
-    bottleneck, not the server): (latency from each request's due time, achieved rate, errors)."""
+    bottleneck, not the server): (latency from each request's due time, achieved rate, errors).
+    The clock starts once every process has made and warmed its clients."""
     total = int(RATE * DESCRIBE_SECONDS)
     rng = random.Random(7)
     picks = [rng.choice(names) for _ in range(total)]
-    start = time.time() + 2.0  # every process has made its clients by then
-    with multiprocessing.get_context("spawn").Pool(CLIENT_PROCESSES) as pool:
-        shares = pool.starmap(
-            _describe_share,
-            [(url, key, picks, start, worker) for worker in range(CLIENT_PROCESSES)],
+    context = multiprocessing.get_context("spawn")
+    ready, go = context.Barrier(CLIENT_PROCESSES + 1), context.Barrier(CLIENT_PROCESSES + 1)
+    start = context.Value("d", 0.0)
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=_describe_share, args=(url, key, picks, worker, ready, go, start, results)
         )
+        for worker in range(CLIENT_PROCESSES)
+    ]
+    for process in workers:
+        process.start()
+    ready.wait(timeout=120)
+    start.value = time.time() + 0.2
+    go.wait(timeout=120)
+    shares = [results.get(timeout=DESCRIBE_SECONDS + 300) for _ in workers]
+    for process in workers:
+        process.join(timeout=60)
     latencies = [value for share in shares for value in share[0]]
     errors = sum(share[1] for share in shares)
     ended = max(share[2] for share in shares)
-    return Samples(latencies), len(latencies) / (ended - start), errors
+    return Samples(latencies), len(latencies) / (ended - start.value), errors
 
 
 def _describe_share(
-    url: str, key: tuple[str, str], picks: list[str], start: float, worker: int
-) -> tuple[list[float], int, float]:
+    url: str,
+    key: tuple[str, str],
+    picks: list[str],
+    worker: int,
+    ready: Any,
+    go: Any,
+    start_at: Any,
+    results: Any,
+) -> None:
     """Requests worker, worker + CLIENT_PROCESSES, ... each at its due time, on threads."""
     indexes = iter(range(worker, len(picks), CLIENT_PROCESSES))
     lock = threading.Lock()
     latencies: list[float] = []
     errors = [0]
+    clients = [_client(url, key) for _ in range(THREADS_PER_PROCESS)]
+    for client in clients:
+        client.describe_training_job(TrainingJobName=picks[0])  # connections and model loaded
+    ready.wait()
+    go.wait()
+    start = start_at.value
 
-    def run() -> None:
-        client = _client(url, key)
+    def run(client: Any) -> None:
         while True:
             with lock:
                 index = next(indexes, None)
@@ -163,12 +188,12 @@ def _describe_share(
             with lock:
                 latencies.append(elapsed)
 
-    threads = [threading.Thread(target=run) for _ in range(THREADS_PER_PROCESS)]
+    threads = [threading.Thread(target=run, args=(client,)) for client in clients]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return latencies, errors[0], time.time()
+    results.put((latencies, errors[0], time.time()))
 
 
 def _client(url: str, key: tuple[str, str]) -> Any:

@@ -1,5 +1,5 @@
-"""dockyard's benchmarks, one command: training (no-op job, staging), serving and the control plane,
-to RESULTS.md."""
+"""dockyard's benchmarks, one command: training (no-op job, staging), serving, the control plane and
+S3 throughput, to RESULTS.md."""
 
 from __future__ import annotations
 
@@ -19,12 +19,13 @@ from typing import Any
 
 from common import REPO, RESULTS, machine
 from control_plane import control_plane_ratios, control_plane_section, measure_control_plane
+from s3_throughput import measure_s3, s3_ratios, s3_section
 from serving import measure_serving
 from serving_report import serving_ratios, serving_section
 from training import measure_training
 from training_report import training_ratios, training_sections
 
-PARTS = ("training", "serving", "control")
+PARTS = ("training", "serving", "control", "s3")
 ROUNDS = 3
 ROUND_SECONDS = 10.0
 
@@ -54,6 +55,9 @@ def _measure(part: str, work: Path, args: argparse.Namespace) -> dict[str, str]:
         elif part == "control":
             results = measure_control_plane(work / "control")
             ratios, sections = control_plane_ratios(results), control_plane_section(results)
+        elif part == "s3":
+            results = measure_s3(work / "s3")
+            ratios, sections = s3_ratios(results), s3_section(results)
         else:
             results = measure_serving(work / "serving", args.rounds, args.seconds)
             ratios, sections = serving_ratios(results), serving_section(results, 4)
@@ -91,11 +95,15 @@ def report(info: dict[str, str], blocks: dict[str, str]) -> str:
         "",
         blocks["control ratios"],
         "",
+        blocks["s3 ratios"],
+        "",
         blocks["training sections"],
         "",
         blocks["serving sections"],
         "",
         blocks["control sections"],
+        "",
+        blocks["s3 sections"],
     ]
     return "\n".join(parts)
 

@@ -1,0 +1,178 @@
+"""S3 PUT and GET throughput through dockyard's S3 API, side by side with moto_server and the raw
+disk (`dd`), for 1 MiB and 256 MiB objects, with boto3's own transfer calls (upload_file and
+download_file: multipart above 8 MiB, as users' code and the SageMaker SDK do)."""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.s3.transfer import TransferConfig
+from botocore.config import Config
+
+from common import MIB, TIMES, Samples, free_port, wait_for_port
+from serving_servers import _env, server_process
+
+SIZES = {"1 MiB": 1, "256 MiB": 256}
+REPS = {"1 MiB": 20, "256 MiB": 3}
+DOCKYARD, MOTO, DISK = "dockyard S3 API", "moto_server", "raw disk (dd)"
+
+
+@dataclass
+class S3Results:
+    put: dict[tuple[str, str], Samples]  # (size, target) -> MB/s
+    get: dict[tuple[str, str], Samples]
+
+
+def _client(url: str, key: str, secret: str) -> Any:
+    return boto3.client(
+        "s3", endpoint_url=url, region_name="us-east-1",
+        aws_access_key_id=key, aws_secret_access_key=secret,
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _moto(work: Path) -> Iterator[str]:
+    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
+    port = free_port()
+    log = open(work / "moto.log", "wb")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def _mb_per_s(size_mib: int, action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return size_mib * MIB / 1e6 / (time.perf_counter() - started)
+
+
+def measure_s3(work: Path) -> S3Results:
+    work.mkdir(parents=True, exist_ok=True)
+    sources = {}
+    for label, mib in SIZES.items():
+        path = work / f"object-{mib}"
+        with open(path, "wb") as out:
+            for _ in range(mib):
+                out.write(secrets.token_bytes(MIB))
+        sources[label] = path
+    port, key, secret = free_port(), "BENCH", secrets.token_urlsafe(30)
+    env = _env(
+        DOCKYARD_HOME=str(work / "dockyard-home"),
+        DOCKYARD_HOST="127.0.0.1",
+        DOCKYARD_PORT=str(port),
+        DOCKYARD_ACCESS_KEY_ID=key,
+        DOCKYARD_SECRET_ACCESS_KEY=secret,
+    )
+    url = f"http://127.0.0.1:{port}"
+    transfer = TransferConfig()  # boto3's defaults: 8 MiB parts, 10 threads
+    put: dict[tuple[str, str], Samples] = {}
+    get: dict[tuple[str, str], Samples] = {}
+    argv = [sys.executable, "-m", "dockyard.api.server"]
+    with (
+        server_process(argv, env, work / "dockyard.log", f"{url}/healthz"),
+        _moto(work) as moto_url,
+    ):
+        clients = {DOCKYARD: _client(url, key, secret), MOTO: _client(moto_url, "x", "x")}
+        for client in clients.values():
+            client.create_bucket(Bucket="bench")
+        for label, source in sources.items():
+            mib = SIZES[label]
+            copy, back = work / "dd-copy", work / "download"
+
+            def dd_put(source: Path = source, copy: Path = copy) -> None:
+                subprocess.run(
+                    ["dd", f"if={source}", f"of={copy}", "bs=1M", "status=none"],
+                    check=True,
+                )
+
+            def dd_get(copy: Path = copy) -> None:
+                subprocess.run(["dd", f"if={copy}", "of=/dev/null", "bs=1M", "status=none"])
+
+            runs: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+                DISK: (dd_put, dd_get)
+            }
+            for name, client in clients.items():
+                runs[name] = (
+                    lambda c=client, s=source: c.upload_file(
+                        str(s), "bench", s.name, Config=transfer
+                    ),
+                    lambda c=client, s=source, b=back: c.download_file(
+                        "bench", s.name, str(b), Config=transfer
+                    ),
+                )
+            for name in runs:
+                put[(label, name)], get[(label, name)] = Samples(), Samples()
+            for do_put, do_get in runs.values():  # warm-up
+                do_put()
+                do_get()
+            for _ in range(REPS[label]):
+                for name, (do_put, do_get) in runs.items():
+                    put[(label, name)].values.append(_mb_per_s(mib, do_put))
+                    get[(label, name)].values.append(_mb_per_s(mib, do_get))
+            if back.read_bytes() != source.read_bytes():
+                raise AssertionError(f"{label}: the object read back differs from the one put")
+    return S3Results(put, get)
+
+
+def s3_ratios(results: S3Results) -> list[str]:
+    lines = []
+    for direction, table in (("PUT", results.put), ("GET", results.get)):
+        for label in SIZES:
+            ours = table[(label, DOCKYARD)].median
+            moto = table[(label, MOTO)].median
+            disk = table[(label, DISK)].median
+            disk_target = f" (target ≥ 0.5{TIMES})" if label == "256 MiB" else ""
+            verdicts = []
+            if label == "256 MiB":
+                verdicts.append("PASS" if ours >= 0.5 * disk else "FAIL")
+            verdicts.append("PASS" if ours >= 5 * moto else "FAIL")
+            lines.append(
+                f"- **S3 {direction} {label}: dockyard {ours:.0f} MB/s = "
+                f"{ours / disk:.2f}{TIMES} the raw disk ({disk:.0f} MB/s){disk_target}, "
+                f"{ours / moto:.1f}{TIMES} moto_server "
+                f"({moto:.0f} MB/s) (target ≥ 5{TIMES}): {' / '.join(verdicts)}**"
+            )
+    return lines
+
+
+def s3_section(results: S3Results) -> list[str]:
+    rows = []
+    for direction, table in (("PUT", results.put), ("GET", results.get)):
+        for (label, name), samples in table.items():
+            values = samples.values
+            rows.append(
+                f"| {direction} {label} | {name} | {samples.median:.0f} | {min(values):.0f} | "
+                f"{max(values):.0f} | {len(values)} |"
+            )
+    return [
+        "## S3 throughput",
+        "",
+        "boto3 `upload_file` / `download_file` with its default TransferConfig (multipart above "
+        "8 MiB, 10 threads) against `python -m dockyard.api.server`'s S3 API (local object "
+        "store) and moto_server, both on loopback; the raw disk is `dd bs=1M` copying the same "
+        "file on the same file system (PUT, into the page cache, as the servers' writes go) and "
+        "`dd` reading it back (GET, from the page cache, as the servers' reads are). Random "
+        "content; runs interleaved after a warm-up; the object read back is compared with the "
+        "one put.",
+        "",
+        "| transfer | target | median MB/s | min | max | N |",
+        "|---|---|---:|---:|---:|---:|",
+        *rows,
+        "",
+    ]

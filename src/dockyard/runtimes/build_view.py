@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import os
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.contract.errors import EnvironmentBuildError
 from dockyard.runtimes.mount_plan import MountPlan, Node
-from dockyard.runtimes.venv_builds import Log, PythonEnvironment, run_logged
 
 # Users' homes: their pip configuration and their credentials live there.
 PRIVATE = (Path("/root"), Path("/home"))
@@ -28,7 +27,7 @@ class BuildView:
     hidden: tuple[Path, ...] = ()  # dockyard's home
     bwrap: str = "bwrap"
 
-    def begin(self, env: PythonEnvironment, scratch: Path) -> None:
+    def begin(self, root: Path, scratch: Path) -> None:
         """Hand the environment and a scratch folder (the build's /tmp) to the build user."""
         if os.geteuid() != 0:
             raise EnvironmentBuildError(
@@ -37,27 +36,35 @@ class BuildView:
             )
         scratch.mkdir(parents=True, exist_ok=True)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        for folder in (env.root, scratch, self.cache_dir):
+        for folder in (root, scratch, self.cache_dir):
             chown_tree(folder, self.build_uid)
 
-    def end(self, env: PythonEnvironment) -> None:
+    def end(self, root: Path) -> None:
         """The environment becomes root's: no sandbox, nor a later build, may change it."""
-        chown_tree(env.root, 0)
+        chown_tree(root, 0)
 
-    def run(
+    def variables(self) -> dict[str, str]:
+        """What a command in the view must have in its environment: its home, /tmp and pip's
+        cache are the view's."""
+        return {
+            "HOME": "/tmp",
+            "TMPDIR": "/tmp",
+            "PIP_CACHE_DIR": str(self.cache_dir),
+            "PIP_NO_INPUT": "1",
+        }
+
+    def contained(
         self,
-        env: PythonEnvironment,
+        root: Path,
         argv: Sequence[str],
-        log: Log,
-        failure: str,
         *,
         cwd: str,
         scratch: Path,
         read_only: Sequence[Path] = (),
         copies: Sequence[tuple[str, Path]] = (),
-        variables: Mapping[str, str] | None = None,
-    ) -> None:
-        """Run `argv` (the environment's python, pip...) in the view, streaming its output."""
+    ) -> list[str]:
+        """`argv` (the environment's python, pip...) wrapped to run in the view of the build of
+        the environment at `root`; run it with variables() in its environment."""
         plan = MountPlan.over_host_read_only()
         for hidden in (*self.hidden, *PRIVATE):
             if plan.kind_at(str(hidden)) == "dir":
@@ -66,7 +73,7 @@ class BuildView:
         plan.place("/tmp", Node("bind", source=scratch, writable=True))
         for path in read_only:
             plan.place(str(path), Node("bind", source=path))
-        plan.place(str(env.root), Node("bind", source=env.root, writable=True))
+        plan.place(str(root), Node("bind", source=root, writable=True))
         plan.place(str(self.cache_dir), Node("bind", source=self.cache_dir, writable=True))
         for destination, source in copies:
             plan.copy(destination, source, writable=True)
@@ -74,21 +81,13 @@ class BuildView:
         if plan.kind_at(workdir) is None:
             plan.make_dir(workdir)
         uid = str(self.build_uid)
-        contained = [
+        return [
             self.bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc",
             "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
             *plan.arguments(), "--chdir", workdir, "--",
             "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
             *argv,
         ]  # fmt: skip
-        extra = {
-            **(variables or {}),
-            "HOME": "/tmp",
-            "TMPDIR": "/tmp",
-            "PIP_CACHE_DIR": str(self.cache_dir),
-            "PIP_NO_INPUT": "1",
-        }
-        run_logged(contained, log, env, failure, extra=extra)
 
 
 def chown_tree(root: Path, uid: int) -> None:

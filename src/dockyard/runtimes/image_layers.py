@@ -162,7 +162,7 @@ class ImageLayerBuild:
         scratch = env.root.parent / ".build" / env.root.name
         shutil.rmtree(scratch, ignore_errors=True)
         try:
-            self.view.begin(env, scratch / "tmp")
+            self.view.begin(env.root, scratch / "tmp")
             for index, step in enumerate(self.steps):
                 log(f"RUN line {step.number}: {step.command}")
                 if step.constraints:
@@ -176,30 +176,33 @@ class ImageLayerBuild:
                 arguments = [a for a in step.arguments if a != "--user"]  # a venv has no user site
                 if "install" in arguments:
                     arguments += ["--progress-bar", "off"]
-                self.view.run(
-                    env,
+                contained = self.view.contained(
+                    env.root,
                     [str(env.python), "-m", "pip", *arguments],
-                    log,
-                    f"the image's RUN line {step.number} failed ({_short(step.run.line)})",
                     cwd=step.run.workdir,
                     scratch=scratch / "tmp",
                     read_only=interpreter.exposed,
                     copies=self._copy_files(step, scratch / f"files-{index}"),
-                    variables=self._variables(step),
+                )
+                run_logged(
+                    contained,
+                    log,
+                    env,
+                    f"the image's RUN line {step.number} failed ({_short(step.run.line)})",
+                    extra={**self._variables(step), **self.view.variables()},
                 )
             # Imported once as the build user: what pip installed runs here, never as root.
-            self.view.run(
-                env,
+            contained = self.view.contained(
+                env.root,
                 [str(env.python), "-c", f"import {SHIM_MODULE}"],
-                log,
-                "the layer cannot run",
                 cwd="/",
                 scratch=scratch / "tmp",
                 read_only=interpreter.exposed,
             )
+            run_logged(contained, log, env, "the layer cannot run", extra=self.view.variables())
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-            self.view.end(env)
+            self.view.end(env.root)
         write_image_file(
             env,
             [

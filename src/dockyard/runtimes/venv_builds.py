@@ -13,15 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from dockyard.contract.errors import EnvironmentBuildError
+from dockyard.runtimes.build_view import BuildView
 from dockyard.runtimes.code_requirements import NOT_COPIED, CodeRequirements
 from dockyard.runtimes.frameworks import Framework
 from dockyard.runtimes.images import DEFAULT_PATH
-
-if TYPE_CHECKING:
-    from dockyard.runtimes.build_view import BuildView
 
 Log = Callable[[str], None]
 
@@ -217,7 +214,7 @@ class LayerBuild:
         shutil.rmtree(self._scratch, ignore_errors=True)
         try:
             # The code's setup.py and its requirements' builds run as the build user, in the view.
-            self.view.begin(env, self._scratch)
+            self.view.begin(env.root, self._scratch)
             if self.ordered:
                 self._ordered(work, log)
             else:
@@ -237,7 +234,7 @@ class LayerBuild:
             )
         finally:
             shutil.rmtree(self._scratch, ignore_errors=True)
-            self.view.end(env)
+            self.view.end(env.root)
         write_image_file(
             env,
             [
@@ -256,16 +253,14 @@ class LayerBuild:
         self._in_view(argv, str(work), log, failure)
 
     def _in_view(self, argv: list[str], cwd: str, log: Log, failure: str) -> None:
-        self.view.run(
-            self.env,
+        contained = self.view.contained(
+            self.env.root,
             argv,
-            log,
-            failure,
             cwd=cwd,
             scratch=self._scratch,
             read_only=self.base.visible_paths,
-            variables=build_environment(self.env),
         )
+        run_logged(contained, log, self.env, failure, extra=self.view.variables())
 
     def _ordered(self, work: Path, log: Log) -> None:
         steps = self.code.steps

@@ -15,7 +15,6 @@ import os
 import re
 import secrets
 import shutil
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,17 +30,18 @@ from dockyard.api.s3.objects import (
     no_such_bucket,
     open_source,
     spool_body,
-    xml_tag,
 )
 from dockyard.api.s3.staging import Spooled, Staging, checksum_of
 from dockyard.api.s3.wire import (
     S3Error,
     element,
     no_such_upload,
+    parse_request_xml,
     request_id_headers,
     root,
     timestamp,
     xml_response,
+    xml_tag,
 )
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # every part but the last (S3's rule)
@@ -181,12 +181,7 @@ async def upload_part_copy(call: S3Call) -> Response:
 
 
 def _requested_parts(body: bytes) -> list[tuple[int, str]]:
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise S3Error("MalformedXML", "The XML you provided may not declare a DOCTYPE or entities")
-    try:
-        document = ET.fromstring(body)
-    except ET.ParseError:
-        raise S3Error("MalformedXML", "The XML you provided was not well-formed") from None
+    document = parse_request_xml(body)
     parts = []
     for node in document.iter(xml_tag(document, "Part")):
         number_text = (node.findtext(xml_tag(document, "PartNumber")) or "").strip()

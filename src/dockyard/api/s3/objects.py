@@ -7,7 +7,6 @@ import base64
 import contextlib
 import hashlib
 import re
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,10 +28,12 @@ from dockyard.api.s3.wire import (
     S3Error,
     element,
     http_date,
+    parse_request_xml,
     request_id_headers,
     root,
     timestamp,
     xml_response,
+    xml_tag,
 )
 from dockyard.contract.errors import DockyardError
 from dockyard.storage.objects import ObjectInfo, ObjectStore, validate_key
@@ -241,12 +242,7 @@ async def delete_object(call: S3Call) -> Response:
 
 
 def _delete_keys(body: bytes) -> tuple[list[str], bool]:
-    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise S3Error("MalformedXML", "The XML you provided may not declare a DOCTYPE or entities")
-    try:
-        document = ET.fromstring(body)
-    except ET.ParseError:
-        raise S3Error("MalformedXML", "The XML you provided was not well-formed") from None
+    document = parse_request_xml(body)
     keys = [
         (node.findtext(xml_tag(document, "Key")) or "")
         for node in document.iter(xml_tag(document, "Object"))
@@ -257,13 +253,6 @@ def _delete_keys(body: bytes) -> tuple[list[str], bool]:
         )
     quiet = (document.findtext(xml_tag(document, "Quiet")) or "").strip().lower() == "true"
     return keys, quiet
-
-
-def xml_tag(document: ET.Element, name: str) -> str:
-    """`name` in the document's namespace (clients send S3's, or none)."""
-    if document.tag.startswith("{"):
-        return document.tag[: document.tag.index("}") + 1] + name
-    return name
 
 
 async def delete_objects(call: S3Call) -> Response:

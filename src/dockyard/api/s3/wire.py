@@ -71,6 +71,24 @@ def from_dockyard(error: DockyardError) -> S3Error | None:
     return None
 
 
+def parse_request_xml(body: bytes) -> ET.Element:
+    """A client's XML body (DeleteObjects, CompleteMultipartUpload). A DOCTYPE is refused
+    outright: entities are how XML bombs and external references get in."""
+    if b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+        raise S3Error("MalformedXML", "The XML you provided may not declare a DOCTYPE or entities")
+    try:
+        return ET.fromstring(body)
+    except ET.ParseError:
+        raise S3Error("MalformedXML", "The XML you provided was not well-formed") from None
+
+
+def xml_tag(document: ET.Element, name: str) -> str:
+    """`name` in the document's namespace (clients send S3's, or none)."""
+    if document.tag.startswith("{"):
+        return document.tag[: document.tag.index("}") + 1] + name
+    return name
+
+
 def element(parent: ET.Element, tag: str, text: object = None) -> ET.Element:
     child = ET.SubElement(parent, tag)
     if text is not None:

@@ -179,6 +179,9 @@ def test_the_run_layer_is_a_venv_over_its_base(tmp_path: Path) -> None:
     subprocess.run(["python3", "-m", "venv", "--without-pip", str(base)], check=True)
     write(base / "bin" / "tool", f"#!{base}/bin/python\nprint('tool')\n").chmod(0o755)
     write(base / "bin" / "other", "#!/bin/sh\necho other\n").chmod(0o755)
+    # What pip writes when the Python's path is too long for a #! line.
+    long_form = f"#!/bin/sh\n'''exec' \"{base}/bin/python\" \"$0\" \"$@\"\n' '''\nprint(1)\n"
+    write(base / "bin" / "long", long_form).chmod(0o755)
     (base / "bin" / "linked").symlink_to("/etc/passwd")
     from dockyard.runtimes.venv_builds import PythonEnvironment
 
@@ -189,6 +192,8 @@ def test_the_run_layer_is_a_venv_over_its_base(tmp_path: Path) -> None:
     assert os.readlink(folder / "bin" / "python") == os.path.realpath(base / "bin" / "python")
     assert (folder / "bin" / "tool").read_text().startswith(f"#!{SANDBOX_PATH}/bin/python\n")
     assert not (folder / "bin" / "other").exists()  # not the base's Python: not copied
+    long_script = (folder / "bin" / "long").read_text()
+    assert f'exec\' "{SANDBOX_PATH}/bin/python"' in long_script
     assert not (folder / "bin" / "linked").exists()  # links are never followed
     [pth] = folder.glob("lib/python3.*/site-packages/_dockyard_base.pth")
     [base_site] = base.glob("lib/python3.*/site-packages")

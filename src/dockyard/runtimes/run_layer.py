@@ -14,12 +14,11 @@ import os
 import re
 from pathlib import Path
 
-from dockyard.runtimes.venv_builds import PythonEnvironment
+from dockyard.runtimes.venv_builds import PythonEnvironment, repoint_scripts
 
 SANDBOX_PATH = "/opt/dockyard/python"  # where the sandbox sees it
 FOLDER_NAME = "python"  # its folder in the host's volume
 _VERSION = re.compile(r"^version(?:_info)?\s*=\s*(\d+)\.(\d+)", re.MULTILINE)
-_HEAD_BYTES = 512
 
 
 def write_run_layer(base: PythonEnvironment, host_root: Path) -> Path:
@@ -51,28 +50,5 @@ def write_run_layer(base: PythonEnvironment, host_root: Path) -> Path:
         "".join(f"import site; site.addsitedir({str(s)!r})\n" for s in base_sites),
         encoding="utf-8",
     )
-    _copy_scripts(base, bin_dir)
+    repoint_scripts(base, f"{SANDBOX_PATH}/bin/python", bin_dir)
     return folder
-
-
-def _copy_scripts(base: PythonEnvironment, bin_dir: Path) -> None:
-    # Scripts name the folder pip was run in: the environment's path, or its real path when the
-    # environments folder is reached through a link.
-    olds = {f"{folder}/python".encode() for folder in (base.bin_dir, base.bin_dir.resolve())}
-    new = f"{SANDBOX_PATH}/bin/python".encode()
-    for entry in os.scandir(base.bin_dir):
-        target = bin_dir / entry.name
-        if entry.is_symlink() or not entry.is_file() or target.exists():
-            continue
-        # The environment is dockyard's own (root's), but a link is still never followed.
-        fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as handle:
-            head = handle.read(_HEAD_BYTES)
-            first_line = head.split(b"\n", 1)[0]
-            old = next((o for o in olds if o in first_line), None)
-            if not head.startswith(b"#!") or old is None:
-                continue
-            content = head + handle.read()
-        first, _, rest = content.partition(b"\n")
-        target.write_bytes(first.replace(old, new) + b"\n" + rest)
-        target.chmod(0o755)

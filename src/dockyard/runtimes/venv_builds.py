@@ -29,6 +29,7 @@ NO_DEPS = "--no-deps"
 IMAGE_FILE = "IMAGE"
 SHIM_MODULE = "dockyard_shim"
 PIP_TAIL_LINES = 20
+_SCRIPT_HEAD_BYTES = 512  # where a script names its Python
 # Variables of dockyard's own process that must not steer the environment's interpreter or pip.
 _DROPPED_VARIABLES = frozenset(
     {
@@ -383,17 +384,29 @@ def site_dirs(env: PythonEnvironment) -> list[Path]:
 def _copy_scripts(base: PythonEnvironment, env: PythonEnvironment) -> None:
     """The base's console scripts (torchrun, ...), run by the layer's Python: what they start
     with sys.executable then sees both the layer and the base."""
-    old, new = f"{base.bin_dir}/python".encode(), f"{env.bin_dir}/python".encode()
-    for entry in sorted(base.bin_dir.iterdir()):
-        target = env.bin_dir / entry.name
+    repoint_scripts(base, f"{env.bin_dir}/python", env.bin_dir)
+
+
+def repoint_scripts(base: PythonEnvironment, python: str, target_bin: Path) -> None:
+    """Copy into `target_bin` the base's scripts that run the base's Python, run by `python`
+    instead. The Python is looked for in the first bytes, not only the `#!` line: for a long
+    path pip writes a `#!/bin/sh` line and an `exec` of it on the next. It is named by the
+    environment's path or, when the environments folder is reached through a link, its real
+    path. Links are skipped, never followed; a script already in `target_bin` is kept."""
+    olds = {f"{folder}/python".encode() for folder in (base.bin_dir, base.bin_dir.resolve())}
+    new = python.encode()
+    for entry in sorted(os.scandir(base.bin_dir), key=lambda e: e.name):
+        target = target_bin / entry.name
         if entry.is_symlink() or not entry.is_file() or target.exists():
             continue
-        with open(entry, "rb") as handle:
-            head = handle.read(512)
-        if not head.startswith(b"#!") or old not in head:
-            continue
-        content = entry.read_bytes()
-        target.write_bytes(content[:512].replace(old, new) + content[512:])
+        fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            head = handle.read(_SCRIPT_HEAD_BYTES)
+            old = next((o for o in olds if o in head), None)
+            if not head.startswith(b"#!") or old is None:
+                continue
+            content = head + handle.read()
+        target.write_bytes(head.replace(old, new) + content[len(head) :])
         target.chmod(0o755)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dockyard.contract.errors import EnvironmentBuildError
 from dockyard.runtimes.mount_plan import MountPlan, Node
+from dockyard.runtimes.volumes import chown_tree
 
 # Users' homes: their pip configuration and their credentials live there.
 PRIVATE = (Path("/root"), Path("/home"))
@@ -88,11 +89,3 @@ class BuildView:
             "setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--",
             *argv,
         ]  # fmt: skip
-
-
-def chown_tree(root: Path, uid: int) -> None:
-    """Links are changed themselves, never followed."""
-    os.lchown(root, uid, uid)
-    for folder, dirs, files in os.walk(root):
-        for name in (*dirs, *files):
-            os.lchown(os.path.join(folder, name), uid, uid)

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.runtimes.build_view import BuildView, chown_tree
+from dockyard.runtimes.build_view import BuildView
 from dockyard.runtimes.images import DEFAULT_PATH, CopyInstruction, ImageSpec, RunInstruction
-from dockyard.runtimes.prerequisites import pip_commands, pip_package_names
+from dockyard.runtimes.prerequisites import pip_commands, pip_package_names, short_line
 from dockyard.runtimes.venv_builds import (
     BOOTSTRAP,
     SHIM_MODULE,
@@ -35,6 +35,7 @@ from dockyard.runtimes.venv_builds import (
     site_dirs,
     write_image_file,
 )
+from dockyard.runtimes.volumes import chown_tree
 
 # pip options whose value is a path in the image: a file, or a folder (-e, -f).
 _FILE_OPTIONS = frozenset({"-r", "--requirement", "-c", "--constraint"})
@@ -188,7 +189,7 @@ class ImageLayerBuild:
                     contained,
                     log,
                     env,
-                    f"the image's RUN line {step.number} failed ({_short(step.run.line)})",
+                    f"the image's RUN line {step.number} failed ({short_line(step.run.line, 120)})",
                     extra={**self._variables(step), **self.view.variables()},
                 )
             # Imported once as the build user: what pip installed runs here, never as root.
@@ -239,8 +240,3 @@ class ImageLayerBuild:
         if files.exists():
             chown_tree(files, self.view.build_uid)
         return placed
-
-
-def _short(line: str, limit: int = 120) -> str:
-    line = " ".join(line.split())
-    return line if len(line) <= limit else line[: limit - 1] + "…"

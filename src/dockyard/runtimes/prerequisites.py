@@ -113,7 +113,7 @@ def describe_missing(prerequisites: Iterable[Prerequisite]) -> str | None:
         names = " ".join(prerequisite.missing)
         one = len(prerequisite.missing) == 1
         package, which, it = ("package", "is", "it") if one else ("packages", "are", "them")
-        line = _short(prerequisite.line)
+        line = short_line(prerequisite.line)
         what, where, how = "Debian", "on this machine", fix_command(prerequisite)
         if prerequisite.kind == "r":
             what = "R"
@@ -198,7 +198,8 @@ def _pip_arguments(program: str, args: list[str]) -> list[str] | None:
     return None
 
 
-def _short(line: str, limit: int = 160) -> str:
+def short_line(line: str, limit: int = 160) -> str:
+    """A RUN line on one line, cut at `limit` characters, for a message."""
     line = " ".join(line.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
 

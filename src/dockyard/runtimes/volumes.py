@@ -118,10 +118,7 @@ class HostFolder:
     def hand_over(self) -> None:
         """Give the host's user what dockyard wrote into the volume (config files, code, FIFOs):
         the program owns its whole volume. Links are not followed."""
-        for dirpath, dirnames, filenames in os.walk(self.root):
-            for name in (*dirnames, *filenames):
-                os.lchown(os.path.join(dirpath, name), self.uid, self.uid)
-        os.lchown(self.root, self.uid, self.uid)
+        chown_tree(self.root, self.uid)
 
     def free_bytes(self) -> int | None:
         if not self.mounted:
@@ -197,3 +194,12 @@ def _run(argv: list[str], what: str) -> None:
             f"{detail[-1] if detail else 'no message'}); dockyard needs root and loop devices "
             "for hosts' volumes"
         )
+
+
+def chown_tree(root: Path, uid: int) -> None:
+    """`root` and everything below it to `uid` (and the group of that number); links are
+    changed themselves, never followed."""
+    os.lchown(root, uid, uid)
+    for folder, dirs, files in os.walk(root):
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(folder, name), uid, uid)

@@ -23,7 +23,7 @@ from dockyard.api import (
     training_jobs,
     transform_jobs,
 )
-from dockyard.api.auth import SignedApi, SigV4Middleware, query_protocol_refusal
+from dockyard.api.auth import SignedApi, SigV4Middleware
 from dockyard.api.aws_chunked import S3_PAYLOAD_MODES
 from dockyard.api.keys import KeyRing, home_id, server_keys
 from dockyard.api.limits import check_instance_counts, parse_json_object, read_body
@@ -32,7 +32,7 @@ from dockyard.api.runtime import RuntimeApp
 from dockyard.api.s3.app import S3App
 from dockyard.api.s3.staging import Staging
 from dockyard.api.s3.wire import s3_refusal
-from dockyard.api.sts import StsApp
+from dockyard.api.sts import StsApp, sts_refusal
 from dockyard.api.validation import check_request
 from dockyard.engine.core import Engine
 
@@ -138,6 +138,6 @@ def create_app(
             payload_modes=S3_PAYLOAD_MODES,
             presigned_payload_unsigned=True,
         ),
-        "sts": SignedApi(StsApp(settings), refusal=query_protocol_refusal),
+        "sts": SignedApi(StsApp(settings), refusal=sts_refusal),
     }
     return SigV4Middleware(RuntimeApp(engine, control_plane), keys, by_service=by_service)

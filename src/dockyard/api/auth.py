@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from enum import Enum
 from hashlib import sha256
 from urllib.parse import unquote
-from xml.sax.saxutils import escape as xml_escape
 
 import botocore.session
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -96,30 +95,13 @@ Refusal = Callable[[AuthError], tuple[int, list[tuple[bytes, bytes]], bytes]]
 
 def refusal(error: AuthError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """One JSON shape both JSON protocols read (JSON 1.1 takes `__type`, rest-json the
-    x-amzn-ErrorType header; both take `message`)."""
+    x-amzn-ErrorType header; both take `message`). APIs of other protocols bring their own
+    (SignedApi.refusal)."""
     payload = json.dumps({"__type": error.code, "message": error.message}).encode()
-    return _refusal_answer(error, payload, b"application/x-amz-json-1.1")
-
-
-def query_protocol_refusal(error: AuthError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """The query protocol's XML error (STS), which its clients read instead of JSON."""
-    payload = (
-        f"<ErrorResponse><Error><Type>Sender</Type><Code>{error.code}</Code>"
-        f"<Message>{xml_escape(error.message)}</Message></Error>"
-        "<RequestId>{request_id}</RequestId></ErrorResponse>"
-    ).encode()
-    return _refusal_answer(error, payload, b"text/xml")
-
-
-def _refusal_answer(
-    error: AuthError, payload: bytes, content_type: bytes
-) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    request_id = str(uuid.uuid4())
-    payload = payload.replace(b"{request_id}", request_id.encode())
     headers = [
-        (b"content-type", content_type),
+        (b"content-type", b"application/x-amz-json-1.1"),
         (b"x-amzn-errortype", error.code.encode()),
-        (b"x-amzn-requestid", request_id.encode()),
+        (b"x-amzn-requestid", str(uuid.uuid4()).encode()),
         (b"content-length", str(len(payload)).encode()),
     ]
     return error.http_status, headers, payload

@@ -11,6 +11,7 @@ from xml.sax.saxutils import escape
 
 from starlette.types import Receive, Scope, Send
 
+from dockyard.api.sigv4 import AuthError
 from dockyard.settings import Settings
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -74,26 +75,36 @@ class StsApp:
         await _send(send, request_id, 200, document)
 
 
+def sts_refusal(error: AuthError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """A signature refusal in the query protocol's XML, which STS clients read (not JSON)."""
+    request_id = str(uuid.uuid4())
+    payload = _error_document(request_id, error.code, error.message).encode()
+    headers = [*_headers(request_id, payload), (b"x-amzn-errortype", error.code.encode())]
+    return error.http_status, headers, payload
+
+
 async def _error(send: Send, request_id: str, status: int, code: str, message: str) -> None:
-    document = (
+    await _send(send, request_id, status, _error_document(request_id, code, message))
+
+
+def _error_document(request_id: str, code: str, message: str) -> str:
+    return (
         f'<ErrorResponse xmlns="{NAMESPACE}"><Error><Type>Sender</Type><Code>{code}</Code>'
         f"<Message>{escape(message)}</Message></Error><RequestId>{request_id}</RequestId>"
         "</ErrorResponse>"
     )
-    await _send(send, request_id, status, document)
 
 
 async def _send(send: Send, request_id: str, status: int, document: str) -> None:
     payload = document.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/xml"),
-                (b"content-length", str(len(payload)).encode()),
-                (b"x-amzn-requestid", request_id.encode()),
-            ],
-        }
-    )
+    start = {"type": "http.response.start", "status": status}
+    await send({**start, "headers": _headers(request_id, payload)})
     await send({"type": "http.response.body", "body": payload})
+
+
+def _headers(request_id: str, payload: bytes) -> list[tuple[bytes, bytes]]:
+    return [
+        (b"content-type", b"text/xml"),
+        (b"content-length", str(len(payload)).encode()),
+        (b"x-amzn-requestid", request_id.encode()),
+    ]

@@ -45,8 +45,12 @@ class ReadyImage:
 
 def run_line_outcomes(image: ImageSpec) -> list[RunLineOutcome]:
     """Each RUN line and what it becomes, the host checked (one dpkg-query, one Rscript)."""
+    return _outcomes(image, check_prerequisites(image.run_lines))
+
+
+def _outcomes(image: ImageSpec, prerequisites: list[Prerequisite]) -> list[RunLineOutcome]:
     numbers = {line: number for number, line in reversed(list(enumerate(image.run_lines, 1)))}
-    return [_outcome(numbers[item.line], item) for item in check_prerequisites(image.run_lines)]
+    return [_outcome(numbers[item.line], item) for item in prerequisites]
 
 
 def _outcome(number: int, item: Prerequisite) -> RunLineOutcome:
@@ -66,9 +70,9 @@ def ready_image(image: ImageSpec, environments: Environments, log: Log) -> Ready
     if not image.runs:
         return ReadyImage(image, [], None)
     prerequisites = check_prerequisites(image.run_lines)
-    for outcome in (_outcome(0, item) for item in prerequisites):
+    for outcome in _outcomes(image, prerequisites):
         state = outcome.outcome + (f" ({outcome.detail})" if outcome.detail else "")
-        log(f"RUN line ({state}): {outcome.line}")
+        log(f"RUN line {outcome.number} ({state}): {outcome.line}")
     missing = describe_missing(prerequisites)
     if missing:
         raise ImageError(missing)

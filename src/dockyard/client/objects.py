@@ -34,8 +34,7 @@ class ApiObjects:
     def list_objects(self, bucket: str, prefix: str = "") -> Iterator[ObjectInfo]:
         pages = self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
         for page in pages:
-            for item in page.get("Contents", []):
-                yield ObjectInfo(item["Key"], item["Size"], item["LastModified"], item["ETag"])
+            yield from map(_info, page.get("Contents", []))
 
     def list_folders(self, bucket: str, prefix: str) -> tuple[list[str], list[ObjectInfo]]:
         """The common prefixes one level below `prefix` and the objects at that level."""
@@ -46,10 +45,7 @@ class ApiObjects:
         objects: list[ObjectInfo] = []
         for page in pages:
             folders += [entry["Prefix"] for entry in page.get("CommonPrefixes", [])]
-            objects += [
-                ObjectInfo(item["Key"], item["Size"], item["LastModified"], item["ETag"])
-                for item in page.get("Contents", [])
-            ]
+            objects += map(_info, page.get("Contents", []))
         return folders, objects
 
     def put_file(self, bucket: str, key: str, path: Path, *, move: bool = False) -> None:
@@ -81,3 +77,8 @@ class ApiObjects:
             self.get_file(bucket, info.key, target)
             written.append(target)
         return written
+
+
+def _info(item: dict[str, Any]) -> ObjectInfo:
+    """One entry of a ListObjectsV2 page."""
+    return ObjectInfo(item["Key"], item["Size"], item["LastModified"], item["ETag"])

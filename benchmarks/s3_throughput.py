@@ -4,13 +4,11 @@ download_file: multipart above 8 MiB, as users' code and the SageMaker SDK do)."
 
 from __future__ import annotations
 
-import contextlib
 import secrets
-import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,9 @@ import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
-from common import MIB, TIMES, Samples, free_port, wait_for_port
+from common import MIB, TIMES, Samples, free_port
 from serving_servers import _env, server_process
+from training import moto_server
 
 SIZES = {"1 MiB": 1, "256 MiB": 256}
 REPS = {"1 MiB": 20, "256 MiB": 3}
@@ -39,21 +38,6 @@ def _client(url: str, key: str, secret: str) -> Any:
         aws_access_key_id=key, aws_secret_access_key=secret,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
     )  # fmt: skip
-
-
-@contextlib.contextmanager
-def _moto(work: Path) -> Iterator[str]:
-    exe = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or "moto_server"
-    port = free_port()
-    log = open(work / "moto.log", "wb")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def _mb_per_s(size_mib: int, action: Callable[[], object]) -> float:
@@ -86,7 +70,7 @@ def measure_s3(work: Path) -> S3Results:
     argv = [sys.executable, "-m", "dockyard.api.server"]
     with (
         server_process(argv, env, work / "dockyard.log", f"{url}/healthz"),
-        _moto(work) as moto_url,
+        moto_server() as moto_url,
     ):
         clients = {DOCKYARD: _client(url, key, secret), MOTO: _client(moto_url, "x", "x")}
         for client in clients.values():

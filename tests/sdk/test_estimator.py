@@ -271,16 +271,24 @@ def test_against_a_remote_server_code_and_local_data_are_uploaded(
     monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", server.url)
     (source.parent / "data").mkdir()
     (source.parent / "data" / "a.csv").write_text("1\n")
+    (source.parent / "data2").mkdir()
+    (source.parent / "data2" / "b.csv").write_text("2\n")
     estimator = PyTorch("train.py", "2.13", source_dir=str(source))
     request = estimator.training_request(
-        {"train": str(source.parent / "data"), "one": f"file://{source.parent}/data/a.csv"},
+        {
+            "train": str(source.parent / "data"),
+            "train2": str(source.parent / "data2"),
+            "one": f"file://{source.parent}/data/a.csv",
+        },
         job_name="remote-1",
     )
     hyperparameters = request["HyperParameters"]
     code = json.loads(hyperparameters["sagemaker_submit_directory"])
     assert code == f"s3://{DEFAULT_BUCKET}/remote-1/source/sourcedir.tar.gz"
     assert archive_names(code) == ["sub", "sub/nested.py", "train.py"]
-    assert channel_uri(request, "train") == f"s3://{DEFAULT_BUCKET}/remote-1/input/train"
+    # A folder's prefix ends with `/`, so channel train does not take in train2's objects too.
+    assert channel_uri(request, "train") == f"s3://{DEFAULT_BUCKET}/remote-1/input/train/"
+    assert channel_uri(request, "train2") == f"s3://{DEFAULT_BUCKET}/remote-1/input/train2/"
     assert channel_uri(request, "one") == f"s3://{DEFAULT_BUCKET}/remote-1/input/one/a.csv"
     assert request["OutputDataConfig"] == {"S3OutputPath": f"s3://{DEFAULT_BUCKET}/"}
 

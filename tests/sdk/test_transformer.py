@@ -141,9 +141,22 @@ def test_local_data_is_read_in_place_or_uploaded_for_a_remote_server(
     monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", server.url)  # uploads through its S3 API
     remote = Transformer("m", 1, "local").transform_request(str(data), job_name="uploaded")
     uri = remote["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
-    assert uri == f"s3://{DEFAULT_BUCKET}/data/uploaded"
+    assert uri == f"s3://{DEFAULT_BUCKET}/data/uploaded/"
     store = store_from_settings(Settings())
     assert store.get_bytes(DEFAULT_BUCKET, "data/uploaded/a.csv") == b"1,2\n"
+
+
+def test_a_remote_server_is_not_sent_a_local_output_folder(
+    tmp_path: Path, server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It would write a folder of that name on its own machine, not the caller's."""
+    local = Transformer("m", 1, "local", output_path=str(tmp_path / "out"))
+    request = local.transform_request("s3://b/in", job_name="here")
+    assert request["TransformOutput"]["S3OutputPath"] == f"file://{tmp_path / 'out'}"
+    monkeypatch.setenv("DOCKYARD_ENDPOINT_URL", server.url)
+    remote = Transformer("m", 1, "local", output_path=str(tmp_path / "out"))
+    with pytest.raises(ValueError, match=r"is a local folder, which the server at http://"):
+        remote.transform_request("s3://b/in", job_name="elsewhere")
 
 
 def test_no_job_yet_and_data_capture_are_refused() -> None:

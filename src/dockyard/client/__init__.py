@@ -35,6 +35,18 @@ class Client:
             return self.settings.endpoint_url.rstrip("/")
         return start_background(self.settings).url
 
+    @property
+    def server_reads_local_files(self) -> bool:
+        """True for the background server of this DOCKYARD_HOME, which runs here and reads local
+        data and code in place; a server named by DOCKYARD_ENDPOINT_URL may be on another
+        machine, so they are uploaded through its S3 API first (client/local_data.py)."""
+        return self.settings.endpoint_url is None
+
+    @property
+    def default_bucket(self) -> str:
+        """`sagemaker-<region>-<account>`, as the SageMaker SDK names its default bucket."""
+        return f"sagemaker-{self.settings.region}-{self.settings.account_id}"
+
     @cached_property
     def access_key(self) -> AccessKey:
         """DOCKYARD_ACCESS_KEY_ID / _SECRET_ACCESS_KEY, else the pair of this DOCKYARD_HOME."""

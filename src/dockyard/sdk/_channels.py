@@ -30,7 +30,9 @@ def server_uri(session: Session, uri: str, key_prefix: str) -> str:
         raise ValueError(f"input {uri}: {path} does not exist")
     if session.server_reads_local_files:
         return "file://" + str(path.absolute())
-    return session.upload_data(str(path), key_prefix=key_prefix)
+    uploaded = session.upload_data(str(path), key_prefix=key_prefix)
+    # A folder's prefix ends with `/`: `<job>/input/train` would also take in `.../train2/`.
+    return uploaded + "/" if path.is_dir() else uploaded
 
 
 def input_data_config(

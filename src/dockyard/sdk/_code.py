@@ -5,18 +5,15 @@ uploads one to S3."""
 
 from __future__ import annotations
 
-import tarfile
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dockyard.client.local_data import SOURCE_ARCHIVE, upload_code
 from dockyard.storage.objects import S3Uri
 
 if TYPE_CHECKING:
     from dockyard.sdk.session import Session
-
-SOURCE_ARCHIVE = "sourcedir.tar.gz"
 
 
 @dataclass(frozen=True)
@@ -73,14 +70,4 @@ def stage_code(
     base = S3Uri.parse(code_location or output_path)
     prefix = base.key if code_location else ""
     target = S3Uri(base.bucket).join(prefix, job_name, "source", SOURCE_ARCHIVE)
-    with tempfile.TemporaryDirectory(prefix="dockyard-code-") as scratch:
-        archive = Path(scratch) / SOURCE_ARCHIVE
-        # Links are followed: the engine refuses archived links that point out of the folder.
-        with tarfile.open(archive, "w:gz", dereference=True) as tar:
-            for child in sorted(folder.iterdir()):
-                tar.add(child, arcname=child.name, recursive=True)
-            for path in extra:  # each dependency lands at the top, next to the entry point
-                tar.add(path, arcname=path.name, recursive=True)
-        session.store.create_bucket(target.bucket)
-        session.store.put_file(target.bucket, target.key, archive, move=True)
-    return StagedCode(str(target), program)
+    return StagedCode(upload_code(session.store, folder, extra, target), program)

@@ -17,6 +17,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from dockyard.client import Client
+from dockyard.client.local_data import upload_path
 from dockyard.client.objects import ApiObjects
 from dockyard.sdk import _hosting, _jobs, _transform_jobs
 from dockyard.sdk._compat import deprecated_alias
@@ -109,7 +110,7 @@ class Session:
     def server_reads_local_files(self) -> bool:
         """True when the server runs here (no DOCKYARD_ENDPOINT_URL): it then reads local data
         and code in place; otherwise they are uploaded to the object store first."""
-        return self.dockyard_settings.endpoint_url is None
+        return self.client.server_reads_local_files
 
     def account_id(self) -> str:
         return self.dockyard_settings.account_id
@@ -164,17 +165,7 @@ class Session:
         if bucket is None:
             bucket = self.default_bucket()
             key_prefix = _join(self.default_bucket_prefix or "", key_prefix)
-        else:
-            self.store.create_bucket(bucket)
-        prefix = key_prefix.strip("/")
-        if source.is_dir():
-            for file in sorted(p for p in source.rglob("*") if p.is_file()):
-                self.store.put_file(
-                    bucket, _join(prefix, file.relative_to(source).as_posix()), file
-                )
-            return f"s3://{bucket}/{prefix}"
-        self.store.put_file(bucket, _join(prefix, source.name), source)
-        return f"s3://{bucket}/{_join(prefix, source.name)}"
+        return upload_path(self.store, source, bucket, key_prefix)
 
     def download_data(
         self,

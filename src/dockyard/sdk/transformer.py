@@ -155,7 +155,7 @@ class Transformer:
             CompressionType=compression_type,
             SplitType=split_type,
         )
-        output: dict[str, Any] = {"S3OutputPath": _output_uri(self.output_path)}
+        output: dict[str, Any] = {"S3OutputPath": _output_uri(session, self.output_path)}
         _update(output, AssembleWith=self.assemble_with, Accept=self.accept)
         resources = {"InstanceCount": self.instance_count, "InstanceType": self.instance_type}
         request: dict[str, Any] = {
@@ -249,7 +249,15 @@ def _update(target: dict[str, Any], **values: Any) -> None:
     target.update({key: value for key, value in values.items() if value is not None})
 
 
-def _output_uri(path: str) -> str:
-    """s3:// as is; a local folder as an absolute file:// URI (the server decides whether it
-    can write there)."""
-    return path if path.startswith("s3://") else data_uri(path)
+def _output_uri(session: Session, path: str) -> str:
+    """s3:// as is; a local folder as an absolute file:// URI for a server on this machine (it
+    decides whether it may write there). A server elsewhere cannot write the caller's folder."""
+    if path.startswith("s3://"):
+        return path
+    if not session.server_reads_local_files:
+        raise ValueError(
+            f"output_path {path} is a local folder, which the server at "
+            f"{session.client.endpoint_url} cannot write: give an s3:// output_path and fetch "
+            "the output with Session().download_data() when the job ends"
+        )
+    return data_uri(path)

@@ -11,8 +11,10 @@ import click
 from botocore.exceptions import ClientError
 
 from dockyard.cli.errors import CliError, error_message, is_not_found
+from dockyard.cli.uploads import code_for_server
 from dockyard.client import Client
 from dockyard.client.uris import data_uri
+from dockyard.contract.names import job_name_from_base
 
 # Statuses whose job uploaded a model.tar.gz (SageMaker uploads one when a job is stopped too).
 _HAS_MODEL = {"Completed", "Stopped"}
@@ -79,6 +81,10 @@ def container_from_job(
     if status not in _HAS_MODEL:
         hint = "wait until it ends" if status in ("InProgress", "Stopping") else "it has no model"
         raise CliError(f"training job {job} is {status}: {hint}")
+    if source_dir:
+        # Named by the time too: a model made earlier keeps the code it was made with.
+        key_prefix = f"{job_name_from_base(job + '-inference')}/source"
+        source_dir = code_for_server(client, source_dir, key_prefix)
     env = script_environment(described.get("HyperParameters") or {}, entry_point, source_dir)
     env.update(environment)
     container: dict[str, Any] = {

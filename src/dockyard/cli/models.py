@@ -6,8 +6,9 @@ import click
 
 from dockyard.cli.options import key_values
 from dockyard.cli.output import local_time, newest_first, print_listing, wire_json
+from dockyard.cli.uploads import data_for_server
 from dockyard.client import Client
-from dockyard.client.uris import data_uri, image_ref
+from dockyard.client.uris import image_ref
 from dockyard.settings import Settings
 
 
@@ -19,7 +20,11 @@ def models() -> None:
 @models.command()
 @click.argument("name")
 @click.option("--image", help="Image folder (with a Dockerfile) or framework image.")
-@click.option("--model-data", help="model.tar.gz: s3://, file:// or a local path.")
+@click.option(
+    "--model-data",
+    help="model.tar.gz: s3://, file:// or a local path (uploaded for a server named by "
+    "DOCKYARD_ENDPOINT_URL).",
+)
 @click.option("--job", help="Take the image and model data from this training job.")
 @click.option("--env", "environment", multiple=True, metavar="KEY=VALUE")
 @click.pass_obj
@@ -41,7 +46,9 @@ def create(
         raise click.UsageError("give --image, or --job to take the training job's image")
     container: dict[str, object] = {"Image": image_ref(image)}
     if model_data:
-        container["ModelDataUrl"] = data_uri(model_data)
+        container["ModelDataUrl"] = data_for_server(
+            client, model_data, f"{name}/model", "--model-data"
+        )
     if environment:
         container["Environment"] = key_values(environment, "--env")
     arn = client.sagemaker.create_model(ModelName=name, PrimaryContainer=container)["ModelArn"]

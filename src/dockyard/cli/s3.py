@@ -1,4 +1,4 @@
-"""`dockyard s3 ls|cp`: the object store behind s3:// URIs, through the server's S3 API."""
+"""`dockyard s3 ls|cp|mb`: the object store behind s3:// URIs, through the server's S3 API."""
 
 from __future__ import annotations
 
@@ -47,6 +47,18 @@ def ls(settings: Settings, uri: str | None, recursive: bool) -> None:
 
 
 @s3.command()
+@click.argument("uri")
+@click.pass_obj
+def mb(settings: Settings, uri: str) -> None:
+    """Make a bucket (as `aws s3 mb`); one that is there already is no error."""
+    target = S3Uri.parse(uri)
+    if target.key:
+        raise click.UsageError(f"{uri} names an object; give only the bucket, s3://BUCKET")
+    Client(settings).objects.create_bucket(target.bucket)
+    click.echo(f"make_bucket: {target.bucket}")
+
+
+@s3.command()
 @click.argument("source")
 @click.argument("destination")
 @click.option("--recursive", "-r", is_flag=True, help="Copy a folder or a whole prefix.")
@@ -55,7 +67,7 @@ def cp(settings: Settings, source: str, destination: str, recursive: bool) -> No
     """Copy a file or folder to s3://, or an object or prefix to a local path."""
     objects = Client(settings).objects
     if source.startswith("s3://") and not destination.startswith("s3://"):
-        _download(objects, S3Uri.parse(source), Path(destination), recursive)
+        _download(objects, S3Uri.parse(source), destination, recursive)
     elif destination.startswith("s3://") and not source.startswith("s3://"):
         _upload(objects, Path(source), S3Uri.parse(destination), recursive)
     else:
@@ -80,11 +92,14 @@ def _upload(objects: ApiObjects, source: Path, target: S3Uri, recursive: bool) -
     click.echo(f"upload: {source} to s3://{target.bucket}/{key}")
 
 
-def _download(objects: ApiObjects, source: S3Uri, dest: Path, recursive: bool) -> None:
+def _download(objects: ApiObjects, source: S3Uri, destination: str, recursive: bool) -> None:
+    dest = Path(destination)
     if recursive:
         for path in objects.get_prefix(source.bucket, source.key, dest):
             click.echo(f"download: {path}")
         return
-    target = dest / source.key.rsplit("/", 1)[-1] if dest.is_dir() else dest
+    # As `aws s3 cp`: a destination ending with `/` is a folder, made if missing.
+    into_folder = dest.is_dir() or destination.endswith("/")
+    target = dest / source.key.rsplit("/", 1)[-1] if into_folder else dest
     objects.get_file(source.bucket, source.key, target)
     click.echo(f"download: s3://{source.bucket}/{source.key} to {target}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -9,8 +10,9 @@ from rich.console import Console
 
 from dockyard.cli.follow import follow_job, leave_running
 from dockyard.cli.options import key_values
+from dockyard.cli.uploads import code_for_server, data_for_server
 from dockyard.client import Client
-from dockyard.client.uris import data_uri, image_ref
+from dockyard.client.uris import image_ref
 from dockyard.contract.names import job_name_from_base
 from dockyard.settings import Settings
 
@@ -19,7 +21,11 @@ EXIT_CODES = {"Completed": 0, "Failed": 1, "Stopped": 2}
 
 
 def _channels(
-    inputs: tuple[str, ...], input_mode: str | None, distributions: tuple[str, ...]
+    client: Client,
+    job: str,
+    inputs: tuple[str, ...],
+    input_mode: str | None,
+    distributions: tuple[str, ...],
 ) -> list[dict[str, object]]:
     default_distribution = "FullyReplicated"
     per_channel: dict[str, str] = {}
@@ -36,7 +42,7 @@ def _channels(
             "DataSource": {
                 "S3DataSource": {
                     "S3DataType": "S3Prefix",
-                    "S3Uri": data_uri(uri),
+                    "S3Uri": data_for_server(client, uri, f"{job}/input/{name}", f"--input {name}"),
                     "S3DataDistributionType": per_channel.pop(name, default_distribution),
                 }
             },
@@ -91,6 +97,12 @@ def _channels(
 @click.option("--metric", "metrics", multiple=True, metavar="NAME=REGEX", help="Metric definition.")
 @click.option("--checkpoint", help="S3 URI to mirror /opt/ml/checkpoints to.")
 @click.option("--entrypoint", help="ContainerEntrypoint (space separated).")
+@click.option("--entry-point", "program", help="Script mode: the training script, in --source-dir.")
+@click.option(
+    "--source-dir",
+    help="Script mode: the folder (or sourcedir.tar.gz) holding the script and its "
+    "requirements.txt; uploaded for a server named by DOCKYARD_ENDPOINT_URL.",
+)
 @click.option("--detach", is_flag=True, help="Submit and return at once.")
 @click.pass_obj
 def train(
@@ -109,12 +121,23 @@ def train(
     metrics: tuple[str, ...],
     checkpoint: str | None,
     entrypoint: str | None,
+    program: str | None,
+    source_dir: str | None,
     detach: bool,
 ) -> None:
     """Run a training job and follow it until it ends (exit 1 if Failed, 2 if Stopped)."""
+    if bool(program) != bool(source_dir):
+        raise click.UsageError("script mode takes both --entry-point and --source-dir")
     console = Console()
+    client = Client(settings)
     image_uri = image_ref(image)
     job = name or job_name_from_base(Path(image_uri.rstrip("/")).name.split(":")[0])
+    hyperparameter_values = key_values(hyperparameters, "--hp")
+    if program and source_dir:
+        # JSON-encoded, as the SageMaker SDK's framework estimators send them.
+        code = code_for_server(client, source_dir, f"{job}/source")
+        hyperparameter_values["sagemaker_program"] = json.dumps(program)
+        hyperparameter_values["sagemaker_submit_directory"] = json.dumps(code)
     algorithm: dict[str, object] = {
         "TrainingImage": image_uri,
         "TrainingInputMode": input_mode or "File",
@@ -128,24 +151,21 @@ def train(
         "TrainingJobName": job,
         "RoleArn": DEFAULT_ROLE,
         "AlgorithmSpecification": algorithm,
-        "OutputDataConfig": {
-            "S3OutputPath": output or f"s3://sagemaker-{settings.region}-{settings.account_id}/"
-        },
+        "OutputDataConfig": {"S3OutputPath": output or f"s3://{client.default_bucket}/"},
         "ResourceConfig": {
             "InstanceType": instance_type,
             "InstanceCount": instance_count,
             "VolumeSizeInGB": 30,
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": max_run},
-        "HyperParameters": key_values(hyperparameters, "--hp"),
+        "HyperParameters": hyperparameter_values,
         "Environment": key_values(environment, "--env"),
     }
-    channels = _channels(inputs, input_mode, distributions)
+    channels = _channels(client, job, inputs, input_mode, distributions)
     if channels:
         request["InputDataConfig"] = channels
     if checkpoint:
         request["CheckpointConfig"] = {"S3Uri": checkpoint}
-    client = Client(settings)
     client.sagemaker.create_training_job(**request)
     console.print(f"Training job [bold]{job}[/] created", highlight=False)
     if detach:

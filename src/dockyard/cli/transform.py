@@ -17,11 +17,13 @@ from dockyard.cli.job_models import container_from_job, entry_point_option, sour
 from dockyard.cli.options import key_values
 from dockyard.cli.output import local_time, newest_first, print_listing, wire_json
 from dockyard.cli.train import DEFAULT_ROLE, EXIT_CODES
+from dockyard.cli.uploads import data_for_server
 from dockyard.client import Client
 from dockyard.client.logs import TERMINAL, TRANSFORM_LOG_GROUP, LogTail
-from dockyard.client.uris import data_uri
+from dockyard.client.uris import data_uri, local_path
 from dockyard.contract.names import job_name_from_base
 from dockyard.settings import Settings
+from dockyard.storage.objects import S3Uri
 
 STATUSES = ["InProgress", "Completed", "Failed", "Stopping", "Stopped"]
 
@@ -84,7 +86,8 @@ def transform_request(name: str, model: str, **given: Any) -> dict[str, Any]:
     "--output",
     "output_uri",
     required=True,
-    help="s3:// prefix, or a local folder (the server writes the .out files there).",
+    help="s3:// prefix, or a local folder (the local server writes the .out files there; "
+    "from a server named by DOCKYARD_ENDPOINT_URL they are downloaded there).",
 )
 @click.option("--content-type", help="Content-Type of every request, e.g. text/csv.")
 @click.option("--split-type", type=click.Choice(["None", "Line", "RecordIO", "TFRecord"]))
@@ -133,6 +136,20 @@ def transform(
     console = Console()
     transform_job = name or job_name_from_base(model or job or "transform")
     model_name = model or transform_job
+    download_to = None if client.server_reads_local_files else local_path(output_uri)
+    if download_to is not None and not wait:
+        raise click.UsageError(
+            f"the server at {client.endpoint_url} cannot write the local folder {output_uri}: "
+            "give an s3:// --output, or leave out --detach so the output is downloaded there "
+            "when the job ends"
+        )
+    if download_to is None:
+        output = data_uri(output_uri)  # s3://, or a local folder the local server writes itself
+    else:
+        # From a server elsewhere the .out files come back through the S3 API, from here.
+        client.objects.create_bucket(client.default_bucket)
+        output = str(S3Uri(client.default_bucket).join(transform_job, "output/"))
+    data_input = data_for_server(client, input_uri, f"data/{transform_job}", "--input")
     container = None
     if job:
         container = container_from_job(client, job, {}, entry_point, source_dir)
@@ -142,9 +159,8 @@ def transform(
     request = transform_request(
         transform_job,
         model_name,
-        input=data_uri(input_uri),
-        # A local folder is written by the server itself, as local inputs are read by it.
-        output=data_uri(output_uri),
+        input=data_input,
+        output=output,
         environment=key_values(environment, "--env"),
         **options,
     )
@@ -166,6 +182,10 @@ def transform(
     if status == "Failed":
         raise CliError(f"transform job {transform_job} failed: {described.get('FailureReason')}")
     where = described["TransformOutput"]["S3OutputPath"]
+    if download_to is not None and status == "Completed":
+        stored = S3Uri.parse(where)
+        client.objects.get_prefix(stored.bucket, stored.key, download_to)
+        where = f"{download_to} (downloaded from {where})"
     console.print(f"[bold]{status}[/]: output in {where}", highlight=False, soft_wrap=True)
     raise SystemExit(EXIT_CODES.get(status, 1))
 

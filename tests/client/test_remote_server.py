@@ -347,17 +347,26 @@ def test_cli_image_folder_names_a_folder_on_the_server(
     client.assert_nothing_kept()
 
 
-def test_cli_refuses_to_leave_a_remote_transform_writing_a_local_folder(
+def test_cli_mistakes_with_local_paths_give_one_clear_line(
     client_machine: ClientMachine,
 ) -> None:
-    """`--detach` cannot download the output later: a local --output needs the CLI to wait."""
-    result = client_machine.dockyard(
+    client = client_machine
+    missing = client.dockyard(
+        "train", "--image", "dockyard/sklearn:1.2-1", "--input", "training=nowhere"
+    )
+    assert missing.returncode == 1, missing.stdout + missing.stderr
+    assert missing.stderr == "error: --input training nowhere: nowhere does not exist\n"
+    half = client.dockyard("train", "--image", "dockyard/sklearn:1.2-1", "--entry-point", "t.py")
+    assert half.returncode == 2 and "takes both --entry-point and --source-dir" in half.stderr
+    # `--detach` cannot download the output later: a local --output needs the CLI to wait.
+    result = client.dockyard(
         "transform", "--model", "whatever", "--input", "rows", "--output", "predictions",
         "--detach",
     )  # fmt: skip
     assert result.returncode == 2, result.stdout + result.stderr
     assert "cannot write the local folder predictions" in result.stderr
     assert "give an s3:// --output, or leave out --detach" in result.stderr
+    client.assert_nothing_kept()
 
 
 NOTEBOOK = textwrap.dedent(

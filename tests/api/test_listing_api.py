@@ -12,10 +12,22 @@ import pytest
 from botocore.exceptions import ClientError
 
 from dockyard.contract import names
+from dockyard.contract.endpoints import CreateEndpointRequest, EndpointState
+from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest
+from dockyard.contract.shapes import NoState, WireShape
+from dockyard.contract.transform_jobs import CreateTransformJobRequest, TransformJobState
 from dockyard.engine.endpoints import ENDPOINT
 from dockyard.engine.models import ENDPOINT_CONFIG, MODEL
 from dockyard.engine.transform_jobs import TRANSFORM_JOB
-from dockyard.storage.metadata import ResourceRecord, TrainingJobRecord, Transition
+from dockyard.storage.metadata import TrainingJobRecord, Transition
+from dockyard.storage.records import (
+    ENDPOINT_CONFIGS,
+    ENDPOINTS,
+    MODELS,
+    TRANSFORM_JOBS,
+    Kind,
+    Record,
+)
 from tests.conftest import RunningServer
 
 BASE = 1_700_000_000.0
@@ -91,11 +103,50 @@ def _insert(server: RunningServer, listing: Listing, rows: list[Row]) -> None:
                 record, Transition(SECONDARY[row.status], row.created, None, None)
             )
         else:
-            modified = row.modified if listing.modified else None
-            record = ResourceRecord(
-                listing.kind, row.name, arn, "{}", row.created, row.status, "{}", modified
+            kind, request, state = _resource_of(listing.kind, row.name)
+            record = Record(
+                name=row.name,
+                arn=arn,
+                creation_time=row.created,
+                state=state,
+                status=row.status,
+                last_modified_time=row.modified if listing.modified else None,
+                request=request,
             )
-            metadata.insert_resource(record, "exists")
+            metadata.insert_resource(kind, record, "exists")
+
+
+def _resource_of(kind_name: str, name: str) -> tuple[Kind[Any, Any], WireShape, WireShape]:
+    """A valid request (and a state) for a resource of this kind: the store keeps typed ones."""
+    if kind_name == MODEL:
+        image = {"Image": "examples/r"}
+        return (
+            MODELS,
+            CreateModelRequest.from_wire({"ModelName": name, "PrimaryContainer": image}),
+            NoState(),
+        )
+    if kind_name == ENDPOINT_CONFIG:
+        variant = {"VariantName": "v", "ModelName": "m"}
+        request = CreateEndpointConfigRequest.from_wire(
+            {"EndpointConfigName": name, "ProductionVariants": [variant]}
+        )
+        return ENDPOINT_CONFIGS, request, NoState()
+    if kind_name == ENDPOINT:
+        request = CreateEndpointRequest(endpoint_name=name, endpoint_config_name="c")
+        return ENDPOINTS, request, EndpointState(endpoint_config_name="c")
+    assert kind_name == TRANSFORM_JOB
+    transform = CreateTransformJobRequest.from_wire(
+        {
+            "TransformJobName": name,
+            "ModelName": "m",
+            "TransformInput": {
+                "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://b/in"}}
+            },
+            "TransformOutput": {"S3OutputPath": "s3://b/out"},
+            "TransformResources": {"InstanceType": "local", "InstanceCount": 1},
+        }
+    )
+    return TRANSFORM_JOBS, transform, TransformJobState()
 
 
 def _expected(listing: Listing, rows: list[Row], request: dict[str, Any]) -> list[str]:

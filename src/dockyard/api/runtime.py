@@ -16,7 +16,7 @@ from dockyard.api.validation import check_invoke_endpoint
 from dockyard.contract.endpoints import EndpointStatus
 from dockyard.contract.errors import DockyardError, ModelNotReady, NotFoundError, ValidationError
 from dockyard.engine.core import Engine
-from dockyard.engine.endpoints import ENDPOINT, log_group
+from dockyard.engine.endpoints import log_group
 from dockyard.engine.router import (
     FORWARDED_HEADERS,
     ContainerFailure,
@@ -24,6 +24,7 @@ from dockyard.engine.router import (
     NoInstanceReady,
     Reply,
 )
+from dockyard.storage.records import ENDPOINTS
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,7 @@ class RuntimeApp:
 
     def _not_serving(self, name: str) -> None:
         """Why an endpoint has no route: say what the user can do about it."""
-        record = self.engine.metadata.resource(ENDPOINT, name)
+        record = self.engine.metadata.resource(ENDPOINTS, name)
         settings = self.engine.settings
         if record is None:
             raise NotFoundError(f"Endpoint {name} of account {settings.account_id} not found.")

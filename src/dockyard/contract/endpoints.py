@@ -1,4 +1,5 @@
-"""Endpoints on the wire: request shapes, EndpointStatus and its allowed transitions."""
+"""Endpoints on the wire: request and response shapes, EndpointStatus and its allowed
+transitions, and the state an endpoint keeps."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pydantic import Field
 
 from dockyard.contract import names
 from dockyard.contract.errors import InvalidTransition
-from dockyard.contract.shapes import ListShape, WireShape
+from dockyard.contract.shapes import ListShape, Timestamp, WireShape
 
 EndpointName = Annotated[
     str, Field(min_length=1, max_length=names.MAX_NAME_LENGTH, pattern=names.JOB_NAME.pattern)
@@ -90,3 +91,66 @@ class UpdateEndpointWeightsAndCapacitiesRequest(WireShape):
     desired_weights_and_capacities: Annotated[
         list[DesiredWeightAndCapacity], Field(min_length=1, max_length=10)
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# What an endpoint keeps beside its status
+
+
+class VariantOverride(WireShape):
+    """A variant's weight and instance count as UpdateEndpointWeightsAndCapacities set them."""
+
+    # Lower case: the names these had when the state was first kept, so older rows read back.
+    weight: float | None = Field(default=None, alias="weight")
+    count: int | None = Field(default=None, alias="count")
+
+
+class EndpointState(WireShape):
+    endpoint_config_name: str
+    # The config an UpdateEndpoint is moving to, while it runs.
+    pending_endpoint_config_name: str | None = None
+    failure_reason: str | None = None
+    # Kept so that a restart brings the endpoint back at the size it was given.
+    variant_overrides: dict[str, VariantOverride] = {}
+
+
+# ---------------------------------------------------------------------------------------------
+# Response shapes
+
+
+class DeployedImage(WireShape):
+    specified_image: str
+    resolved_image: str
+
+
+class ProductionVariantSummary(WireShape):
+    variant_name: str
+    deployed_images: list[DeployedImage]
+    current_weight: float
+    desired_weight: float
+    current_instance_count: int
+    desired_instance_count: int
+
+
+class DescribeEndpointResponse(WireShape):
+    endpoint_name: str
+    endpoint_arn: str
+    endpoint_config_name: str
+    endpoint_status: EndpointStatus
+    creation_time: Timestamp
+    last_modified_time: Timestamp
+    production_variants: list[ProductionVariantSummary] | None = None
+    failure_reason: str | None = None
+
+
+class EndpointSummary(WireShape):
+    endpoint_name: str
+    endpoint_arn: str
+    creation_time: Timestamp
+    last_modified_time: Timestamp
+    endpoint_status: EndpointStatus
+
+
+class ListEndpointsResponse(WireShape):
+    endpoints: list[EndpointSummary]
+    next_token: str | None = None

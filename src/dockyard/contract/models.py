@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from dockyard.contract import names
-from dockyard.contract.shapes import ListShape, WireShape
+from dockyard.contract.shapes import ListShape, Timestamp, WireShape
 
 ModelName = Annotated[
     str, Field(min_length=1, max_length=names.MAX_NAME_LENGTH, pattern=names.MODEL_NAME.pattern)
@@ -100,3 +100,42 @@ class ListRequest(ListShape):
 
     sort_by: Literal["Name", "CreationTime"] = "CreationTime"
     sort_order: Literal["Ascending", "Descending"] = "Descending"
+
+
+class DescribeModelResponse(WireShape):
+    model_name: str
+    primary_container: ContainerDefinition | None = None
+    containers: list[ContainerDefinition] | None = None
+    execution_role_arn: str | None = None
+    creation_time: Timestamp
+    model_arn: str
+    enable_network_isolation: bool = False
+
+
+class ModelSummary(WireShape):
+    model_name: str
+    model_arn: str
+    creation_time: Timestamp
+
+
+class ListModelsResponse(WireShape):
+    models: list[ModelSummary]
+    next_token: str | None = None
+
+
+class DescribeEndpointConfigResponse(WireShape):
+    endpoint_config_name: str
+    endpoint_config_arn: str
+    production_variants: list[ProductionVariant]
+    creation_time: Timestamp
+
+
+class EndpointConfigSummary(WireShape):
+    endpoint_config_name: str
+    endpoint_config_arn: str
+    creation_time: Timestamp
+
+
+class ListEndpointConfigsResponse(WireShape):
+    endpoint_configs: list[EndpointConfigSummary]
+    next_token: str | None = None

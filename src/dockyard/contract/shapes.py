@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_pascal
 
 from dockyard.contract import names
@@ -15,12 +15,9 @@ from dockyard.contract.errors import ValidationError
 Shape = TypeVar("Shape", bound="WireShape")
 
 
-def _epoch(value: datetime) -> float:
-    return value.timestamp()
-
-
-# AWS JSON 1.1 sends timestamps as epoch seconds (botocore parses numbers back to datetimes).
-Timestamp = Annotated[datetime, PlainSerializer(_epoch, return_type=float)]
+# AWS JSON 1.1 sends timestamps as epoch seconds (botocore parses numbers back to datetimes);
+# records keep them so too, so a response carries the stored time exactly.
+Timestamp = float
 
 
 class WireShape(BaseModel):
@@ -104,6 +101,10 @@ def _constraint(err: Any) -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class NoState(WireShape):
+    """The state of a resource that never changes once created (a model, an endpoint config)."""
 
 
 class ListShape(WireShape):

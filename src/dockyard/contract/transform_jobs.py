@@ -262,6 +262,34 @@ class ListTransformJobsResponse(WireShape):
     next_token: str | None = None
 
 
+class DescribeTransformJobResponse(WireShape):
+    transform_job_name: str
+    transform_job_arn: str
+    transform_job_status: TransformJobStatus
+    failure_reason: str | None = None
+    model_name: str
+    max_concurrent_transforms: int | None = None
+    model_client_config: ModelClientConfig | None = None
+    max_payload_in_mb: Annotated[int | None, Field(alias="MaxPayloadInMB")] = None
+    batch_strategy: BatchStrategy | None = None
+    environment: dict[str, str] | None = None
+    transform_input: TransformInput
+    transform_output: TransformOutput
+    transform_resources: TransformResources
+    data_processing: DataProcessing | None = None
+    creation_time: Timestamp
+    transform_start_time: Timestamp | None = None
+    transform_end_time: Timestamp | None = None
+
+
+class TransformJobState(WireShape):
+    """What a transform job keeps beside its status."""
+
+    failure_reason: str | None = None
+    transform_start_time: float | None = None
+    transform_end_time: float | None = None
+
+
 # ---------------------------------------------------------------------------------------------
 # What the job runs with
 

@@ -13,9 +13,18 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from dockyard.contract.endpoints import DEFAULT_STARTUP_SECONDS, STOP_GRACE_SECONDS
+from dockyard.contract.endpoints import (
+    DEFAULT_STARTUP_SECONDS,
+    STOP_GRACE_SECONDS,
+    DeployedImage,
+    ProductionVariantSummary,
+)
+from dockyard.contract.models import (
+    ContainerDefinition,
+    CreateEndpointConfigRequest,
+    CreateModelRequest,
+)
 from dockyard.engine.context import EngineContext
 from dockyard.engine.instances import (
     Instance,
@@ -40,7 +49,7 @@ class VariantPlan:
 
     name: str
     model_name: str
-    container: Mapping[str, Any]
+    container: ContainerDefinition
     instance_count: int
     weight: float
     startup_seconds: float
@@ -50,27 +59,25 @@ class VariantPlan:
 
 
 def variant_plans(
-    config: Mapping[str, Any], models: Mapping[str, Mapping[str, Any]]
+    config: CreateEndpointConfigRequest, models: Mapping[str, CreateModelRequest]
 ) -> list[VariantPlan]:
-    """The variants of an endpoint config (wire form) with their models (wire form)."""
+    """The variants of an endpoint config with their models (by name)."""
     plans = []
-    for variant in config["ProductionVariants"]:
-        model = models[variant["ModelName"]]
-        container = model.get("PrimaryContainer") or model["Containers"][0]
+    for variant in config.production_variants:
+        model = models[variant.model_name]
         plans.append(
             VariantPlan(
-                name=variant["VariantName"],
-                model_name=variant["ModelName"],
-                container=container,
-                instance_count=int(variant.get("InitialInstanceCount") or 1),
-                weight=float(variant.get("InitialVariantWeight", 1.0)),
+                name=variant.variant_name,
+                model_name=variant.model_name,
+                container=model.container,
+                instance_count=variant.initial_instance_count,
+                weight=variant.initial_variant_weight,
                 startup_seconds=float(
-                    variant.get("ContainerStartupHealthCheckTimeoutInSeconds")
+                    variant.container_startup_health_check_timeout_in_seconds
                     or DEFAULT_STARTUP_SECONDS
                 ),
-                instance_type=variant.get("InstanceType") or "local",
-                volume_gb=variant.get("VolumeSizeInGB"),
-                network_isolation=bool(model.get("EnableNetworkIsolation")),
+                instance_type=variant.instance_type or "local",
+                network_isolation=bool(model.enable_network_isolation),
             )
         )
     return plans
@@ -212,20 +219,20 @@ class Deployment:
         with self._lock:
             return [i for state in self._variants for i in state.instances]
 
-    def describe_variants(self) -> list[dict[str, Any]]:
+    def describe_variants(self) -> list[ProductionVariantSummary]:
         out = []
         for variant in self.variants():
             state = next(s for s in self._variants if s.plan.name == variant.name)
-            image = state.plan.container.get("Image", "")
+            image = state.plan.container.image
             out.append(
-                {
-                    "VariantName": variant.name,
-                    "DeployedImages": [{"SpecifiedImage": image, "ResolvedImage": image}],
-                    "CurrentWeight": variant.weight,
-                    "DesiredWeight": variant.weight,
-                    "CurrentInstanceCount": len(variant.instances),
-                    "DesiredInstanceCount": state.plan.instance_count,
-                }
+                ProductionVariantSummary(
+                    variant_name=variant.name,
+                    deployed_images=[DeployedImage(specified_image=image, resolved_image=image)],
+                    current_weight=variant.weight,
+                    desired_weight=variant.weight,
+                    current_instance_count=len(variant.instances),
+                    desired_instance_count=state.plan.instance_count,
+                )
             )
         return out
 

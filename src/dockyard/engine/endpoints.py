@@ -5,22 +5,25 @@ checks the transition table; the instances themselves are a Deployment's busines
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import shutil
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dockyard.contract.endpoints import (
     STOP_GRACE_SECONDS,
     CreateEndpointRequest,
+    EndpointState,
     EndpointStatus,
     ListEndpointsRequest,
+    ProductionVariantSummary,
     UpdateEndpointRequest,
     UpdateEndpointWeightsAndCapacitiesRequest,
+    VariantOverride,
     check_endpoint_transition,
 )
 from dockyard.contract.errors import DockyardError, InvalidTransition, ValidationError
@@ -29,14 +32,14 @@ from dockyard.engine.deployments import Deployment, VariantPlan, variant_plans
 from dockyard.engine.instances import InstanceFailed
 from dockyard.engine.logs import LogWriter
 from dockyard.engine.models import EndpointConfigs, Models
-from dockyard.engine.paging import resource_page
+from dockyard.engine.paging import Page, resource_page
 from dockyard.engine.resources import NamedResources
 from dockyard.engine.router import Router, Variant
-from dockyard.storage.metadata import ResourceRecord
+from dockyard.storage.records import ENDPOINTS, Listed, Record
 
 logger = logging.getLogger(__name__)
 
-ENDPOINT = "endpoint"
+ENDPOINT = ENDPOINTS.name
 LOG_GROUP = "/aws/sagemaker/Endpoints"
 _E = EndpointStatus
 _MAX_REASON = 1024
@@ -46,8 +49,16 @@ def log_group(endpoint: str) -> str:
     return f"{LOG_GROUP}/{endpoint}"
 
 
-class Endpoints(NamedResources):
-    kind, label = ENDPOINT, "endpoint"
+@dataclass(frozen=True)
+class EndpointView:
+    """What DescribeEndpoint shows: the stored endpoint, and its variants while it serves."""
+
+    record: Record[CreateEndpointRequest, EndpointState]
+    variants: list[ProductionVariantSummary] | None
+
+
+class Endpoints(NamedResources[CreateEndpointRequest, EndpointState]):
+    kind, label = ENDPOINTS, "endpoint"
 
     def __init__(
         self, ctx: EngineContext, models: Models, configs: EndpointConfigs, router: Router
@@ -67,18 +78,17 @@ class Endpoints(NamedResources):
         name = request.endpoint_name
         self._plans(request.endpoint_config_name)  # the config and its models exist
         now = time.time()
-        record = ResourceRecord(
-            ENDPOINT,
-            name,
-            self.arn(name),
-            request.model_dump_json(by_alias=True, exclude_none=True),
-            now,
+        record = Record(
+            name=name,
+            arn=self.arn(name),
+            creation_time=now,
+            state=EndpointState(endpoint_config_name=request.endpoint_config_name),
             status=_E.CREATING,
-            state=json.dumps({"EndpointConfigName": request.endpoint_config_name}),
             last_modified_time=now,
+            request=request,
         )
         self.ctx.metadata.insert_resource(
-            record, f'Cannot create already existing endpoint "{record.arn}".'
+            ENDPOINTS, record, f'Cannot create already existing endpoint "{record.arn}".'
         )
         self._in_background(name, lambda: self._deploy_new(name, request.endpoint_config_name))
         return record.arn
@@ -92,7 +102,7 @@ class Endpoints(NamedResources):
                 "until it is InService"
             )
         self._plans(request.endpoint_config_name)
-        self._begin(name, _E.UPDATING, PendingEndpointConfigName=request.endpoint_config_name)
+        self._begin(name, _E.UPDATING, pending_endpoint_config_name=request.endpoint_config_name)
         self._in_background(name, lambda: self._update(name, request.endpoint_config_name))
         return record.arn
 
@@ -125,33 +135,21 @@ class Endpoints(NamedResources):
         self._transition(name, _E.DELETING)
         self._in_background(name, lambda: self._delete(name))
 
-    def describe(self, name: str) -> dict[str, Any]:
+    def describe(self, name: str) -> EndpointView:
         record = self.record(name)
-        state = json.loads(record.state or "{}")
-        out: dict[str, Any] = {
-            "EndpointName": record.name,
-            "EndpointArn": record.arn,
-            "EndpointConfigName": state.get("EndpointConfigName"),
-            "EndpointStatus": record.status,
-            "CreationTime": record.creation_time,
-            "LastModifiedTime": record.last_modified_time or record.creation_time,
-        }
         deployment = self._live.get(name)
-        if deployment is not None:
-            out["ProductionVariants"] = deployment.describe_variants()
-        if state.get("FailureReason"):
-            out["FailureReason"] = state["FailureReason"]
-        return out
+        variants = deployment.describe_variants() if deployment is not None else None
+        return EndpointView(record, variants)
 
-    def list(self, request: ListEndpointsRequest) -> dict[str, Any]:
-        return resource_page(self.ctx.metadata, ENDPOINT, request, "Endpoints", _summary)
+    def list(self, request: ListEndpointsRequest) -> Page[Listed[EndpointState]]:
+        return resource_page(self.ctx.metadata, ENDPOINTS, request)
 
     # -- the server's life ------------------------------------------------------------------
 
     def recover(self) -> None:
         """Bring back every endpoint a previous server ran: its instances died with it."""
-        for record in self.ctx.metadata.resources_of_kind(ENDPOINT):
-            config = json.loads(record.state or "{}").get("EndpointConfigName", "")
+        for record in self.ctx.metadata.resources_of_kind(ENDPOINTS):
+            config = record.state.endpoint_config_name
             name, status = record.name, record.status
             work: Callable[[], None]
             if status == _E.DELETING:
@@ -189,21 +187,21 @@ class Endpoints(NamedResources):
         try:
             deployment = self._start_deployment(name, config)
         except Exception as failed:  # an instance failed, or the config/model is gone
-            self._transition(name, _E.FAILED, FailureReason=_reason(failed, name))
+            self._transition(name, _E.FAILED, failure_reason=_reason(failed, name))
             return
         if deployment is None:
             return
         self._go_live(name, deployment)
-        self._transition(name, _E.IN_SERVICE, FailureReason=None)
+        self._transition(name, _E.IN_SERVICE, failure_reason=None)
 
     def _restore(self, name: str, config: str, interrupted: bool = False) -> None:
         try:
             deployment = self._start_deployment(name, config)
         except Exception as failed:
             if not interrupted:
-                self._transition(name, _E.OUT_OF_SERVICE, FailureReason=_reason(failed, name))
+                self._transition(name, _E.OUT_OF_SERVICE, failure_reason=_reason(failed, name))
                 return
-            self._transition(name, _E.ROLLING_BACK, FailureReason=_reason(failed, name))
+            self._transition(name, _E.ROLLING_BACK, failure_reason=_reason(failed, name))
             self._transition(name, _E.UPDATE_ROLLBACK_FAILED)
             return
         if deployment is None:
@@ -215,14 +213,16 @@ class Endpoints(NamedResources):
             if interrupted
             else None
         )
-        self._transition(name, _E.IN_SERVICE, FailureReason=reason, PendingEndpointConfigName=None)
+        self._transition(
+            name, _E.IN_SERVICE, failure_reason=reason, pending_endpoint_config_name=None
+        )
 
     def _update(self, name: str, config: str) -> None:
         try:
             deployment = self._start_deployment(name, config)
         except Exception as failed:
-            self._transition(name, _E.ROLLING_BACK, FailureReason=_reason(failed, name))
-            self._transition(name, _E.IN_SERVICE, PendingEndpointConfigName=None)
+            self._transition(name, _E.ROLLING_BACK, failure_reason=_reason(failed, name))
+            self._transition(name, _E.IN_SERVICE, pending_endpoint_config_name=None)
             return
         if deployment is None:
             return
@@ -230,10 +230,10 @@ class Endpoints(NamedResources):
         self._transition(
             name,
             _E.IN_SERVICE,
-            EndpointConfigName=config,
-            PendingEndpointConfigName=None,
-            FailureReason=None,
-            VariantOverrides=None,  # the new configuration's weights and counts apply
+            endpoint_config_name=config,
+            pending_endpoint_config_name=None,
+            failure_reason=None,
+            variant_overrides={},  # the new configuration's weights and counts apply
         )
         if old is not None:
             # Blue/green: the old instances get no new request; let those in flight finish.
@@ -242,11 +242,11 @@ class Endpoints(NamedResources):
 
     def _resize(self, name: str, request: UpdateEndpointWeightsAndCapacitiesRequest) -> None:
         deployment = self._live.get(name)
-        record = self.ctx.metadata.resource(ENDPOINT, name)
+        record = self.ctx.metadata.resource(ENDPOINTS, name)
         if deployment is None or record is None:
             return
         # Kept in the endpoint's state, so a restart brings the endpoint back at this size.
-        overrides = json.loads(record.state or "{}").get("VariantOverrides", {})
+        overrides = dict(record.state.variant_overrides)
         reason = None
         for desired in request.desired_weights_and_capacities:
             variant = desired.variant_name
@@ -254,12 +254,16 @@ class Endpoints(NamedResources):
                 deployment.resize(variant, desired.desired_weight, desired.desired_instance_count)
             except Exception as failed:
                 reason = _reason(failed, name)
-            entry = overrides.setdefault(variant, {})
-            if desired.desired_weight is not None:
-                entry["weight"] = desired.desired_weight
-            if desired.desired_instance_count is not None:
-                entry["count"] = desired.desired_instance_count
-        self._transition(name, _E.IN_SERVICE, VariantOverrides=overrides, FailureReason=reason)
+            entry = overrides.get(variant, VariantOverride())
+            overrides[variant] = VariantOverride(
+                weight=entry.weight if desired.desired_weight is None else desired.desired_weight,
+                count=(
+                    entry.count
+                    if desired.desired_instance_count is None
+                    else desired.desired_instance_count
+                ),
+            )
+        self._transition(name, _E.IN_SERVICE, variant_overrides=overrides, failure_reason=reason)
 
     def _delete(self, name: str) -> None:
         try:
@@ -275,18 +279,20 @@ class Endpoints(NamedResources):
                 writer.close()
         finally:
             # Deleting has no way back: the endpoint goes even if stopping it went wrong.
-            self.ctx.metadata.delete_resource(ENDPOINT, name)
+            self.ctx.metadata.delete_resource(ENDPOINTS, name)
 
     def _start_deployment(self, name: str, config: str) -> Deployment | None:
         """Start `config`'s instances; None when the endpoint was deleted meanwhile."""
         plans = self._plans(config)
-        record = self.ctx.metadata.resource(ENDPOINT, name)
-        state = json.loads(record.state or "{}") if record is not None else {}
-        if state.get("EndpointConfigName") == config:  # weights and counts set since creation
-            for plan in plans:
-                override = state.get("VariantOverrides", {}).get(plan.name, {})
-                plan.weight = override.get("weight", plan.weight)
-                plan.instance_count = override.get("count", plan.instance_count)
+        record = self.ctx.metadata.resource(ENDPOINTS, name)
+        state = record.state if record is not None else None
+        if state is not None and state.endpoint_config_name == config:
+            for plan in plans:  # weights and counts set since creation
+                override = state.variant_overrides.get(plan.name, VariantOverride())
+                if override.weight is not None:
+                    plan.weight = override.weight
+                if override.count is not None:
+                    plan.instance_count = override.count
         folder = self._folder(name) / f"{config}-{time.time_ns()}"
         deployment = Deployment(
             self.ctx,
@@ -333,10 +339,10 @@ class Endpoints(NamedResources):
     # -- helpers --------------------------------------------------------------------------------
 
     def _plans(self, config_name: str) -> Sequence[VariantPlan]:
-        config = json.loads(self.configs.record(config_name).request)
+        config = self.configs.record(config_name).request
         models = {
-            variant["ModelName"]: json.loads(self.models.record(variant["ModelName"]).request)
-            for variant in config["ProductionVariants"]
+            variant.model_name: self.models.record(variant.model_name).request
+            for variant in config.production_variants
         }
         return variant_plans(config, models)
 
@@ -344,13 +350,13 @@ class Endpoints(NamedResources):
         """The one way an endpoint's status changes: checked against the transition table in
         the same transaction that writes it (staying in a status only updates the state)."""
 
-        def check(record: ResourceRecord) -> None:
+        def check(record: Listed[EndpointState]) -> None:
             if record.status != status:
                 check_endpoint_transition(EndpointStatus(record.status or _E.CREATING), status)
 
-        if isinstance(state.get("FailureReason"), str):
-            state["FailureReason"] = state["FailureReason"][:_MAX_REASON]
-        self.ctx.metadata.update_resource(ENDPOINT, name, status=status, state=state, check=check)
+        if isinstance(state.get("failure_reason"), str):
+            state["failure_reason"] = state["failure_reason"][:_MAX_REASON]
+        self.ctx.metadata.update_resource(ENDPOINTS, name, status=status, state=state, check=check)
 
     def _begin(self, name: str, status: EndpointStatus, **state: Any) -> None:
         """A status change an API call makes. Another call may have changed the status since it
@@ -365,7 +371,7 @@ class Endpoints(NamedResources):
             ) from None
 
     def _status(self, name: str) -> str | None:
-        record = self.ctx.metadata.resource(ENDPOINT, name)
+        record = self.ctx.metadata.resource(ENDPOINTS, name)
         return None if record is None else record.status
 
     def _in_background(self, name: str, work: Callable[[], None]) -> None:
@@ -387,16 +393,6 @@ class Endpoints(NamedResources):
 
     def _folder(self, name: str) -> Path:
         return self.ctx.settings.home / "endpoints" / name
-
-
-def _summary(record: ResourceRecord) -> dict[str, Any]:
-    return {
-        "EndpointName": record.name,
-        "EndpointArn": record.arn,
-        "CreationTime": record.creation_time,
-        "LastModifiedTime": record.last_modified_time or record.creation_time,
-        "EndpointStatus": record.status,
-    }
 
 
 def _reason(failed: Exception, endpoint: str) -> str:

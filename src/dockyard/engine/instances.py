@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.contract.errors import DockyardError
+from dockyard.contract.models import ContainerDefinition
 from dockyard.engine.code import find_code, stage_code
 from dockyard.engine.context import EngineContext
 from dockyard.engine.model_data import stage_model_data
@@ -59,7 +60,7 @@ class PreparedModel:
 
 def prepare_model(
     ctx: EngineContext,
-    container: Mapping[str, Any],
+    container: ContainerDefinition,
     folder: Path,
     log: Log,
     *,
@@ -71,10 +72,10 @@ def prepare_model(
     if folder.exists():
         shutil.rmtree(folder)
     model_dir = folder / "model"
-    env = dict(container.get("Environment") or {})
+    env = dict(container.environment)
     try:
         stage_model_data(
-            container.get("ModelDataUrl"),
+            container.model_data_url,
             ctx.store,
             model_dir,
             folder / "scratch",
@@ -91,13 +92,13 @@ def prepare_model(
             env["SAGEMAKER_SUBMIT_DIRECTORY"] = f"{MODEL_DIR}/code"
             log(f"code from {submitted} is in {MODEL_DIR}/code")
         shutil.rmtree(folder / "scratch", ignore_errors=True)
-        image, binds, python = _image(ctx, container["Image"], code_dir, log)
+        image, binds, python = _image(ctx, container.image, code_dir, log)
         argv = image.argv(None, None, "serve")
     except DockyardError as exc:
         raise InstanceFailed(f"ClientError: {exc}") from exc
     binds.insert(0, (model_dir, MODEL_DIR))
     return PreparedModel(
-        image, argv, env, binds, container.get("ContainerHostname"), network_isolation, python
+        image, argv, env, binds, container.container_hostname, network_isolation, python
     )
 
 

@@ -2,60 +2,59 @@
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any
 
 from dockyard.contract.errors import NotFoundError
 from dockyard.contract.instance_types import instance_type
 from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest, ListRequest
 from dockyard.contract.opt_ml import CONTAINER_ROOT
-from dockyard.engine.paging import resource_page
+from dockyard.contract.shapes import NoState
+from dockyard.engine.paging import Page, resource_page
 from dockyard.engine.resources import NamedResources
 from dockyard.engine.staging import local_path_of
 from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.images import read_image
-from dockyard.storage.metadata import ResourceRecord
 from dockyard.storage.objects import S3Uri
+from dockyard.storage.records import ENDPOINT_CONFIGS, MODELS, Listed, Record, Request
 
-MODEL = "model"
+MODEL = MODELS.name
 SUBMIT_DIRECTORY_VARIABLE = "SAGEMAKER_SUBMIT_DIRECTORY"
-ENDPOINT_CONFIG = "endpoint-config"
+ENDPOINT_CONFIG = ENDPOINT_CONFIGS.name
+
+ModelRecord = Record[CreateModelRequest, NoState]
+EndpointConfigRecord = Record[CreateEndpointConfigRequest, NoState]
 
 
-class _Resources(NamedResources):
+class _Resources(NamedResources[Request, NoState]):
     """What models and endpoint configs share: store a validated request, describe it back,
     list and delete. Not-found and duplicates are ValidationException, as SageMaker answers."""
 
-    list_key = ""  # "Models", "EndpointConfigs"
-    name_key = ""  # "ModelName", "EndpointConfigName"
-
-    def _store(self, name: str, wire: dict[str, Any]) -> str:
-        record = ResourceRecord(self.kind, name, self.arn(name), json.dumps(wire), time.time())
+    def _store(self, name: str, request: Request) -> str:
+        record = Record(
+            name=name,
+            arn=self.arn(name),
+            creation_time=time.time(),
+            state=NoState(),
+            request=request,
+        )
         self.ctx.metadata.insert_resource(
-            record, f'Cannot create already existing {self.label} "{record.arn}".'
+            self.kind, record, f'Cannot create already existing {self.label} "{record.arn}".'
         )
         return record.arn
+
+    def describe(self, name: str) -> Record[Request, NoState]:
+        return self.record(name)
 
     def delete(self, name: str) -> None:
         if not self.ctx.metadata.delete_resource(self.kind, name):
             raise NotFoundError(f'Could not find {self.label} "{self.arn(name)}".')
 
-    def list(self, request: ListRequest) -> dict[str, Any]:
-        arn_key = self.name_key.removesuffix("Name") + "Arn"
-
-        def summary(record: ResourceRecord) -> dict[str, Any]:
-            return {
-                self.name_key: record.name,
-                arn_key: record.arn,
-                "CreationTime": record.creation_time,
-            }
-
-        return resource_page(self.ctx.metadata, self.kind, request, self.list_key, summary)
+    def list(self, request: ListRequest) -> Page[Listed[NoState]]:
+        return resource_page(self.ctx.metadata, self.kind, request)
 
 
-class Models(_Resources):
-    kind, label, list_key, name_key = MODEL, "model", "Models", "ModelName"
+class Models(_Resources[CreateModelRequest]):
+    kind, label = MODELS, "model"
 
     def create(self, request: CreateModelRequest) -> str:
         container = request.container
@@ -77,37 +76,14 @@ class Models(_Resources):
         # Paths inside the container (/opt/ml/model/code) are the image's business.
         if code_path is not None and not code.startswith(CONTAINER_ROOT + "/"):
             self.ctx.local_paths.readable(f"{SUBMIT_DIRECTORY_VARIABLE} {code}", code_path)
-        return self._store(request.model_name, request.to_wire())
-
-    def describe(self, name: str) -> dict[str, Any]:
-        record = self.record(name)
-        request = json.loads(record.request)
-        out: dict[str, Any] = {"ModelName": record.name}
-        for key in ("PrimaryContainer", "Containers", "ExecutionRoleArn"):
-            if key in request:
-                out[key] = request[key]
-        out["CreationTime"] = record.creation_time
-        out["ModelArn"] = record.arn
-        out["EnableNetworkIsolation"] = bool(request.get("EnableNetworkIsolation", False))
-        return out
+        return self._store(request.model_name, request)
 
 
-class EndpointConfigs(_Resources):
-    kind, label = ENDPOINT_CONFIG, "endpoint configuration"
-    list_key, name_key = "EndpointConfigs", "EndpointConfigName"
+class EndpointConfigs(_Resources[CreateEndpointConfigRequest]):
+    kind, label = ENDPOINT_CONFIGS, "endpoint configuration"
 
     def create(self, request: CreateEndpointConfigRequest) -> str:
         for variant in request.production_variants:
             instance_type(variant.instance_type)
             Models(self.ctx).record(variant.model_name)
-        return self._store(request.endpoint_config_name, request.to_wire())
-
-    def describe(self, name: str) -> dict[str, Any]:
-        record = self.record(name)
-        request = json.loads(record.request)
-        return {
-            "EndpointConfigName": record.name,
-            "EndpointConfigArn": record.arn,
-            "ProductionVariants": request["ProductionVariants"],
-            "CreationTime": record.creation_time,
-        }
+        return self._store(request.endpoint_config_name, request)

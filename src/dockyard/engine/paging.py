@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from dockyard.contract.errors import ValidationError
 from dockyard.contract.shapes import ListShape
-from dockyard.storage.metadata import MetadataStore, ResourceRecord
+from dockyard.storage.metadata import MetadataStore
+from dockyard.storage.records import Kind, Listed, Request, State
+
+Item = TypeVar("Item")
 
 
 def encode_token(offset: int) -> str:
@@ -27,14 +30,18 @@ def decode_token(token: str | None) -> int:
         raise ValidationError(f"NextToken {token!r} is not one this server gave out") from None
 
 
+@dataclass(frozen=True)
+class Page(Generic[Item]):
+    """One page of a List* answer, and the token for the next (None on the last)."""
+
+    items: list[Item]
+    next_token: str | None = None
+
+
 def resource_page(
-    metadata: MetadataStore,
-    kind: str,
-    request: ListShape,
-    key: str,
-    summary: Callable[[ResourceRecord], dict[str, Any]],
-) -> dict[str, Any]:
-    """One page of a List* answer over named resources: `{key: [summary...], NextToken}`."""
+    metadata: MetadataStore, kind: Kind[Request, State], request: ListShape
+) -> Page[Listed[State]]:
+    """One page of a List* answer over named resources."""
     offset = decode_token(request.next_token)
     rows = metadata.list_resources(
         kind,
@@ -50,7 +57,5 @@ def resource_page(
         limit=request.max_results + 1,
     )
     page = rows[: request.max_results]
-    out: dict[str, Any] = {key: [summary(row) for row in page]}
-    if len(rows) > request.max_results:
-        out["NextToken"] = encode_token(offset + len(page))
-    return out
+    more = len(rows) > request.max_results
+    return Page(page, encode_token(offset + len(page)) if more else None)

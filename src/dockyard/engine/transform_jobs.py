@@ -3,7 +3,6 @@ background; Describe, List and Stop; every status change goes through `_transiti
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import threading
@@ -11,9 +10,11 @@ import time
 from typing import Any
 
 from dockyard.contract.errors import InvalidTransition, ResourceInUse, ValidationError
+from dockyard.contract.models import ContainerDefinition
 from dockyard.contract.transform_jobs import (
     CreateTransformJobRequest,
     ListTransformJobsRequest,
+    TransformJobState,
     TransformJobStatus,
     check_transform_transition,
 )
@@ -21,23 +22,25 @@ from dockyard.engine.context import EngineContext
 from dockyard.engine.data_processing import check_data_processing
 from dockyard.engine.logs import LogWriter
 from dockyard.engine.models import Models
-from dockyard.engine.paging import resource_page
+from dockyard.engine.paging import Page, resource_page
 from dockyard.engine.resources import NamedResources
 from dockyard.engine.staging import local_path_of
 from dockyard.engine.transform_run import TransformRun, input_objects
-from dockyard.storage.metadata import ResourceRecord
 from dockyard.storage.objects import S3Uri
+from dockyard.storage.records import TRANSFORM_JOBS, Listed, Record
 
 logger = logging.getLogger(__name__)
 
-TRANSFORM_JOB = "transform-job"
+TRANSFORM_JOB = TRANSFORM_JOBS.name
 LOG_GROUP = "/aws/sagemaker/TransformJobs"
 _T = TransformJobStatus
 _ENDED = {_T.COMPLETED, _T.FAILED, _T.STOPPED}
 
+TransformJobRecord = Record[CreateTransformJobRequest, TransformJobState]
 
-class TransformJobs(NamedResources):
-    kind, label = TRANSFORM_JOB, "transform job"
+
+class TransformJobs(NamedResources[CreateTransformJobRequest, TransformJobState]):
+    kind, label = TRANSFORM_JOBS, "transform job"
 
     def __init__(self, ctx: EngineContext, models: Models) -> None:
         super().__init__(ctx)
@@ -55,30 +58,30 @@ class TransformJobs(NamedResources):
         check_data_processing(request)
         input_objects(self.ctx, request)
         self._check_output(request.transform_output.s3_output_path)
-        if self.ctx.metadata.resource(TRANSFORM_JOB, name) is not None:
+        if self.ctx.metadata.resource(TRANSFORM_JOBS, name) is not None:
             raise ResourceInUse(
                 f"Job name must be unique within an AWS account and region, and a job with "
                 f"this name already exists ({self.arn(name)})"
             )
         now = time.time()
-        record = ResourceRecord(
-            TRANSFORM_JOB,
-            name,
-            self.arn(name),
-            request.model_dump_json(by_alias=True, exclude_none=True),
-            now,
+        record = Record(
+            name=name,
+            arn=self.arn(name),
+            creation_time=now,
+            state=TransformJobState(),
             status=_T.IN_PROGRESS,
-            state="{}",
             last_modified_time=now,
+            request=request,
         )
         self.ctx.metadata.insert_resource(
+            TRANSFORM_JOBS,
             record,
             f"Job name must be unique within an AWS account and region, and a job with "
             f"this name already exists ({record.arn})",
         )
-        definition = json.loads(model.request)
-        container = definition.get("PrimaryContainer") or definition["Containers"][0]
-        isolated = bool(definition.get("EnableNetworkIsolation"))
+        definition = model.request
+        container = definition.container
+        isolated = bool(definition.enable_network_isolation)
         stop = threading.Event()
         thread = threading.Thread(
             target=self._run,
@@ -92,36 +95,8 @@ class TransformJobs(NamedResources):
         thread.start()
         return record.arn
 
-    def describe(self, name: str) -> dict[str, Any]:
-        record = self.record(name)
-        request = json.loads(record.request)
-        state = json.loads(record.state or "{}")
-        out: dict[str, Any] = {
-            "TransformJobName": record.name,
-            "TransformJobArn": record.arn,
-            "TransformJobStatus": record.status,
-            **{
-                key: request[key]
-                for key in (
-                    "ModelName",
-                    "MaxConcurrentTransforms",
-                    "ModelClientConfig",
-                    "MaxPayloadInMB",
-                    "BatchStrategy",
-                    "Environment",
-                    "TransformInput",
-                    "TransformOutput",
-                    "TransformResources",
-                    "DataProcessing",
-                )
-                if key in request
-            },
-            "CreationTime": record.creation_time,
-        }
-        for key in ("FailureReason", "TransformStartTime", "TransformEndTime"):
-            if state.get(key) is not None:
-                out[key] = state[key]
-        return out
+    def describe(self, name: str) -> TransformJobRecord:
+        return self.record(name)
 
     def stop(self, name: str) -> None:
         record = self.record(name)
@@ -136,25 +111,23 @@ class TransformJobs(NamedResources):
         if stop is not None:
             stop.set()
 
-    def list(self, request: ListTransformJobsRequest) -> dict[str, Any]:
-        return resource_page(
-            self.ctx.metadata, TRANSFORM_JOB, request, "TransformJobSummaries", _summary
-        )
+    def list(self, request: ListTransformJobsRequest) -> Page[Listed[TransformJobState]]:
+        return resource_page(self.ctx.metadata, TRANSFORM_JOBS, request)
 
     # -- the server's life ------------------------------------------------------------------
 
     def recover(self) -> None:
         """Jobs a previous server was running died with it: they end Failed, saying why."""
-        for record in self.ctx.metadata.resources_of_kind(TRANSFORM_JOB):
+        for record in self.ctx.metadata.resources_of_kind(TRANSFORM_JOBS):
             if record.status in (_T.IN_PROGRESS, _T.STOPPING):
                 self._transition(
                     record.name,
                     _T.STOPPED if record.status == _T.STOPPING else _T.FAILED,
-                    FailureReason=None
+                    failure_reason=None
                     if record.status == _T.STOPPING
                     else "InternalServerError: the dockyard server stopped while the job ran; "
                     "create the job again under a new name",
-                    TransformEndTime=time.time(),
+                    transform_end_time=time.time(),
                 )
 
     def shutdown(self) -> None:
@@ -173,13 +146,13 @@ class TransformJobs(NamedResources):
     def _run(
         self,
         request: CreateTransformJobRequest,
-        container: dict[str, Any],
+        container: ContainerDefinition,
         network_isolation: bool,
         stop: threading.Event,
     ) -> None:
         name = request.transform_job_name
         folder = self.ctx.settings.home / "transform-jobs" / name
-        self._set_state(name, TransformStartTime=time.time())
+        self._set_state(name, transform_start_time=time.time())
         try:
             outcome = TransformRun(
                 self.ctx, request, container, folder, self._writer(), stop, network_isolation
@@ -203,28 +176,28 @@ class TransformJobs(NamedResources):
             self._finish(name, _T.COMPLETED, None)
 
     def _finish(self, name: str, status: TransformJobStatus, reason: str | None) -> None:
-        current = self.ctx.metadata.resource(TRANSFORM_JOB, name)
+        current = self.ctx.metadata.resource(TRANSFORM_JOBS, name)
         if current is None:
             return
         if status == _T.STOPPED and current.status == _T.IN_PROGRESS:
             self._transition(name, _T.STOPPING)
         if status == _T.COMPLETED and current.status == _T.STOPPING:
             status = _T.STOPPED  # stopped after the last record: still what the user asked
-        self._transition(name, status, FailureReason=reason, TransformEndTime=time.time())
+        self._transition(name, status, failure_reason=reason, transform_end_time=time.time())
 
     def _transition(self, name: str, status: TransformJobStatus, **state: Any) -> None:
-        def check(record: ResourceRecord) -> None:
+        def check(record: Listed[TransformJobState]) -> None:
             if record.status != status:
                 check_transform_transition(
                     TransformJobStatus(record.status or _T.IN_PROGRESS), status
                 )
 
         self.ctx.metadata.update_resource(
-            TRANSFORM_JOB, name, status=status, state=state, check=check
+            TRANSFORM_JOBS, name, status=status, state=state, check=check
         )
 
     def _set_state(self, name: str, **state: Any) -> None:
-        self.ctx.metadata.update_resource(TRANSFORM_JOB, name, state=state)
+        self.ctx.metadata.update_resource(TRANSFORM_JOBS, name, state=state)
 
     def _writer(self) -> LogWriter:
         with self._lock:
@@ -243,18 +216,3 @@ class TransformJobs(NamedResources):
                 )
             return
         self.ctx.local_paths.writable(f"S3OutputPath {uri}", path)
-
-
-def _summary(record: ResourceRecord) -> dict[str, Any]:
-    state = json.loads(record.state or "{}")
-    summary = {
-        "TransformJobName": record.name,
-        "TransformJobArn": record.arn,
-        "CreationTime": record.creation_time,
-        "LastModifiedTime": record.last_modified_time or record.creation_time,
-        "TransformJobStatus": record.status,
-    }
-    for key in ("TransformEndTime", "FailureReason"):
-        if state.get(key) is not None:
-            summary[key] = state[key]
-    return summary

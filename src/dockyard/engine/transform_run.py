@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -22,6 +22,7 @@ from typing import IO, Any
 
 from dockyard.contract.endpoints import DEFAULT_STARTUP_SECONDS, STOP_GRACE_SECONDS
 from dockyard.contract.errors import ValidationError
+from dockyard.contract.models import ContainerDefinition
 from dockyard.contract.transform_jobs import (
     CreateTransformJobRequest,
     EffectiveParameters,
@@ -63,7 +64,7 @@ class TransformRun:
         self,
         ctx: EngineContext,
         request: CreateTransformJobRequest,
-        container: Mapping[str, Any],
+        container: ContainerDefinition,
         folder: Path,
         logs: LogWriter,
         stop: threading.Event,

@@ -3,7 +3,6 @@ in WAL mode by default), with the schema kept by Alembic migrations."""
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,6 +22,7 @@ from dockyard.contract.errors import (
     ResourceLimitExceeded,
     ValidationError,
 )
+from dockyard.storage.records import Kind, Listed, Record, Request, State
 from dockyard.storage.tables import (
     LogEventRow,
     MetricPointRow,
@@ -49,32 +49,6 @@ class TrainingJobRecord:
     training_start_time: float | None
     training_end_time: float | None
     stop_requested: bool
-
-
-@dataclass(frozen=True)
-class ResourceRecord:
-    kind: str
-    name: str
-    arn: str
-    request: str
-    creation_time: float
-    # Only resources with a lifecycle (endpoints, transform jobs) have these.
-    status: str | None = None
-    state: str | None = None  # JSON text
-    last_modified_time: float | None = None
-
-
-def _resource(row: ResourceRow) -> ResourceRecord:
-    return ResourceRecord(
-        kind=row.kind,
-        name=row.name,
-        arn=row.arn,
-        request=row.request,
-        creation_time=row.creation_time,
-        status=row.status,
-        state=row.state,
-        last_modified_time=row.last_modified_time,
-    )
 
 
 @dataclass(frozen=True)
@@ -140,6 +114,29 @@ def _record(row: Any) -> TrainingJobRecord:
         training_start_time=row.training_start_time,
         training_end_time=row.training_end_time,
         stop_requested=bool(row.stop_requested),
+    )
+
+
+def _listed(kind: Kind[Request, State], row: ResourceRow) -> Listed[State]:
+    return Listed(
+        name=row.name,
+        arn=row.arn,
+        creation_time=row.creation_time,
+        state=kind.load_state(row.state),
+        status=row.status,
+        last_modified_time=row.last_modified_time,
+    )
+
+
+def _record_of(kind: Kind[Request, State], row: ResourceRow) -> Record[Request, State]:
+    return Record(
+        name=row.name,
+        arn=row.arn,
+        creation_time=row.creation_time,
+        state=kind.load_state(row.state),
+        status=row.status,
+        last_modified_time=row.last_modified_time,
+        request=kind.load_request(row.request),
     )
 
 
@@ -361,64 +358,59 @@ class MetadataStore:
 
     # -- named resources (models, endpoint configs; endpoints and transform jobs with a status) ---
 
-    def insert_resource(self, record: ResourceRecord, exists_message: str) -> None:
+    def insert_resource(
+        self, kind: Kind[Request, State], record: Record[Request, State], exists_message: str
+    ) -> None:
         try:
             with self._write() as session:
                 session.add(
                     ResourceRow(
-                        kind=record.kind,
+                        kind=kind.name,
                         name=record.name,
                         arn=record.arn,
-                        request=record.request,
+                        request=kind.dump_request(record.request),
                         creation_time=record.creation_time,
                         status=record.status,
-                        state=record.state,
+                        state=kind.dump_state(record.state),
                         last_modified_time=record.last_modified_time,
                     )
                 )
         except IntegrityError:
             raise ValidationError(exists_message) from None
 
-    def resource(self, kind: str, name: str) -> ResourceRecord | None:
+    def resource(self, kind: Kind[Request, State], name: str) -> Record[Request, State] | None:
         with self._sessions() as session:
-            row = session.get(ResourceRow, (kind, name))
-            return None if row is None else _resource(row)
+            row = session.get(ResourceRow, (kind.name, name))
+            return None if row is None else _record_of(kind, row)
 
     def update_resource(
         self,
-        kind: str,
+        kind: Kind[Request, State],
         name: str,
         *,
         status: str | None = None,
         state: Mapping[str, Any] | None = None,
-        check: Callable[[ResourceRecord], None] | None = None,
+        check: Callable[[Listed[State]], None] | None = None,
         at: float | None = None,
-    ) -> ResourceRecord | None:
-        """Change a resource's status and merge `state` into its state (a None value removes
-        the key), in one transaction, after `check` has seen the current record (it raises to
-        refuse, e.g. a transition the table forbids). None when the resource does not exist."""
+    ) -> None:
+        """Change a resource's status and set fields of its state (None clears one), in one
+        transaction, after `check` has seen the current resource (it raises to refuse, e.g. a
+        transition the table forbids). Nothing happens when the resource does not exist."""
         with self._write() as session:
-            row = session.get(ResourceRow, (kind, name))
+            row = session.get(ResourceRow, (kind.name, name))
             if row is None:
-                return None
+                return
             if check is not None:
-                check(_resource(row))
+                check(_listed(kind, row))
             if status is not None:
                 row.status = status
             if state:
-                merged = json.loads(row.state or "{}")
-                for key, value in state.items():
-                    if value is None:
-                        merged.pop(key, None)
-                    else:
-                        merged[key] = value
-                row.state = json.dumps(merged)
+                row.state = kind.dump_state(kind.changed_state(kind.load_state(row.state), state))
             row.last_modified_time = at if at is not None else time.time()
-            return _resource(row)
 
-    def delete_resource(self, kind: str, name: str) -> bool:
+    def delete_resource(self, kind: Kind[Request, State], name: str) -> bool:
         with self._write() as session:
-            row = session.get(ResourceRow, (kind, name))
+            row = session.get(ResourceRow, (kind.name, name))
             if row is None:
                 return False
             session.execute(delete(TagRow).where(TagRow.resource_arn == row.arn))
@@ -427,7 +419,7 @@ class MetadataStore:
 
     def list_resources(
         self,
-        kind: str,
+        kind: Kind[Request, State],
         *,
         name_contains: str | None = None,
         creation_after: float | None = None,
@@ -439,8 +431,8 @@ class MetadataStore:
         descending: bool = True,
         offset: int = 0,
         limit: int = 10,
-    ) -> list[ResourceRecord]:
-        query = select(ResourceRow).where(ResourceRow.kind == kind)
+    ) -> list[Listed[State]]:
+        query = select(ResourceRow).where(ResourceRow.kind == kind.name)
         if status_equals is not None:
             query = query.where(ResourceRow.status == status_equals)
         if name_contains:
@@ -461,12 +453,12 @@ class MetadataStore:
         query = query.order_by(column.desc() if descending else column.asc(), ResourceRow.name)
         with self._sessions() as session:
             rows = session.scalars(query.offset(offset).limit(limit))
-            return [_resource(row) for row in rows]
+            return [_listed(kind, row) for row in rows]
 
-    def resources_of_kind(self, kind: str) -> list[ResourceRecord]:
+    def resources_of_kind(self, kind: Kind[Request, State]) -> list[Listed[State]]:
         with self._sessions() as session:
-            rows = session.scalars(select(ResourceRow).where(ResourceRow.kind == kind))
-            return [_resource(row) for row in rows]
+            rows = session.scalars(select(ResourceRow).where(ResourceRow.kind == kind.name))
+            return [_listed(kind, row) for row in rows]
 
     # -- tags ----------------------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ counted from when it was due, so a server that falls behind shows it (no coordin
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import random
 import secrets
@@ -23,9 +22,14 @@ import boto3
 from botocore.config import Config
 
 from common import Samples, free_port
-from dockyard.contract.training_jobs import CreateTrainingJobRequest
+from dockyard.contract.training_jobs import (
+    CreateTrainingJobRequest,
+    SecondaryStatus,
+    TrainingJobState,
+)
 from dockyard.settings import Settings
-from dockyard.storage.metadata import MetadataStore, TrainingJobRecord, Transition
+from dockyard.storage.metadata import MetadataStore, Transition
+from dockyard.storage.records import TrainingJobRecord
 from serving_servers import _env, server_process
 
 RATE = 200  # requests per second
@@ -48,7 +52,7 @@ class ControlPlaneResults:
     seed_seconds: float
 
 
-def request_body(name: str) -> str:
+def request_body(name: str) -> CreateTrainingJobRequest:
     wire = {
         "TrainingJobName": name,
         "RoleArn": "arn:aws:iam::111111111111:role/bench",
@@ -66,7 +70,7 @@ def request_body(name: str) -> str:
         "ResourceConfig": {"InstanceCount": 1, "InstanceType": "ml.m5.large", "VolumeSizeInGB": 30},
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
     }
-    return json.dumps(CreateTrainingJobRequest.from_wire(wire).to_wire())
+    return CreateTrainingJobRequest.from_wire(wire)
 
 
 def seed(settings: Settings, start: int, count: int) -> list[str]:
@@ -83,16 +87,14 @@ def seed(settings: Settings, start: int, count: int) -> list[str]:
                 TrainingJobRecord(
                     name=name,
                     arn=f"arn:aws:sagemaker:us-east-1:000000000000:training-job/{name}",
-                    status="InProgress",
-                    secondary_status="Starting",
-                    request=request_body(name),
-                    failure_reason=None,
-                    model_artifacts=f"s3://bench/out/{name}/output/model.tar.gz",
                     creation_time=at,
+                    state=TrainingJobState(
+                        secondary_status=SecondaryStatus.STARTING,
+                        model_artifacts=f"s3://bench/out/{name}/output/model.tar.gz",
+                    ),
+                    status="InProgress",
                     last_modified_time=at,
-                    training_start_time=None,
-                    training_end_time=None,
-                    stop_requested=False,
+                    request=request_body(name),
                 ),
                 Transition("Starting", at, None, "Starting the training job"),
             )

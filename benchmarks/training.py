@@ -32,6 +32,7 @@ from noop_job import (
     BARE_ARGV,
     BUCKET,
     NOOP_ENTRYPOINT,
+    describe,
     job_body,
     make_image,
     phases,
@@ -208,7 +209,7 @@ class Jobs:
         return JobRun(name, total, self.check(name, submitted, seen))
 
     def check(self, name: str, submitted: float, ended: float) -> dict[str, float]:
-        described = self.engine.training_jobs.describe(name)
+        described = describe(self.engine, name)
         status = described["TrainingJobStatus"]
         if status != "Completed":
             raise RuntimeError(f"{name} ended {status}: {described.get('FailureReason')}")

@@ -15,15 +15,21 @@ from dockyard.contract import names
 from dockyard.contract.endpoints import CreateEndpointRequest, EndpointState
 from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest
 from dockyard.contract.shapes import NoState, WireShape
+from dockyard.contract.training_jobs import (
+    CreateTrainingJobRequest,
+    SecondaryStatus,
+    TrainingJobState,
+)
 from dockyard.contract.transform_jobs import CreateTransformJobRequest, TransformJobState
 from dockyard.engine.endpoints import ENDPOINT
 from dockyard.engine.models import ENDPOINT_CONFIG, MODEL
 from dockyard.engine.transform_jobs import TRANSFORM_JOB
-from dockyard.storage.metadata import TrainingJobRecord, Transition
+from dockyard.storage.metadata import Transition
 from dockyard.storage.records import (
     ENDPOINT_CONFIGS,
     ENDPOINTS,
     MODELS,
+    TRAINING_JOBS,
     TRANSFORM_JOBS,
     Kind,
     Record,
@@ -93,31 +99,42 @@ def _insert(server: RunningServer, listing: Listing, rows: list[Row]) -> None:
     metadata, settings = server.engine.metadata, server.settings
     for row in rows:
         arn = names.arn(listing.kind, row.name, settings.region, settings.account_id)
-        if listing.kind == "training-job":
-            assert row.status is not None
-            record = TrainingJobRecord(
-                row.name, arn, row.status, SECONDARY[row.status], "{}", None, "", row.created,
-                row.modified, None, None, False,
-            )  # fmt: skip
-            metadata.insert_training_job(
-                record, Transition(SECONDARY[row.status], row.created, None, None)
-            )
+        kind, request, state = _resource_of(listing.kind, row.name, row.status)
+        record = Record(
+            name=row.name,
+            arn=arn,
+            creation_time=row.created,
+            state=state,
+            status=row.status,
+            last_modified_time=row.modified if listing.modified else None,
+            request=request,
+        )
+        if kind is TRAINING_JOBS:
+            first = Transition(SECONDARY[str(row.status)], row.created, None, None)
+            metadata.insert_training_job(record, first)
         else:
-            kind, request, state = _resource_of(listing.kind, row.name)
-            record = Record(
-                name=row.name,
-                arn=arn,
-                creation_time=row.created,
-                state=state,
-                status=row.status,
-                last_modified_time=row.modified if listing.modified else None,
-                request=request,
-            )
             metadata.insert_resource(kind, record, "exists")
 
 
-def _resource_of(kind_name: str, name: str) -> tuple[Kind[Any, Any], WireShape, WireShape]:
+def _resource_of(
+    kind_name: str, name: str, status: str | None
+) -> tuple[Kind[Any, Any], WireShape, WireShape]:
     """A valid request (and a state) for a resource of this kind: the store keeps typed ones."""
+    if kind_name == TRAINING_JOBS.name:
+        training = CreateTrainingJobRequest.from_wire(
+            {
+                "TrainingJobName": name,
+                "RoleArn": "arn:aws:iam::111111111111:role/listing",
+                "AlgorithmSpecification": {"TrainingImage": "examples/r"},
+                "OutputDataConfig": {"S3OutputPath": "s3://b/out"},
+                "ResourceConfig": {"InstanceType": "local", "InstanceCount": 1},
+            }
+        )
+        state = TrainingJobState(
+            secondary_status=SecondaryStatus(SECONDARY[str(status)]),
+            model_artifacts=f"s3://b/out/{name}/output/model.tar.gz",
+        )
+        return TRAINING_JOBS, training, state
     if kind_name == MODEL:
         image = {"Image": "examples/r"}
         return (

@@ -22,6 +22,7 @@ RESPONSES = {
     "ListEndpoints": endpoints.ListEndpointsResponse,
     "DescribeTransformJob": transform_jobs.DescribeTransformJobResponse,
     "ListTransformJobs": transform_jobs.ListTransformJobsResponse,
+    "DescribeTrainingJob": training_jobs.DescribeTrainingJobResponse,
     "ListTrainingJobs": training_jobs.ListTrainingJobsResponse,
 }
 

@@ -393,14 +393,14 @@ def test_a_server_restart_fails_running_jobs_and_keeps_the_record(
     )
     engine.training_jobs.create(request)
     deadline = time.monotonic() + 30
-    while engine.training_jobs.describe("orphan")["SecondaryStatus"] != "Training":
+    while engine.training_jobs.describe("orphan").record.state.secondary_status != "Training":
         assert time.monotonic() < deadline
         time.sleep(0.02)
     engine.close()
     reopened = Engine.open(dockyard_settings)
     try:
-        described = reopened.training_jobs.describe("orphan")
-        assert described["TrainingJobStatus"] == "Failed"
-        assert "server stopped while this job was running" in described["FailureReason"]
+        record = reopened.training_jobs.describe("orphan").record
+        assert record.status == "Failed"
+        assert "server stopped while this job was running" in str(record.state.failure_reason)
     finally:
         reopened.close()

@@ -354,3 +354,47 @@ class ListTrainingJobsResponse(WireShape):
 
 class TrainingJobNameRequest(WireShape):
     training_job_name: JobName
+
+
+class DescribeTrainingJobResponse(WireShape):
+    training_job_name: str
+    training_job_arn: str
+    model_artifacts: ModelArtifacts
+    training_job_status: TrainingJobStatus
+    secondary_status: SecondaryStatus
+    failure_reason: str | None = None
+    hyper_parameters: dict[str, str]
+    algorithm_specification: AlgorithmSpecification
+    role_arn: str
+    input_data_config: list[Channel] | None = None
+    output_data_config: OutputDataConfig
+    resource_config: ResourceConfig
+    stopping_condition: StoppingCondition
+    creation_time: Timestamp
+    training_start_time: Timestamp | None = None
+    training_end_time: Timestamp | None = None
+    last_modified_time: Timestamp
+    secondary_status_transitions: list[SecondaryStatusTransition]
+    final_metric_data_list: list[MetricData] | None = None
+    enable_network_isolation: bool
+    enable_inter_container_traffic_encryption: bool
+    enable_managed_spot_training: bool
+    checkpoint_config: CheckpointConfig | None = None
+    training_time_in_seconds: int | None = None
+    billable_time_in_seconds: int | None = None
+    environment: dict[str, str] | None = None
+    retry_strategy: RetryStrategy | None = None
+
+
+# ---------------------------------------------------------------------------------------------
+# What a training job keeps beside its status
+
+
+class TrainingJobState(WireShape):
+    secondary_status: SecondaryStatus
+    model_artifacts: str  # the s3:// URI its model.tar.gz is (or will be) written to
+    failure_reason: str | None = None
+    training_start_time: float | None = None
+    training_end_time: float | None = None
+    # Set by StopTrainingJob.
+    stop_requested: bool = False

@@ -78,7 +78,7 @@ class JobFolders:
             return folder.stat().st_mtime  # no job by that name: a leftover
         if record.status in ("InProgress", "Stopping"):
             return float("inf")
-        return record.training_end_time or record.last_modified_time
+        return record.state.training_end_time or record.last_modified_time or record.creation_time
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="job-folders", daemon=True)

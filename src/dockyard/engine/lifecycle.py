@@ -32,7 +32,7 @@ class TrainingLifecycle:
             self._locks.pop(name, None)
 
     def secondary_status(self, name: str) -> SecondaryStatus:
-        return SecondaryStatus(self._metadata.training_job(name).secondary_status)
+        return self._metadata.training_job(name).state.secondary_status
 
     def transition(
         self, name: str, target: SecondaryStatus, message: str | None = None, **fields: Any

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import threading
 import time
-from typing import Any
 
 from dockyard.contract import names
 from dockyard.contract.errors import ValidationError
@@ -16,22 +13,22 @@ from dockyard.contract.opt_ml import CONTAINER_ROOT
 from dockyard.contract.training_jobs import (
     CreateTrainingJobRequest,
     ListTrainingJobsRequest,
-    ListTrainingJobsResponse,
     SecondaryStatus,
+    TrainingJobState,
     TrainingJobStatus,
-    TrainingJobSummary,
 )
 from dockyard.engine.artifacts import model_artifacts_uri
 from dockyard.engine.code import find_code, submit_directory
 from dockyard.engine.context import EngineContext
 from dockyard.engine.lifecycle import TrainingLifecycle
-from dockyard.engine.paging import decode_token, encode_token
+from dockyard.engine.paging import Page, resource_page
 from dockyard.engine.staging import find_channel_source
 from dockyard.engine.training_run import TrainingRun
 from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.images import read_image
-from dockyard.storage.metadata import TrainingJobRecord, Transition
+from dockyard.storage.metadata import TrainingJobView, Transition
 from dockyard.storage.objects import S3Uri
+from dockyard.storage.records import TRAINING_JOBS, Listed, TrainingJobRecord
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +48,21 @@ class TrainingJobs:
         """Validate everything a user can get wrong before anything is stored or started."""
         self.validate(request)
         now = time.time()
+        name = request.training_job_name
+        settings = self.ctx.settings
         record = TrainingJobRecord(
-            name=request.training_job_name,
-            arn=names.arn(
-                "training-job",
-                request.training_job_name,
-                self.ctx.settings.region,
-                self.ctx.settings.account_id,
-            ),
-            status=TrainingJobStatus.IN_PROGRESS.value,
-            secondary_status=SecondaryStatus.STARTING.value,
-            request=json.dumps(request.to_wire()),
-            failure_reason=None,
-            model_artifacts=model_artifacts_uri(
-                request.output_data_config.s3_output_path, request.training_job_name
-            ),
+            name=name,
+            arn=names.arn(TRAINING_JOBS.name, name, settings.region, settings.account_id),
             creation_time=now,
+            state=TrainingJobState(
+                secondary_status=SecondaryStatus.STARTING,
+                model_artifacts=model_artifacts_uri(
+                    request.output_data_config.s3_output_path, name
+                ),
+            ),
+            status=TrainingJobStatus.IN_PROGRESS,
             last_modified_time=now,
-            training_start_time=None,
-            training_end_time=None,
-            stop_requested=False,
+            request=request,
         )
         self.ctx.metadata.insert_training_job(
             record, Transition(SecondaryStatus.STARTING.value, now, None, START_MESSAGE)
@@ -122,99 +114,13 @@ class TrainingJobs:
                     "under /opt/ml (the default is /opt/ml/checkpoints)"
                 )
 
-    def describe(self, name: str) -> dict[str, Any]:
-        view = self.ctx.metadata.training_job_view(name)
-        record = view.record
-        request = json.loads(record.request)
-        out: dict[str, Any] = {
-            "TrainingJobName": record.name,
-            "TrainingJobArn": record.arn,
-            "ModelArtifacts": {"S3ModelArtifacts": record.model_artifacts},
-            "TrainingJobStatus": record.status,
-            "SecondaryStatus": record.secondary_status,
-        }
-        if record.failure_reason:
-            out["FailureReason"] = record.failure_reason
-        out["HyperParameters"] = request.get("HyperParameters", {})
-        out["AlgorithmSpecification"] = request["AlgorithmSpecification"]
-        out["RoleArn"] = request["RoleArn"]
-        if request.get("InputDataConfig"):
-            out["InputDataConfig"] = request["InputDataConfig"]
-        out["OutputDataConfig"] = request["OutputDataConfig"]
-        out["ResourceConfig"] = request["ResourceConfig"]
-        out["StoppingCondition"] = request["StoppingCondition"]
-        out["CreationTime"] = record.creation_time
-        if record.training_start_time is not None:
-            out["TrainingStartTime"] = record.training_start_time
-        if record.training_end_time is not None:
-            out["TrainingEndTime"] = record.training_end_time
-        out["LastModifiedTime"] = record.last_modified_time
-        out["SecondaryStatusTransitions"] = [
-            {
-                "Status": t.status,
-                "StartTime": t.start_time,
-                **({"EndTime": t.end_time} if t.end_time is not None else {}),
-                **({"StatusMessage": t.message} if t.message else {}),
-            }
-            for t in view.transitions
-        ]
-        final = view.final_metrics
-        if final:
-            out["FinalMetricDataList"] = [
-                {"MetricName": p.metric_name, "Value": p.value, "Timestamp": p.timestamp}
-                for p in final
-            ]
-        out["EnableNetworkIsolation"] = bool(request.get("EnableNetworkIsolation", False))
-        out["EnableInterContainerTrafficEncryption"] = bool(
-            request.get("EnableInterContainerTrafficEncryption", False)
-        )
-        out["EnableManagedSpotTraining"] = bool(request.get("EnableManagedSpotTraining", False))
-        if request.get("CheckpointConfig"):
-            out["CheckpointConfig"] = request["CheckpointConfig"]
-        if record.training_start_time is not None and record.training_end_time is not None:
-            # Whole seconds, rounded up, as SageMaker bills: a 0.6 s job reports 1.
-            seconds = math.ceil(max(record.training_end_time - record.training_start_time, 0))
-            out["TrainingTimeInSeconds"] = seconds
-            out["BillableTimeInSeconds"] = seconds
-        if request.get("Environment"):
-            out["Environment"] = request["Environment"]
-        if request.get("RetryStrategy"):
-            out["RetryStrategy"] = request["RetryStrategy"]
-        return out
+    def describe(self, name: str) -> TrainingJobView:
+        return self.ctx.metadata.training_job_view(name)
 
-    def list(self, request: ListTrainingJobsRequest) -> ListTrainingJobsResponse:
-        offset = decode_token(request.next_token)
+    def list(self, request: ListTrainingJobsRequest) -> Page[Listed[TrainingJobState]]:
         if request.warm_pool_status_equals or request.training_plan_arn_equals:
-            return ListTrainingJobsResponse(training_job_summaries=[])
-        rows = self.ctx.metadata.list_training_jobs(
-            name_contains=request.name_contains,
-            status=request.status_equals.value if request.status_equals else None,
-            creation_after=request.creation_time_after,
-            creation_before=request.creation_time_before,
-            modified_after=request.last_modified_time_after,
-            modified_before=request.last_modified_time_before,
-            sort_by=request.sort_by,
-            descending=request.sort_order == "Descending",
-            offset=offset,
-            limit=request.max_results + 1,
-        )
-        page, more = rows[: request.max_results], len(rows) > request.max_results
-        summaries = [
-            TrainingJobSummary.model_validate(
-                {
-                    "TrainingJobName": r.name,
-                    "TrainingJobArn": r.arn,
-                    "CreationTime": r.creation_time,
-                    "TrainingEndTime": r.training_end_time,
-                    "LastModifiedTime": r.last_modified_time,
-                    "TrainingJobStatus": r.status,
-                    "SecondaryStatus": r.secondary_status,
-                }
-            )
-            for r in page
-        ]
-        token = encode_token(offset + len(page)) if more else None
-        return ListTrainingJobsResponse(training_job_summaries=summaries, next_token=token)
+            return Page([])
+        return resource_page(self.ctx.metadata, TRAINING_JOBS, request)
 
     def stop(self, name: str) -> None:
         record = self.ctx.metadata.training_job(name)
@@ -240,8 +146,8 @@ class TrainingJobs:
     def recover(self) -> None:
         """Jobs that were running when the server last stopped cannot be re-attached (their
         sandboxes died with it): fail them with a reason that says so."""
-        for record in self.ctx.metadata.training_jobs_with_status(
-            [TrainingJobStatus.IN_PROGRESS.value, TrainingJobStatus.STOPPING.value]
+        for record in self.ctx.metadata.resources_of_kind(
+            TRAINING_JOBS, [TrainingJobStatus.IN_PROGRESS, TrainingJobStatus.STOPPING]
         ):
             self.lifecycle.fail_orphan(
                 record.name,

@@ -55,7 +55,7 @@ from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.image_setup import ready_image
 from dockyard.runtimes.images import ImageSpec, read_image
 from dockyard.runtimes.netns import Network
-from dockyard.storage.metadata import TrainingJobRecord
+from dockyard.storage.records import TRAINING_JOBS, TrainingJobRecord
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ class TrainingRun:
                 return  # already uploading or ending: the job finishes as it was going to
             # Set under the lock, so a runner whose next step was refused sees why.
             self._stop.set()
-        self.ctx.metadata.update_training_job(self.name, stop_requested=1)
+        self.ctx.metadata.update_resource(TRAINING_JOBS, self.name, state={"stop_requested": True})
         self._changed.set()
 
     def abort(self) -> None:

@@ -1,5 +1,6 @@
-"""The metadata store: training jobs, status transitions, metrics and log lines in SQL (SQLite
-in WAL mode by default), with the schema kept by Alembic migrations."""
+"""The metadata store: named resources of every kind (training jobs, models, endpoint configs,
+endpoints, transform jobs), training jobs' status transitions and metrics, tags and log lines in
+SQL (SQLite in WAL mode by default), with the schema kept by Alembic migrations."""
 
 from __future__ import annotations
 
@@ -22,33 +23,24 @@ from dockyard.contract.errors import (
     ResourceLimitExceeded,
     ValidationError,
 )
-from dockyard.storage.records import Kind, Listed, Record, Request, State
+from dockyard.storage.records import (
+    TRAINING_JOBS,
+    Kind,
+    Listed,
+    Record,
+    Request,
+    State,
+    TrainingJobRecord,
+)
 from dockyard.storage.tables import (
     LogEventRow,
     MetricPointRow,
     ResourceRow,
     StatusTransitionRow,
     TagRow,
-    TrainingJobRow,
 )
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-@dataclass(frozen=True)
-class TrainingJobRecord:
-    name: str
-    arn: str
-    status: str
-    secondary_status: str
-    request: str
-    failure_reason: str | None
-    model_artifacts: str
-    creation_time: float
-    last_modified_time: float
-    training_start_time: float | None
-    training_end_time: float | None
-    stop_requested: bool
 
 
 @dataclass(frozen=True)
@@ -100,24 +92,21 @@ class TrainingJobView:
     final_metrics: list[MetricPoint]
 
 
-def _record(row: Any) -> TrainingJobRecord:
-    return TrainingJobRecord(
-        name=row.name,
-        arn=row.arn,
-        status=row.status,
-        secondary_status=row.secondary_status,
-        request=row.request,
-        failure_reason=row.failure_reason,
-        model_artifacts=row.model_artifacts,
-        creation_time=row.creation_time,
-        last_modified_time=row.last_modified_time,
-        training_start_time=row.training_start_time,
-        training_end_time=row.training_end_time,
-        stop_requested=bool(row.stop_requested),
+def _row(kind: Kind[Request, State], record: Record[Request, State]) -> ResourceRow:
+    return ResourceRow(
+        kind=kind.name,
+        name=record.name,
+        arn=record.arn,
+        request=kind.dump_request(record.request),
+        creation_time=record.creation_time,
+        status=record.status,
+        state=kind.dump_state(record.state),
+        last_modified_time=record.last_modified_time,
     )
 
 
-def _listed(kind: Kind[Request, State], row: ResourceRow) -> Listed[State]:
+# `row` is an ORM ResourceRow or a Core row of its table: both have the columns as attributes.
+def _listed(kind: Kind[Request, State], row: Any) -> Listed[State]:
     return Listed(
         name=row.name,
         arn=row.arn,
@@ -128,7 +117,7 @@ def _listed(kind: Kind[Request, State], row: ResourceRow) -> Listed[State]:
     )
 
 
-def _record_of(kind: Kind[Request, State], row: ResourceRow) -> Record[Request, State]:
+def _record_of(kind: Kind[Request, State], row: Any) -> Record[Request, State]:
     return Record(
         name=row.name,
         arn=row.arn,
@@ -177,27 +166,13 @@ class MetadataStore:
     def _write(self) -> _WriteSession:
         return _WriteSession(self._sessions(), self._write_lock)
 
-    # -- training jobs -------------------------------------------------------------------------
+    # -- training jobs: resources of their own kind, with status transitions and metrics ------
 
     def insert_training_job(self, record: TrainingJobRecord, first_transition: Transition) -> None:
-        row = TrainingJobRow(
-            name=record.name,
-            arn=record.arn,
-            status=record.status,
-            secondary_status=record.secondary_status,
-            request=record.request,
-            failure_reason=record.failure_reason,
-            model_artifacts=record.model_artifacts,
-            creation_time=record.creation_time,
-            last_modified_time=record.last_modified_time,
-            training_start_time=record.training_start_time,
-            training_end_time=record.training_end_time,
-            stop_requested=int(record.stop_requested),
-        )
+        """The job and its first transition, in one transaction."""
         try:
             with self._write() as session:
-                session.add(row)
-                session.flush()
+                session.add(_row(TRAINING_JOBS, record))
                 session.add(
                     StatusTransitionRow(
                         job_name=record.name,
@@ -210,17 +185,16 @@ class MetadataStore:
             raise ResourceInUse(f"Training job {record.name} already exists") from None
 
     def training_job(self, name: str) -> TrainingJobRecord:
-        with self._sessions() as session:
-            row = session.get(TrainingJobRow, name)
-            if row is None:
-                raise NotFoundError("Requested resource not found.")
-            return _record(row)
+        found = self.resource(TRAINING_JOBS, name)
+        if found is None:
+            raise NotFoundError("Requested resource not found.")
+        return found
 
     def training_job_view(self, name: str) -> TrainingJobView:
         """The job, its transitions and its last metric values in one read transaction, with
         Core queries: on a busy control plane, ORM sessions and row loading cost more than the
         three indexed lookups themselves."""
-        jobs, steps = TrainingJobRow.__table__, StatusTransitionRow.__table__
+        jobs, steps = ResourceRow.__table__, StatusTransitionRow.__table__
         points = MetricPointRow.__table__
         last_ids = (
             select(func.max(points.c.id))
@@ -228,7 +202,9 @@ class MetadataStore:
             .group_by(points.c.metric_name)
         )
         with self.engine.connect() as connection:
-            row = connection.execute(select(jobs).where(jobs.c.name == name)).first()
+            row = connection.execute(
+                select(jobs).where(jobs.c.kind == TRAINING_JOBS.name, jobs.c.name == name)
+            ).first()
             if row is None:
                 raise NotFoundError("Requested resource not found.")
             transitions = connection.execute(
@@ -242,17 +218,10 @@ class MetadataStore:
                 .order_by(points.c.metric_name)
             ).all()
         return TrainingJobView(
-            _record(row),
+            _record_of(TRAINING_JOBS, row),
             [Transition(*t) for t in transitions],
             [MetricPoint(*m) for m in metrics],
         )
-
-    def update_training_job(self, name: str, **fields: Any) -> None:
-        fields.setdefault("last_modified_time", time.time())
-        with self._write() as session:
-            session.execute(
-                update(TrainingJobRow).where(TrainingJobRow.name == name).values(**fields)
-            )
 
     def transition(
         self,
@@ -266,12 +235,13 @@ class MetadataStore:
     ) -> None:
         """One transaction: read the job's secondary status, let `check` approve the move and
         name the primary status, close the open transition, open the new one (closed at once
-        when `final`), and write the status with any other fields."""
+        when `final`), and write the status with any other fields of the job's state."""
         with self._write() as session:
-            row = session.get(TrainingJobRow, name)
+            row = session.get(ResourceRow, (TRAINING_JOBS.name, name))
             if row is None:
                 raise NotFoundError("Requested resource not found.")
-            primary = check(row.secondary_status)
+            state = TRAINING_JOBS.load_state(row.state)
+            primary = check(state.secondary_status)
             session.execute(
                 update(StatusTransitionRow)
                 .where(StatusTransitionRow.job_name == name, StatusTransitionRow.end_time.is_(None))
@@ -286,9 +256,9 @@ class MetadataStore:
                     message=message,
                 )
             )
-            for key, value in (fields or {}).items():
-                setattr(row, key, value)
-            row.status, row.secondary_status, row.last_modified_time = primary, status, at
+            changes = {**(fields or {}), "secondary_status": status}
+            row.state = TRAINING_JOBS.dump_state(TRAINING_JOBS.changed_state(state, changes))
+            row.status, row.last_modified_time = primary, at
 
     def set_transition_message(self, name: str, message: str) -> None:
         with self._write() as session:
@@ -311,70 +281,14 @@ class MetadataStore:
             )
             return [Transition(r.status, r.start_time, r.end_time, r.message) for r in rows]
 
-    def list_training_jobs(
-        self,
-        *,
-        name_contains: str | None = None,
-        status: str | None = None,
-        creation_after: float | None = None,
-        creation_before: float | None = None,
-        modified_after: float | None = None,
-        modified_before: float | None = None,
-        sort_by: str = "CreationTime",
-        descending: bool = False,
-        offset: int = 0,
-        limit: int = 10,
-    ) -> list[TrainingJobRecord]:
-        query = select(TrainingJobRow)
-        if name_contains:
-            query = query.where(TrainingJobRow.name.contains(name_contains, autoescape=True))
-        if status:
-            query = query.where(TrainingJobRow.status == status)
-        if creation_after is not None:
-            query = query.where(TrainingJobRow.creation_time > creation_after)
-        if creation_before is not None:
-            query = query.where(TrainingJobRow.creation_time < creation_before)
-        if modified_after is not None:
-            query = query.where(TrainingJobRow.last_modified_time > modified_after)
-        if modified_before is not None:
-            query = query.where(TrainingJobRow.last_modified_time < modified_before)
-        column = {
-            "Name": TrainingJobRow.name,
-            "Status": TrainingJobRow.status,
-            "CreationTime": TrainingJobRow.creation_time,
-        }[sort_by]
-        order = column.desc() if descending else column.asc()
-        # The name breaks ties so that paging is stable.
-        query = query.order_by(order, TrainingJobRow.name).offset(offset).limit(limit)
-        with self._sessions() as session:
-            return [_record(row) for row in session.scalars(query)]
-
-    def training_jobs_with_status(self, statuses: Iterable[str]) -> list[TrainingJobRecord]:
-        with self._sessions() as session:
-            rows = session.scalars(
-                select(TrainingJobRow).where(TrainingJobRow.status.in_(list(statuses)))
-            )
-            return [_record(row) for row in rows]
-
-    # -- named resources (models, endpoint configs; endpoints and transform jobs with a status) ---
+    # -- named resources of every kind -------------------------------------------------------
 
     def insert_resource(
         self, kind: Kind[Request, State], record: Record[Request, State], exists_message: str
     ) -> None:
         try:
             with self._write() as session:
-                session.add(
-                    ResourceRow(
-                        kind=kind.name,
-                        name=record.name,
-                        arn=record.arn,
-                        request=kind.dump_request(record.request),
-                        creation_time=record.creation_time,
-                        status=record.status,
-                        state=kind.dump_state(record.state),
-                        last_modified_time=record.last_modified_time,
-                    )
-                )
+                session.add(_row(kind, record))
         except IntegrityError:
             raise ValidationError(exists_message) from None
 
@@ -455,20 +369,22 @@ class MetadataStore:
             rows = session.scalars(query.offset(offset).limit(limit))
             return [_listed(kind, row) for row in rows]
 
-    def resources_of_kind(self, kind: Kind[Request, State]) -> list[Listed[State]]:
+    def resources_of_kind(
+        self, kind: Kind[Request, State], statuses: Iterable[str] | None = None
+    ) -> list[Listed[State]]:
+        query = select(ResourceRow).where(ResourceRow.kind == kind.name)
+        if statuses is not None:
+            query = query.where(ResourceRow.status.in_(list(statuses)))
         with self._sessions() as session:
-            rows = session.scalars(select(ResourceRow).where(ResourceRow.kind == kind.name))
-            return [_listed(kind, row) for row in rows]
+            return [_listed(kind, row) for row in session.scalars(query)]
 
     # -- tags ----------------------------------------------------------------------------------
 
     def arn_exists(self, arn: str) -> bool:
-        """Whether a training job or a named resource has this ARN."""
+        """Whether a resource of any kind has this ARN."""
         with self._sessions() as session:
-            for column in (TrainingJobRow.arn, ResourceRow.arn):
-                if session.scalar(select(column).where(column == arn).limit(1)) is not None:
-                    return True
-            return False
+            query = select(ResourceRow.arn).where(ResourceRow.arn == arn).limit(1)
+            return session.scalar(query) is not None
 
     def add_tags(self, arn: str, tags: Sequence[tuple[str, str]], limit: int) -> None:
         """Add or overwrite tags by key, in one transaction; refuses (ResourceLimitExceeded)

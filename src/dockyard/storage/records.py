@@ -1,5 +1,6 @@
-"""Typed records of named resources: each kind's request and state types, and the one place
-they become the store's JSON text and back."""
+"""Typed records of named resources (training jobs, models, endpoint configs, endpoints,
+transform jobs): each kind's request and state types, and the one place they become the store's
+JSON text and back."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from dockyard.contract.endpoints import CreateEndpointRequest, EndpointState
 from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest
 from dockyard.contract.shapes import NoState, WireShape
+from dockyard.contract.training_jobs import CreateTrainingJobRequest, TrainingJobState
 from dockyard.contract.transform_jobs import CreateTransformJobRequest, TransformJobState
 
 Request = TypeVar("Request", bound=WireShape)
@@ -56,7 +58,7 @@ class Listed(Generic[State]):
     arn: str
     creation_time: float
     state: State
-    # Only resources with a lifecycle (endpoints, transform jobs) have these.
+    # Only resources with a lifecycle (jobs, endpoints) have these.
     status: str | None = None
     last_modified_time: float | None = None
 
@@ -68,7 +70,10 @@ class Record(Listed[State], Generic[Request, State]):
     request: Request
 
 
+TRAINING_JOBS = Kind("training-job", CreateTrainingJobRequest, TrainingJobState)
 MODELS = Kind("model", CreateModelRequest, NoState)
 ENDPOINT_CONFIGS = Kind("endpoint-config", CreateEndpointConfigRequest, NoState)
 ENDPOINTS = Kind("endpoint", CreateEndpointRequest, EndpointState)
 TRANSFORM_JOBS = Kind("transform-job", CreateTransformJobRequest, TransformJobState)
+
+TrainingJobRecord = Record[CreateTrainingJobRequest, TrainingJobState]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -10,30 +10,13 @@ class Base(DeclarativeBase):
     pass
 
 
-class TrainingJobRow(Base):
-    __tablename__ = "training_jobs"
-
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    arn: Mapped[str] = mapped_column(String(256))
-    status: Mapped[str] = mapped_column(String(32), index=True)
-    secondary_status: Mapped[str] = mapped_column(String(32))
-    # The CreateTrainingJob request as validated, in wire form (JSON text).
-    request: Mapped[str] = mapped_column(Text)
-    failure_reason: Mapped[str | None] = mapped_column(String(1024))
-    model_artifacts: Mapped[str] = mapped_column(String(1100))
-    creation_time: Mapped[float] = mapped_column(Float, index=True)
-    last_modified_time: Mapped[float] = mapped_column(Float)
-    training_start_time: Mapped[float | None] = mapped_column(Float)
-    training_end_time: Mapped[float | None] = mapped_column(Float)
-    # Set by StopTrainingJob; the job's runner reads it (survives a server restart).
-    stop_requested: Mapped[int] = mapped_column(Integer, default=0)
-
-
 class StatusTransitionRow(Base):
+    """A training job's secondary status transition (its job: the training-job resource)."""
+
     __tablename__ = "status_transitions"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_name: Mapped[str] = mapped_column(ForeignKey("training_jobs.name", ondelete="CASCADE"))
+    job_name: Mapped[str] = mapped_column(String(63))
     status: Mapped[str] = mapped_column(String(32))
     start_time: Mapped[float] = mapped_column(Float)
     end_time: Mapped[float | None] = mapped_column(Float)
@@ -46,7 +29,7 @@ class MetricPointRow(Base):
     __tablename__ = "metric_points"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    job_name: Mapped[str] = mapped_column(ForeignKey("training_jobs.name", ondelete="CASCADE"))
+    job_name: Mapped[str] = mapped_column(String(63))
     metric_name: Mapped[str] = mapped_column(String(255))
     value: Mapped[float] = mapped_column(Float)
     timestamp: Mapped[float] = mapped_column(Float)
@@ -68,8 +51,9 @@ class LogEventRow(Base):
 
 
 class ResourceRow(Base):
-    """A named resource: its validated request in wire form. Models and endpoint configs are
-    immutable; endpoints and transform jobs also have a status and a mutable state (JSON)."""
+    """A named resource of any kind: its validated request in wire form. Models and endpoint
+    configs are immutable; training jobs, endpoints and transform jobs also have a status and a
+    mutable state (JSON). storage/records.py says what each kind's request and state are."""
 
     __tablename__ = "resources"
 
@@ -81,6 +65,13 @@ class ResourceRow(Base):
     status: Mapped[str | None] = mapped_column(String(32))
     state: Mapped[str | None] = mapped_column(Text)
     last_modified_time: Mapped[float | None] = mapped_column(Float)
+
+    # One kind's listing in creation order (the List* default) without a sort; StatusEquals
+    # filters, and finding the jobs a stopped server left running.
+    __table_args__ = (
+        Index("ix_resources_kind_created", "kind", "creation_time"),
+        Index("ix_resources_kind_status", "kind", "status"),
+    )
 
 
 class TagRow(Base):

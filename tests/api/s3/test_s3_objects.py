@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 from botocore.auth import S3SigV4Auth
@@ -142,6 +143,54 @@ def test_list_objects_v2_paging_with_delimiter(s3: Any) -> None:
     assert [o["Key"] for o in under["Contents"]] == ["dir2/f0", "dir2/f1", "dir2/f2"]
     after = s3.list_objects_v2(Bucket="tree", StartAfter="top-0")
     assert [o["Key"] for o in after["Contents"]] == ["top-1", "top-2", "z/deep/er"]
+
+
+def test_list_objects_v1_marker_paging_with_delimiter(s3: Any, server: RunningServer) -> None:
+    """ListObjects, the first version: boto3's resource collections and the SageMaker SDK's
+    S3Downloader.list page it with a marker (NextMarker, or the last key without one)."""
+    s3.create_bucket(Bucket="tree1")
+    keys = [f"top-{n}" for n in range(3)]
+    keys += [f"dir{d}/f{n}" for d in range(3) for n in range(2)]
+    keys += ["dir1-x", "odd key\u0001+%", "z/deep/er"]
+    for key in keys:
+        s3.put_object(Bucket="tree1", Key=key, Body=key.encode())
+    # Without a delimiter there is no NextMarker: the client goes on from the last key.
+    page = s3.list_objects(Bucket="tree1", MaxKeys=4)
+    assert page["IsTruncated"] is True and "NextMarker" not in page
+    assert [o["Key"] for o in page["Contents"]] == sorted(keys)[:4]
+    assert page["Contents"][0]["Owner"]["ID"]
+    assert page["Contents"][0]["ETag"] == s3.head_object(Bucket="tree1", Key="dir0/f0")["ETag"]
+    rest = s3.list_objects(Bucket="tree1", Marker=page["Contents"][-1]["Key"])
+    assert rest["IsTruncated"] is False
+    assert [o["Key"] for o in rest["Contents"]] == sorted(keys)[4:]
+    # boto3 sends encoding-type=url and decodes: a key with a control character comes back.
+    assert "odd key\u0001+%" in [o["Key"] for o in rest["Contents"]]
+    # With a delimiter a page may end on a folder: NextMarker names it, and the next page
+    # starts after everything under it.
+    paginator = s3.get_paginator("list_objects")
+    prefixes, files, markers = [], [], []
+    for page in paginator.paginate(Bucket="tree1", Delimiter="/", PaginationConfig={"PageSize": 2}):
+        prefixes += [p["Prefix"] for p in page.get("CommonPrefixes", [])]
+        files += [o["Key"] for o in page.get("Contents", [])]
+        markers.append(page.get("NextMarker"))
+    assert prefixes == ["dir0/", "dir1/", "dir2/", "z/"]
+    assert files == ["dir1-x", "odd key\u0001+%", "top-0", "top-1", "top-2"]
+    assert markers[:2] == ["dir1-x", "dir2/"] and markers[-1] is None
+    under = s3.list_objects(Bucket="tree1", Prefix="dir2/", Delimiter="/")
+    assert [o["Key"] for o in under["Contents"]] == ["dir2/f0", "dir2/f1"]
+    # The resource collection a user's code (and the SageMaker SDK) iterates.
+    resource = boto3.resource(
+        "s3",
+        endpoint_url=server.url,
+        region_name="us-east-1",
+        aws_access_key_id=server.access_key.access_key_id,
+        aws_secret_access_key=server.access_key.secret_access_key,
+    )
+    collected = resource.Bucket("tree1").objects.filter(Prefix="dir").page_size(2)
+    assert [o.key for o in collected] == [k for k in sorted(keys) if k.startswith("dir")]
+    with pytest.raises(ClientError) as missing:
+        s3.list_objects(Bucket="no-such-tree")
+    assert code_of(missing) == "NoSuchBucket"
 
 
 def test_multipart_upload(s3: Any) -> None:

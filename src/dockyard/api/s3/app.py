@@ -34,6 +34,7 @@ HANDLERS: dict[str, Handler] = {
     "HeadBucket": buckets.head_bucket,
     "DeleteBucket": buckets.delete_bucket,
     "ListObjectsV2": buckets.list_objects_v2,
+    "ListObjects": buckets.list_objects,
     "PutObject": objects.put_object,
     "GetObject": objects.get_object,
     "HeadObject": objects.head_object,

@@ -1,11 +1,14 @@
-"""S3's bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, ListObjectsV2."""
+"""S3's bucket operations: ListBuckets, CreateBucket, HeadBucket, DeleteBucket, and listing a
+bucket's objects, ListObjectsV2 and its first version, ListObjects (boto3's `Bucket.objects`
+collections and the SageMaker SDK's S3Downloader.list use that one)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-from collections.abc import Iterator
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from urllib.parse import quote
 
@@ -64,7 +67,7 @@ async def delete_bucket(call: S3Call) -> Response:
     return Response(b"", 204, request_id_headers())
 
 
-# -- ListObjectsV2 ---------------------------------------------------------------------------
+# -- ListObjectsV2 and ListObjects ------------------------------------------------------------
 
 
 def _token(last: str, is_prefix: bool) -> str:
@@ -137,24 +140,59 @@ def _page(
     return page, False
 
 
-async def list_objects_v2(call: S3Call) -> Response:
+def _listing_query(call: S3Call) -> tuple[str, str, int, str | None]:
+    """The prefix, delimiter, max-keys and encoding-type both listings take."""
     query = call.query
-    prefix = query.get("prefix", "")
-    delimiter = query.get("delimiter", "")
-    max_keys = _max_keys(query.get("max-keys"))
     encoding = query.get("encoding-type")
     if encoding not in (None, "url"):
         raise S3Error("InvalidArgument", f"Invalid Encoding Method specified: {encoding}")
-    start_after = query.get("start-after", "")
-    token = query.get("continuation-token")
+    return (
+        query.get("prefix", ""),
+        query.get("delimiter", ""),
+        _max_keys(query.get("max-keys")),
+        encoding,
+    )
+
+
+def _encoder(encoding: str | None) -> Callable[[str], str]:
+    """Names as written in the listing: URL-encoded when the client asked (boto3 always does,
+    and decodes them), so keys with control characters survive XML."""
+    if encoding == "url":
+        return lambda value: quote(value, safe="/")
+    return lambda value: value
+
+
+def _write_page(
+    document: ET.Element,
+    page: list[tuple[str, ObjectInfo | None]],
+    text: Callable[[str], str],
+    owner: bool,
+) -> None:
+    for name, info in page:
+        if info is None:
+            element(element(document, "CommonPrefixes"), "Prefix", text(name))
+            continue
+        contents = element(document, "Contents")
+        element(contents, "Key", text(name))
+        element(contents, "LastModified", timestamp(info.last_modified))
+        element(contents, "ETag", info.etag)
+        element(contents, "Size", info.size)
+        element(contents, "StorageClass", "STANDARD")
+        if owner:
+            owner_element = element(contents, "Owner")
+            element(owner_element, "ID", OWNER_ID)
+            element(owner_element, "DisplayName", OWNER_ID)
+
+
+async def list_objects_v2(call: S3Call) -> Response:
+    prefix, delimiter, max_keys, encoding = _listing_query(call)
+    start_after = call.query.get("start-after", "")
+    token = call.query.get("continuation-token")
     after, after_prefix = _read_token(token) if token is not None else (start_after, False)
     page, truncated = await call.run(
         _page, call.store, call.bucket, prefix, delimiter, after, after_prefix, max_keys
     )
-
-    def text(value: str) -> str:
-        return quote(value, safe="/") if encoding == "url" else value
-
+    text = _encoder(encoding)
     document = root("ListBucketResult")
     element(document, "Name", call.bucket)
     element(document, "Prefix", text(prefix))
@@ -172,19 +210,46 @@ async def list_objects_v2(call: S3Call) -> Response:
     if truncated and page:
         name, info = page[-1]
         element(document, "NextContinuationToken", _token(name, info is None))
-    fetch_owner = query.get("fetch-owner") == "true"
-    for name, info in page:
-        if info is None:
-            element(element(document, "CommonPrefixes"), "Prefix", text(name))
-            continue
-        contents = element(document, "Contents")
-        element(contents, "Key", text(name))
-        element(contents, "LastModified", timestamp(info.last_modified))
-        element(contents, "ETag", info.etag)
-        element(contents, "Size", info.size)
-        element(contents, "StorageClass", "STANDARD")
-        if fetch_owner:
-            owner = element(contents, "Owner")
-            element(owner, "ID", OWNER_ID)
-            element(owner, "DisplayName", OWNER_ID)
+    _write_page(document, page, text, owner=call.query.get("fetch-owner") == "true")
+    return xml_response(document)
+
+
+def _rolls_up(marker: str, prefix: str, delimiter: str) -> bool:
+    """Whether a ListObjects marker is a common prefix (`dir/` under the delimiter `/`), as the
+    NextMarker of a page that ended on one is: the next page starts after every key under it."""
+    if not delimiter or not marker.startswith(prefix) or not marker.endswith(delimiter):
+        return False
+    return marker.find(delimiter, len(prefix)) == len(marker) - len(delimiter)
+
+
+async def list_objects(call: S3Call) -> Response:
+    """ListObjects, the first version: a `marker` (a key, or a common prefix) where v2 has a
+    continuation token, and Owner in every entry."""
+    prefix, delimiter, max_keys, encoding = _listing_query(call)
+    marker = call.query.get("marker", "")
+    page, truncated = await call.run(
+        _page,
+        call.store,
+        call.bucket,
+        prefix,
+        delimiter,
+        marker,
+        _rolls_up(marker, prefix, delimiter),
+        max_keys,
+    )
+    text = _encoder(encoding)
+    document = root("ListBucketResult")
+    element(document, "Name", call.bucket)
+    element(document, "Prefix", text(prefix))
+    element(document, "Marker", text(marker))
+    element(document, "MaxKeys", max_keys)
+    if delimiter:
+        element(document, "Delimiter", text(delimiter))
+    element(document, "IsTruncated", "true" if truncated else "false")
+    if encoding:
+        element(document, "EncodingType", encoding)
+    # As S3 does, NextMarker only with a delimiter; without one, clients go on from the last key.
+    if truncated and page and delimiter:
+        element(document, "NextMarker", text(page[-1][0]))
+    _write_page(document, page, text, owner=True)
     return xml_response(document)

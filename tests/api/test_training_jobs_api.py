@@ -128,6 +128,22 @@ def test_duplicate_name_is_resource_in_use(server: RunningServer, tmp_path: Path
     wait_for_job(sagemaker, "dup")
 
 
+def test_output_data_config_answers_an_empty_kms_key_id(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """As SageMaker does when no key was given: the SageMaker SDK's Estimator.attach reads
+    OutputDataConfig.KmsKeyId without a default."""
+    sagemaker = server.client("sagemaker")
+    image = make_image(tmp_path / "i", "print('ok')")
+    sagemaker.create_training_job(**training_request("no-key", image))
+    keyed = training_request("keyed", image)
+    keyed["OutputDataConfig"]["KmsKeyId"] = "alias/models"
+    sagemaker.create_training_job(**keyed)
+    for name, key in (("no-key", ""), ("keyed", "alias/models")):
+        described = wait_for_job(sagemaker, name)
+        assert described["OutputDataConfig"] == {"S3OutputPath": "s3://bucket/out", "KmsKeyId": key}
+
+
 def _bad(server: RunningServer, request: dict[str, Any]) -> str:
     sagemaker = server.client("sagemaker")
     with pytest.raises(ClientError) as error:

@@ -40,7 +40,11 @@ def described(view: TrainingJobView) -> DescribeTrainingJobResponse:
         algorithm_specification=request.algorithm_specification,
         role_arn=request.role_arn,
         input_data_config=request.input_data_config or None,
-        output_data_config=request.output_data_config,
+        # SageMaker answers an empty KmsKeyId when none was given, and the SageMaker SDK's
+        # Estimator.attach reads it unconditionally.
+        output_data_config=request.output_data_config.model_copy(
+            update={"kms_key_id": request.output_data_config.kms_key_id or ""}
+        ),
         resource_config=request.resource_config,
         stopping_condition=request.stopping_condition,
         creation_time=record.creation_time,

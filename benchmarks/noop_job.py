@@ -97,6 +97,8 @@ def driver_settings(home: Path) -> Settings:
     options: dict[str, Any] = {
         "home": home, "store": "local", "database_url": None, "stop_grace_seconds": 2.0,
     }  # fmt: skip
+    if "local_paths" in Settings.model_fields:  # the image folder sits beside the home
+        options["local_paths"] = [home.parent]
     if "sandbox_uid_base" in Settings.model_fields:  # only the hardened version has it
         options["sandbox_uid_base"] = private_uid_base()
     return Settings(**options)

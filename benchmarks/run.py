@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import os
 import re
 import shutil
 import signal
@@ -134,6 +135,9 @@ def main() -> None:
     info = machine()
     previous = RESULTS.read_text() if RESULTS.is_file() else ""
     work = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
+    # The benchmarks' image folders and local data live here; the server reads them only
+    # under DOCKYARD_LOCAL_PATHS, whose default (the home folder) does not hold it.
+    os.environ["DOCKYARD_LOCAL_PATHS"] = str(work)
     blocks: dict[str, str] = {}
     try:
         with _sigterm_exits():

@@ -253,3 +253,36 @@ def test_transform_outputs_make_their_folder_tree(lines: Any, tmp_path: Path) ->
     described = wait_for_transform(lines, "tree")
     assert described["TransformJobStatus"] == "Completed", described.get("FailureReason")
     assert (output / "a.csv.out").read_text() == "1,A,1\n"
+
+
+def test_image_folders_follow_the_same_rule(
+    server: RunningServer, tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An image folder's Dockerfile and COPY sources are read for the caller (who may be on
+    another machine): only folders DOCKYARD_LOCAL_PATHS allows can be named as an image."""
+    sagemaker = server.client("sagemaker")
+    outside = make_image(tmp_path_factory.mktemp("outside") / "img", "print('never runs')\n")
+    hidden = make_image(tmp_path / ".images" / "img", "print('never runs')\n")
+    own = make_image(server.settings.home / "img", "print('never runs')\n")
+    (tmp_path / "link").symlink_to(outside)
+    cases = {
+        str(outside): "outside the folders",
+        f"file://{outside}": "outside the folders",
+        str(tmp_path / "link"): "outside the folders",  # judged by its target
+        str(hidden): "hidden folder",
+        str(own): "dockyard folder",
+        "examples/r-randomforest": "must be absolute",
+    }
+    for ref, rule in cases.items():
+        request = training_request("img", outside)
+        request["AlgorithmSpecification"]["TrainingImage"] = ref
+        message = _refused(sagemaker.create_training_job, **request)
+        assert message.startswith(f"image {ref}:") and rule in message, message
+        message = _refused(sagemaker.create_model, ModelName="img", PrimaryContainer={"Image": ref})
+        assert message.startswith(f"image {ref}:") and rule in message, message
+    assert sagemaker.list_training_jobs()["TrainingJobSummaries"] == []
+    assert sagemaker.list_models()["Models"] == []
+    # Inside a root, the same folder's copy trains.
+    allowed = make_image(tmp_path / "img", "print('ran')\n")
+    sagemaker.create_training_job(**training_request("allowed", allowed))
+    assert wait_for_job(sagemaker, "allowed")["TrainingJobStatus"] == "Completed"

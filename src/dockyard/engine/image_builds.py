@@ -13,7 +13,6 @@ from dockyard.contract.errors import DockyardError, ImageError, NotFoundError
 from dockyard.engine.context import EngineContext
 from dockyard.runtimes.image_layers import pip_steps
 from dockyard.runtimes.image_setup import MISSING, ready_image, run_line_outcomes
-from dockyard.runtimes.images import read_image
 
 _KEPT_BUILDS = 64  # finished builds whose log can still be read
 _MAX_LINES = 1000  # log lines one DescribeImageBuild returns
@@ -40,7 +39,7 @@ class ImageBuilds:
 
     def check(self, ref: str) -> dict[str, Any]:
         """CheckImage: each RUN line and what it becomes, and whether the layer is built."""
-        image = read_image(ref)
+        image = self.ctx.image_folder(ref)
         layer = self.ctx.environments.image_layer_state(image)
         return {
             "RunLines": [
@@ -58,7 +57,7 @@ class ImageBuilds:
 
     def start(self, ref: str) -> dict[str, Any]:
         """BuildImage: check the folder now (a clear error at once), build on a thread."""
-        image = read_image(ref)
+        image = self.ctx.image_folder(ref)
         missing = [o for o in run_line_outcomes(image) if o.outcome == MISSING]
         if missing:
             needs = "; ".join(f"RUN line {o.number} needs {o.detail}" for o in missing)

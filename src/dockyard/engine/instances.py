@@ -27,7 +27,7 @@ from dockyard.runtimes.base import HostSpec, RunningHost
 from dockyard.runtimes.environments import PythonEnvironment, framework_image
 from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.image_setup import ready_image
-from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec, read_image
+from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec
 from dockyard.runtimes.netns import NamespaceConnector, Network
 from dockyard.runtimes.serving_toolkit import serving_toolkit
 from dockyard.runtimes.volumes import HostFolder
@@ -107,7 +107,7 @@ def _image(
 ) -> tuple[ImageSpec, list[tuple[Path, str]], PythonEnvironment | None]:
     framework = resolve_framework(name, ctx.frameworks)
     if framework is None:
-        ready = ready_image(read_image(name), ctx.environments, log)
+        ready = ready_image(ctx.image_folder(name), ctx.environments, log)
         return ready.image, ready.binds, ready.python
     if framework.note:
         log(framework.note)

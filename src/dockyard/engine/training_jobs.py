@@ -25,7 +25,6 @@ from dockyard.engine.paging import Page, resource_page
 from dockyard.engine.staging import find_channel_source
 from dockyard.engine.training_run import TrainingRun
 from dockyard.runtimes.frameworks import resolve_framework
-from dockyard.runtimes.images import read_image
 from dockyard.storage.metadata import TrainingJobView, Transition
 from dockyard.storage.objects import S3Uri
 from dockyard.storage.records import TRAINING_JOBS, Listed, TrainingJobRecord
@@ -79,7 +78,7 @@ class TrainingJobs:
         spec = request.algorithm_specification
         assert spec.training_image is not None
         if resolve_framework(spec.training_image, self.ctx.frameworks) is None:
-            image = read_image(spec.training_image)
+            image = self.ctx.image_folder(spec.training_image)
             image.argv(spec.container_entrypoint, spec.container_arguments, "train")
         for channel in request.channels:
             if channel.s3.s3_data_type != "S3Prefix":

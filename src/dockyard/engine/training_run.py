@@ -53,7 +53,7 @@ from dockyard.runtimes.base import HostSpec
 from dockyard.runtimes.environments import PythonEnvironment, framework_image
 from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.runtimes.image_setup import ready_image
-from dockyard.runtimes.images import ImageSpec, read_image
+from dockyard.runtimes.images import ImageSpec
 from dockyard.runtimes.netns import Network
 from dockyard.storage.records import TRAINING_JOBS, TrainingJobRecord
 
@@ -309,7 +309,9 @@ class TrainingRun:
         with the code's requirements in a layer over it, all made before the sandbox starts."""
         framework = resolve_framework(name, self.ctx.frameworks)
         if framework is None:
-            ready = ready_image(read_image(name), self.ctx.environments, self._platform_log)
+            ready = ready_image(
+                self.ctx.image_folder(name), self.ctx.environments, self._platform_log
+            )
             self._environment_binds, self._python = ready.binds, ready.python
             return ready.image
         if framework.note:

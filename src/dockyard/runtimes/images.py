@@ -102,7 +102,7 @@ class ImageSpec:
 
 def read_image(ref: str) -> ImageSpec:
     """Read the image folder `ref` (a path or a `file://` URI) into an ImageSpec."""
-    display = _ref_path(ref)
+    display = image_folder_path(ref)
     folder = Path(display)
     if not folder.is_dir():
         if folder.exists():
@@ -124,7 +124,8 @@ def read_image(ref: str) -> ImageSpec:
     )
 
 
-def _ref_path(ref: str) -> str:
+def image_folder_path(ref: str) -> str:
+    """The path an image folder reference names (a path, or a `file://` URI)."""
     if not ref.startswith("file:"):
         return ref
     parts = urlsplit(ref)

@@ -123,7 +123,8 @@ def remote(
         DOCKYARD_HOME=str(home),
         DOCKYARD_ENVS_DIR=str(shared_envs_dir),  # framework environments built once per machine
         DOCKYARD_STOP_GRACE_SECONDS="1",
-        DOCKYARD_LOCAL_PATHS=str(tmp_path_factory.getbasetemp()),
+        # The examples hold the image folder the server's own BYOC job names.
+        DOCKYARD_LOCAL_PATHS=f"{tmp_path_factory.getbasetemp()}:{EXAMPLES}",
     )
     log = (server_side / "server.log").open("wb")
     process = subprocess.Popen(

@@ -296,6 +296,8 @@ class SigV4Middleware:
         for service, routed in self.by_service.items():
             if f"/{service}/aws4_request" in credential:
                 return routed.refusal
+        if not credential and "s3" in self.by_service and _s3_shaped(head, self.names):
+            return self.by_service["s3"].refusal  # e.g. `aws s3 ls --no-sign-request`
         return refusal
 
     async def _serve(
@@ -325,6 +327,14 @@ class SigV4Middleware:
         except AuthError:
             if not replaced and body.error is not None:
                 await _refuse(send, body.check.head, body.error, body.check.user, refuse)
+
+
+def _s3_shaped(head: RequestHead, names: ApiNames) -> bool:
+    """An unsigned request only S3 could be meant for: no other API takes a path or method
+    besides POST / (the JSON APIs with X-Amz-Target, STS's form) and the runtime's paths."""
+    if names.signing_service(head) is not None:
+        return False
+    return not (head.method == "POST" and head.path == "/")
 
 
 def _verified(check: Check, receive: Receive) -> _Body:

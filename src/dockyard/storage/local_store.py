@@ -38,6 +38,8 @@ from dockyard.storage.objects import (
 TEMP_DIR_NAME = ".tmp"
 _CHUNK_BYTES = 8 * 1024 * 1024
 _OBJECT_MODE = 0o644
+# A file name's limit (NAME_MAX) on Linux's file systems: each segment of a key is one.
+MAX_SEGMENT_BYTES = 255
 # A rename can lose a race with delete(), which prunes empty folders; making the folder again
 # and retrying is enough, because the pruning only ever removes empty folders.
 _INSTALL_ATTEMPTS = 5
@@ -397,10 +399,18 @@ class LocalObjectStore(ObjectStore):
     @staticmethod
     def _validate_key(key: str) -> None:
         validate_key(key)
-        if "" in key.rstrip("/").split("/"):
+        segments = key.rstrip("/").split("/")
+        if "" in segments:
             raise ValidationError(
                 f"object key {key!r} has an empty path segment ('//'), which the local store "
                 "cannot tell apart from a single '/'; use single slashes"
+            )
+        longest = max(len(segment.encode("utf-8")) for segment in segments)
+        if longest > MAX_SEGMENT_BYTES:
+            raise ValidationError(
+                f"object key {key[:80]!r}... has a path segment of {longest} bytes; the local "
+                f"store keeps keys as file paths, whose segments (between '/') are limited to "
+                f"{MAX_SEGMENT_BYTES} bytes: split the key with '/' or shorten it"
             )
 
     def _object_path(self, bucket: str, key: str) -> Path:

@@ -117,8 +117,11 @@ def test_refusals_are_s3_xml(s3: Any, server: RunningServer) -> None:
         assert answer.status_code == 403, answer.text
         assert answer.headers["content-type"] == "application/xml"
         assert code(answer) == expected
-    # Unsigned, nothing names S3: refused as the JSON APIs refuse (they share the paths).
-    assert httpx.get(server.url + "/sigs").status_code == 403
+    # Unsigned: a path only S3 takes gets S3's XML (`aws s3 ls --no-sign-request` reads it);
+    # POST / (the JSON APIs' and STS's) gets the JSON refusal.
+    unsigned = httpx.get(server.url + "/sigs")
+    assert (unsigned.status_code, code(unsigned)) == (403, "AccessDenied")
+    assert httpx.post(server.url + "/", content=b"{}").headers["x-amzn-errortype"]
     # boto3 with the wrong secret reads the code from the XML.
     wrong = server.client_with_config("s3", Config(s3={"addressing_style": "path"}))
     wrong._request_signer._credentials = Credentials(server.access_key.access_key_id, "nope")

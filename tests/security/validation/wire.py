@@ -170,5 +170,12 @@ class Api:
         return self.run(together())
 
     def close(self) -> None:
+        # Requests a failed test left running are cancelled first: their worker threads
+        # (anyio's, not daemons) would otherwise keep the test process from exiting.
+        pending = asyncio.all_tasks(self.loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            self.run(asyncio.wait(pending))
         self.run(self.client.aclose())
         self.loop.close()

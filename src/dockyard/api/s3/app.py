@@ -106,6 +106,14 @@ def operation_shapes() -> tuple[OperationShape, ...]:
     return tuple(sorted(shapes, key=lambda shape: (-shape.specificity, shape.name not in HANDLERS)))
 
 
+@functools.cache
+def takes_body(name: str) -> bool:
+    """Whether botocore's model gives the operation a request body (a payload member)."""
+    model = botocore.session.get_session().get_service_model("s3")
+    input_shape = model.operation_model(name).input_shape
+    return input_shape is not None and "payload" in input_shape.serialization
+
+
 def find_operation(
     method: str, level: int, query: Mapping[str, str], headers: set[str]
 ) -> str | None:
@@ -195,4 +203,8 @@ class S3App:
                 400,  # not S3's 501: a request dockyard cannot serve is the client's to change
             )
         call = S3Call(request, bucket, key, self.store, self.staging)
+        if _has_body(request) and not takes_body(name or ""):
+            # A body the operation has no use for is still read (bounded) before it runs: the
+            # signature covers it, and an operation runs only once its request has checked out.
+            await call.small_body()
         return await handler(call)

@@ -59,12 +59,21 @@ class Upload:
     initiated: datetime
     checksum_algorithm: str | None
 
-    def part_path(self, number: int) -> Path:
-        return self.folder / f"part-{number:05d}"
+    def part_path(self, number: int, md5: str) -> Path:
+        """A part's file, named by its content: a part uploaded again (a retry) goes to a new
+        file, so a Complete that read the part's record joins the very bytes it describes."""
+        return self.folder / f"part-{number:05d}-{md5}"
 
     def parts(self) -> list[dict[str, Any]]:
         found = []
-        for meta in sorted(self.folder.glob("part-*.json")):
+        try:
+            names = os.listdir(self.folder)
+        except FileNotFoundError:
+            raise no_such_upload(self.upload_id) from None  # completed or aborted meanwhile
+        for name in sorted(names):
+            if not (name.startswith("part-") and name.endswith(".json")):
+                continue
+            meta = self.folder / name
             with contextlib.suppress(OSError, ValueError):
                 found.append(json.loads(meta.read_text()))
         return sorted(found, key=lambda part: part["number"])
@@ -74,6 +83,17 @@ def _write_json(path: Path, record: dict[str, Any]) -> None:
     temp = path.with_name(f".{path.name}.{secrets.token_hex(4)}")
     temp.write_text(json.dumps(record))
     os.replace(temp, path)
+
+
+def _remove(upload: Upload) -> None:
+    """Renamed away, then removed: a part that arrives meanwhile finds no folder (NoSuchUpload)
+    instead of being left behind in a half-removed one."""
+    gone = upload.folder.with_name(f".gone-{upload.upload_id}-{secrets.token_hex(4)}")
+    try:
+        os.rename(upload.folder, gone)
+    except FileNotFoundError:
+        return  # completed or aborted at the same time
+    shutil.rmtree(gone, ignore_errors=True)
 
 
 def _load(staging: Staging, upload_id: str, bucket: str, key: str) -> Upload:
@@ -131,7 +151,7 @@ async def create_multipart_upload(call: S3Call) -> Response:
 
 
 async def _keep_part(upload: Upload, number: int, spooled: Spooled) -> None:
-    os.replace(spooled.path, upload.part_path(number))
+    os.replace(spooled.path, upload.part_path(number, spooled.md5.hex()))
     record = {
         "number": number,
         "etag": spooled.etag,
@@ -146,11 +166,11 @@ async def _keep_part(upload: Upload, number: int, spooled: Spooled) -> None:
 async def upload_part(call: S3Call) -> Response:
     number = _part_number(call.query.get("partNumber"))
     upload = _load(call.staging, call.query.get("uploadId", ""), call.bucket, call.key)
-    spooled = await spool_body(call, upload.folder / f".incoming-{secrets.token_hex(8)}")
-    if not upload.folder.is_dir():  # aborted while the part came in
-        spooled.path.unlink(missing_ok=True)
-        raise no_such_upload(upload.upload_id)
-    await _keep_part(upload, number, spooled)
+    try:
+        spooled = await spool_body(call, upload.folder / f".incoming-{secrets.token_hex(8)}")
+        await _keep_part(upload, number, spooled)
+    except FileNotFoundError:
+        raise no_such_upload(upload.upload_id) from None  # aborted while the part came in
     return Response(b"", 200, {**request_id_headers(), "ETag": spooled.etag, **spooled.checksums})
 
 
@@ -170,10 +190,13 @@ async def upload_part_copy(call: S3Call) -> Response:
             assert span is not None
             start, length = span[0], span[1] - span[0] + 1
         await call.run(opened.source.seek, start)
-        spooled = await call.staging.spool_file(
-            opened.source, upload.folder / f".incoming-{secrets.token_hex(8)}", length
-        )
-    await _keep_part(upload, number, spooled)
+        try:
+            spooled = await call.staging.spool_file(
+                opened.source, upload.folder / f".incoming-{secrets.token_hex(8)}", length
+            )
+            await _keep_part(upload, number, spooled)
+        except FileNotFoundError:
+            raise no_such_upload(upload.upload_id) from None  # aborted meanwhile
     document = root("CopyPartResult")
     element(document, "LastModified", timestamp(datetime.now(UTC)))
     element(document, "ETag", spooled.etag)
@@ -216,10 +239,13 @@ def _join(upload: Upload, wanted: list[tuple[int, str]], dest: Path) -> str:
                 f"least {MIN_PART_BYTES} bytes",
             )
         digests += bytes.fromhex(part["md5"])
-    with open(dest, "wb") as out:
-        for number, _ in wanted:
-            with open(upload.part_path(number), "rb") as source:
-                shutil.copyfileobj(source, out, 8 * 1024 * 1024)
+    try:
+        with open(dest, "wb") as out:
+            for number, _ in wanted:
+                with open(upload.part_path(number, kept[number]["md5"]), "rb") as source:
+                    shutil.copyfileobj(source, out, 8 * 1024 * 1024)
+    except FileNotFoundError:
+        raise no_such_upload(upload.upload_id) from None  # aborted while it was completed
     return f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(wanted)}"'
 
 
@@ -235,7 +261,7 @@ async def complete_multipart_upload(call: S3Call) -> Response:
         raise
     joined = Spooled(dest, size, b"", multipart_etag=etag)
     installed = await install_spooled(call, joined, upload.bucket, upload.key)
-    await call.run(shutil.rmtree, upload.folder, True)
+    await call.run(_remove, upload)
     document = root("CompleteMultipartUploadResult")
     element(document, "Location", f"/{upload.bucket}/{upload.key}")
     element(document, "Bucket", upload.bucket)
@@ -246,7 +272,7 @@ async def complete_multipart_upload(call: S3Call) -> Response:
 
 async def abort_multipart_upload(call: S3Call) -> Response:
     upload = _load(call.staging, call.query.get("uploadId", ""), call.bucket, call.key)
-    await call.run(shutil.rmtree, upload.folder, True)
+    await call.run(_remove, upload)
     return Response(b"", 204, request_id_headers())
 
 
@@ -292,12 +318,14 @@ def _uploads(staging: Staging, bucket: str, prefix: str) -> list[Upload]:
     if not staging.uploads.is_dir():
         return found
     for folder in staging.uploads.iterdir():
+        if not _UPLOAD_ID.match(folder.name):
+            continue  # an upload being removed
         try:
             record = json.loads((folder / "upload.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if record["bucket"] == bucket and record["key"].startswith(prefix):
-            found.append(_load(staging, folder.name, record["bucket"], record["key"]))
+            if record["bucket"] == bucket and record["key"].startswith(prefix):
+                found.append(_load(staging, folder.name, record["bucket"], record["key"]))
+        except (OSError, ValueError, S3Error):
+            continue  # completed or aborted as we listed
     return sorted(found, key=lambda upload: (upload.key, upload.initiated))
 
 

@@ -3,6 +3,7 @@ the SigV4 check."""
 
 from __future__ import annotations
 
+import re
 import uuid
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
@@ -89,10 +90,22 @@ def xml_tag(document: ET.Element, name: str) -> str:
     return name
 
 
+# What XML 1.0 cannot hold, not even as a character reference: control characters but tab and
+# line breaks, lone surrogates (from a path that is not UTF-8), U+FFFE and U+FFFF.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def xml_text(value: object) -> str:
+    """`value` as text an XML parser reads back: what XML cannot hold becomes U+FFFD (keys
+    with such characters reach clients whole only with encoding-type=url, as in S3)."""
+    text = value if isinstance(value, str) else str(value)
+    return _NOT_XML.sub("\ufffd", text)
+
+
 def element(parent: ET.Element, tag: str, text: object = None) -> ET.Element:
     child = ET.SubElement(parent, tag)
     if text is not None:
-        child.text = text if isinstance(text, str) else str(text)
+        child.text = xml_text(text)
     return child
 
 

@@ -23,6 +23,8 @@ from dockyard.contract.errors import (
     ValidationError,
 )
 from dockyard.storage.objects import (
+    NO_ATTRIBUTES,
+    ObjectAttributes,
     ObjectInfo,
     ObjectStore,
     Progress,
@@ -51,6 +53,22 @@ _INSTALL_ATTEMPTS = 5
 ETAG_XATTR = "user.dockyard.etag"
 
 
+# The object's attributes (Content-Type, user metadata, checksums; ObjectAttributes as JSON),
+# kept the same way. Not a sidecar file: a file beside the object could be named by a key.
+ATTRIBUTES_XATTR = "user.dockyard.attributes"
+
+
+def stored_attributes(path: int | str | os.PathLike[str]) -> ObjectAttributes:
+    try:
+        if isinstance(path, int):
+            return ObjectAttributes.from_json(os.getxattr(path, ATTRIBUTES_XATTR))
+        return ObjectAttributes.from_json(
+            os.getxattr(path, ATTRIBUTES_XATTR, follow_symlinks=False)
+        )
+    except OSError:
+        return NO_ATTRIBUTES
+
+
 def stored_etag(path: int | str | os.PathLike[str]) -> str | None:
     """The ETag kept with the file (a path, or an open file's descriptor), if any."""
     try:
@@ -61,12 +79,17 @@ def stored_etag(path: int | str | os.PathLike[str]) -> str | None:
         return None
 
 
-def _keep_etag(path: str | os.PathLike[str], etag: str | None) -> None:
-    if etag is None:
-        return
-    # A file system without user xattrs: the object gets etag_of's ETag instead.
-    with contextlib.suppress(OSError):
-        os.setxattr(path, ETAG_XATTR, etag.encode("ascii"), follow_symlinks=False)
+def _keep_etag(
+    path: str | os.PathLike[str], etag: str | None, attributes: ObjectAttributes = NO_ATTRIBUTES
+) -> None:
+    # A file system without user xattrs: the object gets etag_of's ETag and no attributes.
+    if etag is not None:
+        with contextlib.suppress(OSError):
+            os.setxattr(path, ETAG_XATTR, etag.encode("ascii"), follow_symlinks=False)
+    if attributes:
+        with contextlib.suppress(OSError):
+            value = attributes.to_json().encode("utf-8", "surrogateescape")
+            os.setxattr(path, ATTRIBUTES_XATTR, value, follow_symlinks=False)
 
 
 def etag_of(status: os.stat_result) -> str:
@@ -84,7 +107,7 @@ def etag_of(status: os.stat_result) -> str:
 def _info(key: str, status: os.stat_result, path: str | os.PathLike[str]) -> ObjectInfo:
     modified = datetime.fromtimestamp(status.st_mtime_ns / 1e9, tz=UTC)
     etag = stored_etag(path) or etag_of(status)
-    return ObjectInfo(key=key, size=status.st_size, last_modified=modified, etag=etag)
+    return ObjectInfo(key, status.st_size, modified, etag, stored_attributes(path))
 
 
 def _copy_stream(source: BufferedReader, target: IO[bytes], progress: Progress | None) -> None:
@@ -210,10 +233,11 @@ class LocalObjectStore(ObjectStore):
                 raise self._missing(bucket, key)
             modified = datetime.fromtimestamp(status.st_mtime_ns / 1e9, tz=UTC)
             etag = stored_etag(source.fileno()) or etag_of(status)
+            attributes = stored_attributes(source.fileno())
         except BaseException:
             source.close()
             raise
-        return source, ObjectInfo(key, status.st_size, modified, etag)
+        return source, ObjectInfo(key, status.st_size, modified, etag, attributes)
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
         with self._open(bucket, key) as source:
@@ -277,18 +301,27 @@ class LocalObjectStore(ObjectStore):
         progress: Progress | None = None,
         move: bool = False,
         etag: str | None = None,
+        attributes: ObjectAttributes = NO_ATTRIBUTES,
     ) -> None:
         path = Path(path)
         check_source_file(path)
-        if move and self._move_in(bucket, key, path, progress, etag):
+        if move and self._move_in(bucket, key, path, progress, etag, attributes):
             return
         with path.open("rb") as source:
-            self._put(bucket, key, lambda target: _copy_stream(source, target, progress), etag)
+            self._put(
+                bucket, key, lambda target: _copy_stream(source, target, progress), etag, attributes
+            )
         if move:
             path.unlink()
 
     def _move_in(
-        self, bucket: str, key: str, path: Path, progress: Progress | None, etag: str | None
+        self,
+        bucket: str,
+        key: str,
+        path: Path,
+        progress: Progress | None,
+        etag: str | None,
+        attributes: ObjectAttributes,
     ) -> bool:
         """Rename `path` into place; False when it lives on another file system."""
         target = self._target(bucket, key)
@@ -296,7 +329,7 @@ class LocalObjectStore(ObjectStore):
             path.unlink()
             return True
         size = path.stat().st_size
-        _keep_etag(path, etag)
+        _keep_etag(path, etag, attributes)
         try:
             self._install(path, target, bucket, key)
         except StorageError as exc:
@@ -313,6 +346,7 @@ class LocalObjectStore(ObjectStore):
         key: str,
         fill: Callable[[IO[bytes]], object],
         etag: str | None = None,
+        attributes: ObjectAttributes = NO_ATTRIBUTES,
     ) -> None:
         target = self._target(bucket, key)
         if target is None:
@@ -328,7 +362,7 @@ class LocalObjectStore(ObjectStore):
             with os.fdopen(fd, "wb") as out:
                 fill(out)
             os.chmod(temp, _OBJECT_MODE)  # mkstemp makes 0600; sandboxes may run as other users
-            _keep_etag(temp, etag)
+            _keep_etag(temp, etag, attributes)
             self._install(temp, target, bucket, key)
         except OSError as exc:
             temp.unlink(missing_ok=True)

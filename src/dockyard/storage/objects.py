@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, TypeAlias
@@ -144,11 +145,51 @@ def is_s3_uri(text: str) -> bool:
 
 
 @dataclass(frozen=True)
+class ObjectAttributes:
+    """What a writer said about an object besides its bytes (through the S3 API: Content-Type,
+    x-amz-meta-*, and the x-amz-checksum-* values it sent and that were checked). Objects
+    written by jobs have none."""
+
+    content_type: str | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)  # x-amz-meta-<name> -> value
+    checksums: Mapping[str, str] = field(default_factory=dict)  # x-amz-checksum-<alg> -> base64
+
+    def __bool__(self) -> bool:
+        return bool(self.content_type or self.metadata or self.checksums)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"content_type": self.content_type, "metadata": dict(self.metadata),
+             "checksums": dict(self.checksums)},
+            separators=(",", ":"),
+        )  # fmt: skip
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ObjectAttributes:
+        """What to_json wrote; anything else (a file touched by hand) reads as no attributes."""
+        try:
+            record = json.loads(text)
+            content_type = record.get("content_type")
+            metadata, checksums = record.get("metadata") or {}, record.get("checksums") or {}
+        except (ValueError, AttributeError):
+            return cls()
+        if not (content_type is None or isinstance(content_type, str)):
+            return cls()
+        if not all(isinstance(v, str) for v in (*metadata.values(), *checksums.values())):
+            return cls()
+        return cls(content_type, dict(metadata), dict(checksums))
+
+
+NO_ATTRIBUTES = ObjectAttributes()
+
+
+@dataclass(frozen=True)
 class ObjectInfo:
     key: str
     size: int
     last_modified: datetime  # timezone-aware, UTC
     etag: str  # in double quotes, as S3 sends it
+    attributes: ObjectAttributes = NO_ATTRIBUTES
 
 
 def key_relative_to_prefix(prefix: str, key: str) -> str:
@@ -245,11 +286,13 @@ class ObjectStore(ABC):
         progress: Progress | None = None,
         move: bool = False,
         etag: str | None = None,
+        attributes: ObjectAttributes = NO_ATTRIBUTES,
     ) -> None:
         """Store the file at `path` as the object. With `move=True` the file is consumed: the
         local store renames it into place when it can, and `path` is gone afterwards. `etag`
         (quoted): the ETag the caller computed (the S3 API: the MD5, or a multipart ETag), kept
-        with the object by stores that keep their own; remote stores compute theirs."""
+        with the object by stores that keep their own; remote stores compute theirs.
+        `attributes` are kept with the object and come back in its ObjectInfo."""
 
     @abstractmethod
     def put_stream(

@@ -28,6 +28,8 @@ from s3transfer.subscribers import BaseSubscriber
 
 from dockyard.contract.errors import BucketNotEmpty, NoSuchBucket, NoSuchKey, StorageError
 from dockyard.storage.objects import (
+    NO_ATTRIBUTES,
+    ObjectAttributes,
     ObjectInfo,
     ObjectStore,
     Progress,
@@ -244,6 +246,7 @@ class S3ObjectStore(ObjectStore):
             size=response["ContentLength"],
             last_modified=_utc(response["LastModified"]),
             etag=response["ETag"],
+            attributes=ObjectAttributes(response.get("ContentType"), response.get("Metadata", {})),
         )
 
     def get_bytes(self, bucket: str, key: str) -> bytes:
@@ -382,17 +385,22 @@ class S3ObjectStore(ObjectStore):
         progress: Progress | None = None,
         move: bool = False,
         etag: str | None = None,
+        attributes: ObjectAttributes = NO_ATTRIBUTES,
     ) -> None:
         validate_bucket(bucket)
         validate_key(key)
         path = Path(path)
         check_source_file(path)
         report = _TransferReport(progress)
+        # The remote store keeps Content-Type and metadata itself; checksums it computes anew.
+        extra: dict[str, Any] = {"Metadata": dict(attributes.metadata)}
+        if attributes.content_type:
+            extra["ContentType"] = attributes.content_type
         with (
             self._translated(bucket, key),
             create_transfer_manager(self.client, TRANSFER_CONFIG) as manager,
         ):
-            manager.upload(str(path), bucket, key, subscribers=[report]).result()
+            manager.upload(str(path), bucket, key, extra, subscribers=[report]).result()
         if move:
             path.unlink()  # the same outcome as the local store's rename
 

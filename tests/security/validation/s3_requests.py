@@ -253,14 +253,16 @@ class S3RequestMaker:
         if kind == "structure" and depth < 3:
             members = shape.members  # type: ignore[attr-defined]
             required = set(shape.required_members)  # type: ignore[attr-defined]
-            return {
+            values = {
                 member_name: self.member(member_name, member, depth + 1)
                 for member_name, member in members.items()
                 if member_name in required or rng.random() < 0.3
             }
+            return {name: value for name, value in values.items() if value is not None}
         if kind == "list" and depth < 3:
             member = shape.member  # type: ignore[attr-defined]
-            return [self.member(member.name, member, depth + 1) for _ in range(rng.randint(0, 3))]
+            items = [self.member(member.name, member, depth + 1) for _ in range(rng.randint(0, 3))]
+            return [item for item in items if item is not None]
         if kind == "map":
             return {"k": "v"}
         return None

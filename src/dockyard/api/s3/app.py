@@ -52,6 +52,7 @@ HANDLERS: dict[str, Handler] = {
 # Virtual-host addressing: `<bucket>.localhost[:port]` (names under .localhost resolve to the
 # loopback address by RFC 6761; clients that resolve them reach this server).
 VIRTUAL_HOST_SUFFIX = ".localhost"
+DRAIN_BYTES = 8 * 1024 * 1024  # an unread body up to this is read before an early answer
 
 
 @dataclass(frozen=True)
@@ -184,9 +185,16 @@ class S3App:
             )
             response = error_response(s3_error, resource=resource, head=method == "HEAD")
         if not body_read and _has_body(request):
-            # Answered without taking the body (an error, usually): the body's bytes must not
-            # be read as the next request on this connection, nor waited for.
-            response.headers["connection"] = "close"
+            # Answered without taking the body (an error, usually). A small body is read and
+            # dropped, so the client, still sending it, gets the answer (a socket closed on
+            # unread bytes is reset, and the answer lost with it); a larger one is not waited
+            # for: the connection closes, so its bytes are never read as the next request.
+            drained = 0
+            while not body_read and drained <= DRAIN_BYTES:
+                message = await receive_body()
+                drained += len(message.get("body", b""))
+            if not body_read:
+                response.headers["connection"] = "close"
         await response(scope, receive_body, send)
 
     async def _dispatch(self, request: Request, method: str, bucket: str, key: str) -> Response:

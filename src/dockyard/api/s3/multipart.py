@@ -8,6 +8,7 @@ S3's: the MD5 of the parts' MD5s, then `-<number of parts>`.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -15,7 +16,7 @@ import os
 import re
 import secrets
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,9 +30,10 @@ from dockyard.api.s3.objects import (
     install_spooled,
     no_such_bucket,
     open_source,
+    request_attributes,
     spool_body,
 )
-from dockyard.api.s3.staging import Spooled, Staging, checksum_of
+from dockyard.api.s3.staging import CHECKSUM_PREFIX, Spooled, Staging, checksum_of
 from dockyard.api.s3.wire import (
     S3Error,
     element,
@@ -43,6 +45,7 @@ from dockyard.api.s3.wire import (
     xml_response,
     xml_tag,
 )
+from dockyard.storage.objects import NO_ATTRIBUTES, ObjectAttributes
 
 MIN_PART_BYTES = 5 * 1024 * 1024  # every part but the last (S3's rule)
 MAX_PARTS = 10_000
@@ -58,6 +61,8 @@ class Upload:
     key: str
     initiated: datetime
     checksum_algorithm: str | None
+    checksum_type: str | None = None  # x-amz-checksum-type: COMPOSITE (S3's default) or FULL_OBJECT
+    attributes: ObjectAttributes = NO_ATTRIBUTES  # Content-Type and metadata, for the object
 
     def part_path(self, number: int, md5: str) -> Path:
         """A part's file, named by its content: a part uploaded again (a retry) goes to a new
@@ -113,6 +118,8 @@ def _load(staging: Staging, upload_id: str, bucket: str, key: str) -> Upload:
         key,
         datetime.fromisoformat(record["initiated"]),
         record.get("checksum_algorithm"),
+        record.get("checksum_type"),
+        ObjectAttributes(record.get("content_type"), record.get("metadata") or {}),
     )
 
 
@@ -129,6 +136,7 @@ async def create_multipart_upload(call: S3Call) -> Response:
     check_key(call.key)
     if not await call.run(call.store.bucket_exists, call.bucket):
         raise no_such_bucket(call.bucket)
+    attributes = request_attributes(call)
     algorithm = call.header("x-amz-checksum-algorithm")
     if algorithm is not None:
         checksum_of(algorithm)
@@ -140,6 +148,9 @@ async def create_multipart_upload(call: S3Call) -> Response:
         "key": call.key,
         "initiated": datetime.now(UTC).isoformat(),
         "checksum_algorithm": algorithm.lower() if algorithm else None,
+        "checksum_type": (call.header("x-amz-checksum-type") or "").upper() or None,
+        "content_type": attributes.content_type,
+        "metadata": dict(attributes.metadata),
     }
     _write_json(folder / "upload.json", record)
     document = root("InitiateMultipartUploadResult")
@@ -217,8 +228,25 @@ def _requested_parts(body: bytes) -> list[tuple[int, str]]:
     return parts
 
 
-def _join(upload: Upload, wanted: list[tuple[int, str]], dest: Path) -> str:
-    """Join the named parts into `dest`; the multipart ETag."""
+def _composite_checksum(upload: Upload, parts: list[dict[str, Any]]) -> dict[str, str]:
+    """S3's COMPOSITE checksum of a multipart object, `<checksum of the parts' checksums>-N`,
+    when the upload named an algorithm and every part came with its checksum. A FULL_OBJECT
+    one (the whole object's CRC) would need the bytes read again: none is kept then."""
+    algorithm = upload.checksum_algorithm
+    if algorithm is None or upload.checksum_type == "FULL_OBJECT":
+        return {}
+    header = CHECKSUM_PREFIX + algorithm
+    values = [part.get("checksums", {}).get(header) for part in parts]
+    if not all(values):
+        return {}
+    checksum = checksum_of(algorithm)
+    for value in values:
+        checksum.update(base64.b64decode(str(value)))
+    return {header: f"{base64.b64encode(checksum.digest()).decode()}-{len(parts)}"}
+
+
+def _join(upload: Upload, wanted: list[tuple[int, str]], dest: Path) -> tuple[str, dict[str, str]]:
+    """Join the named parts into `dest`; the multipart ETag and composite checksum."""
     kept = {part["number"]: part for part in upload.parts()}
     numbers = [number for number, _ in wanted]
     if numbers != sorted(set(numbers)):
@@ -246,7 +274,8 @@ def _join(upload: Upload, wanted: list[tuple[int, str]], dest: Path) -> str:
                     shutil.copyfileobj(source, out, 8 * 1024 * 1024)
     except FileNotFoundError:
         raise no_such_upload(upload.upload_id) from None  # aborted while it was completed
-    return f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(wanted)}"'
+    etag = f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(wanted)}"'
+    return etag, _composite_checksum(upload, [kept[number] for number, _ in wanted])
 
 
 async def complete_multipart_upload(call: S3Call) -> Response:
@@ -254,19 +283,24 @@ async def complete_multipart_upload(call: S3Call) -> Response:
     wanted = _requested_parts(await call.small_body())
     dest = call.staging.temp_path("complete")
     try:
-        etag = await call.run(_join, upload, wanted, dest)
+        etag, checksums = await call.run(_join, upload, wanted, dest)
         size = dest.stat().st_size
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
     joined = Spooled(dest, size, b"", multipart_etag=etag)
-    installed = await install_spooled(call, joined, upload.bucket, upload.key)
+    attributes = replace(upload.attributes, checksums=checksums)
+    installed = await install_spooled(call, joined, upload.bucket, upload.key, attributes)
     await call.run(_remove, upload)
     document = root("CompleteMultipartUploadResult")
     element(document, "Location", f"/{upload.bucket}/{upload.key}")
     element(document, "Bucket", upload.bucket)
     element(document, "Key", upload.key)
     element(document, "ETag", installed)
+    for header, value in checksums.items():
+        element(document, "Checksum" + header.removeprefix(CHECKSUM_PREFIX).upper(), value)
+    if checksums:
+        element(document, "ChecksumType", "COMPOSITE")
     return xml_response(document)
 
 

@@ -8,7 +8,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -36,12 +36,14 @@ from dockyard.api.s3.wire import (
     xml_tag,
 )
 from dockyard.contract.errors import DockyardError
-from dockyard.storage.objects import ObjectInfo, ObjectStore, validate_key
+from dockyard.storage.objects import ObjectAttributes, ObjectInfo, ObjectStore, validate_key
 
 _READ_BYTES = 1024 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 MAX_DELETE_KEYS = 1000
-CONTENT_TYPE = "binary/octet-stream"  # the store keeps no Content-Type: S3's default
+CONTENT_TYPE = "binary/octet-stream"  # S3's, for an object written without one
+META_PREFIX = "x-amz-meta-"
+MAX_METADATA_BYTES = 2048  # S3's limit for user metadata
 
 
 def check_key(key: str) -> None:
@@ -52,14 +54,40 @@ def check_key(key: str) -> None:
     validate_key(key)  # ValidationError (InvalidArgument) for what no store here can hold
 
 
-def object_headers(info: ObjectInfo) -> dict[str, str]:
-    return {
+def object_headers(info: ObjectInfo, *, checksums: bool = False) -> dict[str, str]:
+    """GetObject's and HeadObject's headers; `checksums`: the whole object's x-amz-checksum-*
+    too (asked with x-amz-checksum-mode: ENABLED, and never for a range)."""
+    attributes = info.attributes
+    headers = {
         **request_id_headers(),
         "ETag": info.etag,
         "Last-Modified": http_date(info.last_modified),
         "Accept-Ranges": "bytes",
-        "Content-Type": CONTENT_TYPE,
+        "Content-Type": attributes.content_type or CONTENT_TYPE,
     }
+    headers.update((META_PREFIX + name, value) for name, value in attributes.metadata.items())
+    if checksums and attributes.checksums:
+        headers.update(attributes.checksums)
+        composite = any("-" in value for value in attributes.checksums.values())
+        headers["x-amz-checksum-type"] = "COMPOSITE" if composite else "FULL_OBJECT"
+    return headers
+
+
+def request_attributes(call: S3Call) -> ObjectAttributes:
+    """The Content-Type and x-amz-meta-* a write sent (S3 keeps them with the object)."""
+    metadata = {
+        name.removeprefix(META_PREFIX): value
+        for name, value in call.request.headers.items()
+        if name.startswith(META_PREFIX)
+    }
+    size = sum(len(name) + len(value) for name, value in metadata.items())
+    if size > MAX_METADATA_BYTES:
+        raise S3Error(
+            "MetadataTooLarge",
+            f"Your metadata headers are {size} bytes; the limit is {MAX_METADATA_BYTES} "
+            "(names and values of all x-amz-meta-* headers together)",
+        )
+    return ObjectAttributes(call.header("content-type"), metadata)
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -80,30 +108,39 @@ async def spool_body(call: S3Call, dest: Path) -> Spooled:
     return spooled
 
 
-async def install(call: S3Call, spooled: Spooled, bucket: str, key: str) -> None:
+async def install(
+    call: S3Call, spooled: Spooled, bucket: str, key: str, attributes: ObjectAttributes
+) -> None:
     """Move a spooled body into the store as the object: it appears whole, or not at all."""
     try:
-        await call.run(_put, call.store, bucket, key, spooled)
+        await call.run(_put, call.store, bucket, key, spooled, attributes)
     finally:
         spooled.path.unlink(missing_ok=True)  # moved already, unless the store refused it
 
 
-def _put(store: ObjectStore, bucket: str, key: str, spooled: Spooled) -> None:
-    store.put_file(bucket, key, spooled.path, move=True, etag=spooled.etag)
+def _put(
+    store: ObjectStore, bucket: str, key: str, spooled: Spooled, attributes: ObjectAttributes
+) -> None:
+    store.put_file(bucket, key, spooled.path, move=True, etag=spooled.etag, attributes=attributes)
 
 
 async def put_object(call: S3Call) -> Response:
     check_key(call.key)
+    attributes = request_attributes(call)
     # Fail before taking the body when there is nowhere to put it.
     if not await call.run(call.store.bucket_exists, call.bucket):
         raise no_such_bucket(call.bucket)
     spooled = await spool_body(call, call.staging.temp_path("put"))
-    etag = await install_spooled(call, spooled, call.bucket, call.key)
+    # The checksums the client sent, checked: GetObject returns them when asked.
+    attributes = replace(attributes, checksums=spooled.checksums)
+    etag = await install_spooled(call, spooled, call.bucket, call.key, attributes)
     return Response(b"", 200, {**request_id_headers(), "ETag": etag, **spooled.checksums})
 
 
-async def install_spooled(call: S3Call, spooled: Spooled, bucket: str, key: str) -> str:
-    await install(call, spooled, bucket, key)
+async def install_spooled(
+    call: S3Call, spooled: Spooled, bucket: str, key: str, attributes: ObjectAttributes
+) -> str:
+    await install(call, spooled, bucket, key, attributes)
     # A remote store computes its own ETag (its multipart uploads make `-N` ones).
     info = await call.run(call.store.head, bucket, key) if _remote(call.store) else None
     return info.etag if info is not None else spooled.etag
@@ -205,14 +242,15 @@ async def get_object(call: S3Call, *, head: bool = False) -> Response:
     opened = await _open(call, call.bucket, call.key)
     try:
         info = opened.info
-        headers = object_headers(info)
+        span = byte_range(call.header("range"), info.size)
+        checksums = span is None and call.header("x-amz-checksum-mode") == "ENABLED"
+        headers = object_headers(info, checksums=checksums)
         failed = _preconditions(call, info)
         if failed == 412:
             raise S3Error("PreconditionFailed", "At least one of the preconditions failed", 412)
         if failed == 304:
             opened.source.close()
             return Response(b"", 304, headers)
-        span = byte_range(call.header("range"), info.size)
         if span is None:
             start, length, status = 0, info.size, 200
         else:
@@ -328,6 +366,12 @@ def _source_preconditions(call: S3Call, info: ObjectInfo) -> bool:
 
 async def copy_object(call: S3Call) -> Response:
     check_key(call.key)
+    directive = call.header("x-amz-metadata-directive") or "COPY"
+    if directive not in ("COPY", "REPLACE"):
+        raise S3Error(
+            "InvalidArgument", f"Unknown metadata directive {directive[:20]!r}: COPY or REPLACE"
+        )
+    replaced = request_attributes(call) if directive == "REPLACE" else None
     if not await call.run(call.store.bucket_exists, call.bucket):
         raise no_such_bucket(call.bucket)
     opened = await open_source(call)
@@ -335,7 +379,10 @@ async def copy_object(call: S3Call) -> Response:
         spooled = await call.staging.spool_file(
             opened.source, call.staging.temp_path("copy"), opened.info.size
         )
-    etag = await install_spooled(call, spooled, call.bucket, call.key)
+    # The same bytes: the source's checksums hold for the copy too.
+    kept = opened.info.attributes
+    attributes = kept if replaced is None else replace(replaced, checksums=kept.checksums)
+    etag = await install_spooled(call, spooled, call.bucket, call.key, attributes)
     document = root("CopyObjectResult")
     element(document, "LastModified", timestamp(datetime.now(UTC)))
     element(document, "ETag", etag)

@@ -29,6 +29,7 @@ from hashlib import sha256
 from urllib.parse import unquote
 
 import botocore.session
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.aws_chunked import (
@@ -51,6 +52,8 @@ from dockyard.api.sigv4 import (
 )
 
 log = logging.getLogger(__name__)
+
+_HASH_BATCH_BYTES = 1024 * 1024
 
 # GET /healthz finds the background server; it says nothing a stranger could use.
 UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz")}
@@ -133,8 +136,30 @@ class _Body:
         self.check = check
         self._receive = receive
         self._hash = sha256()
+        # Pieces not hashed yet: hashed a MiB at a time in a worker thread (the event loop
+        # stays free for the other requests; hashlib lets other threads run meanwhile).
+        self._unhashed: list[bytes] = []
+        self._unhashed_bytes = 0
         self.state = _BodyState.PENDING
         self.error: AuthError | None = None
+
+    async def _take(self, data: bytes) -> None:
+        if not data:
+            return
+        self._unhashed.append(data)
+        self._unhashed_bytes += len(data)
+        if self._unhashed_bytes >= _HASH_BATCH_BYTES:
+            pieces, self._unhashed, self._unhashed_bytes = self._unhashed, [], 0
+            await run_in_threadpool(self._hash_all, pieces)
+
+    def _hash_all(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self._hash.update(piece)
+
+    def _digest(self) -> str:
+        self._hash_all(self._unhashed)
+        self._unhashed, self._unhashed_bytes = [], 0
+        return self._hash.hexdigest()
 
     def verify_now(self, payload_hash: str) -> None:
         try:
@@ -146,7 +171,7 @@ class _Body:
     async def receive(self) -> Message:
         message = await self._receive()
         if message["type"] == "http.request" and self.state is _BodyState.PENDING:
-            self._hash.update(message.get("body", b""))
+            await self._take(message.get("body", b""))
             if not message.get("more_body", False):
                 self.end()
         return message
@@ -159,14 +184,14 @@ class _Body:
             if message["type"] != "http.request":
                 self._fail(IncompleteSignature("the client went away before its body ended"))
                 return
-            self._hash.update(message.get("body", b""))
+            await self._take(message.get("body", b""))
             if not message.get("more_body", False):
                 with contextlib.suppress(AuthError):
                     self.end()
 
     def end(self) -> None:
         """The whole body is in: the signature (or the claimed hash) must hold."""
-        digest = self._hash.hexdigest()
+        digest = self._digest()
         claimed = self.check.content_sha256
         if claimed is None:
             self.verify_now(digest)

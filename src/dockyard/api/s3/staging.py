@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import secrets
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -30,7 +31,10 @@ from dockyard.api.s3.wire import S3Error
 # beyond what S3 itself would take. (The control plane's DOCKYARD_MAX_REQUEST_BYTES is for
 # JSON held in memory; S3 bodies are streamed to disk and never held whole.)
 MAX_PUT_BYTES = 5 * 1024**3
-_WRITE_BYTES = 1024 * 1024  # bodies are written (and hashed) a MiB at a time, off the event loop
+# Bodies are hashed and written a few MiB at a time, off the event loop: fewer hand-overs to a
+# worker thread, while ten parallel parts still hold little memory.
+_WRITE_BYTES = 4 * 1024 * 1024
+_MAX_PIECES = 512  # os.writev takes at most IOV_MAX (1024) pieces
 
 # The x-amz-checksum-* algorithms, as botocore computes them (CRC32C and CRC64NVME need awscrt).
 _CHECKSUMS: dict[str, Callable[[], BaseChecksum]] = {
@@ -71,20 +75,26 @@ class Spooled:
 
 
 class _Writer:
-    """Writes and hashes in a worker thread, a MiB at a time."""
+    """Hashes and writes in a worker thread, a few MiB of the body's pieces at a time, as they
+    came (no copy into one buffer: hashlib and os.writev take the pieces themselves, and both
+    let other threads run meanwhile)."""
 
-    def __init__(self, out: BinaryIO, checksums: dict[str, BaseChecksum]) -> None:
-        self.out = out
+    def __init__(self, fd: int, checksums: dict[str, BaseChecksum]) -> None:
+        self.fd = fd
         self.md5 = hashlib.md5(usedforsecurity=False)
         self.checksums = checksums
         self.size = 0
 
-    def write(self, data: bytes) -> None:
-        self.out.write(data)
-        self.md5.update(data)
-        for checksum in self.checksums.values():
-            checksum.update(data)
-        self.size += len(data)
+    def write(self, pieces: list[bytes]) -> None:
+        for piece in pieces:
+            self.md5.update(piece)
+            for checksum in self.checksums.values():
+                checksum.update(piece)
+        total = sum(len(piece) for piece in pieces)
+        written = os.writev(self.fd, pieces)
+        if written < total:  # a short write (rare on a file): the rest in one go
+            os.write(self.fd, b"".join(pieces)[written:])
+        self.size += total
 
 
 class Staging:
@@ -111,22 +121,29 @@ class Staging:
         named checksums."""
         checksums = {name: checksum_of(name) for name in checksum_algorithms}
         try:
-            with open(dest, "wb") as out:
-                writer = _Writer(out, checksums)
-                buffer = bytearray()
+            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+            try:
+                writer = _Writer(fd, checksums)
+                pieces: list[bytes] = []
+                pending = 0
                 async for chunk in chunks:
-                    buffer += chunk
-                    if writer.size + len(buffer) > max_bytes:
+                    if not chunk:
+                        continue
+                    pieces.append(chunk)
+                    pending += len(chunk)
+                    if writer.size + pending > max_bytes:
                         raise S3Error(
                             "EntityTooLarge",
                             f"Your proposed upload exceeds the maximum allowed size "
                             f"({max_bytes} bytes)",
                         )
-                    if len(buffer) >= _WRITE_BYTES:
-                        await run_in_threadpool(writer.write, bytes(buffer))
-                        buffer.clear()
-                if buffer:
-                    await run_in_threadpool(writer.write, bytes(buffer))
+                    if pending >= _WRITE_BYTES or len(pieces) >= _MAX_PIECES:
+                        await run_in_threadpool(writer.write, pieces)
+                        pieces, pending = [], 0
+                if pieces:
+                    await run_in_threadpool(writer.write, pieces)
+            finally:
+                os.close(fd)
         except BaseException:
             dest.unlink(missing_ok=True)
             raise

@@ -356,8 +356,9 @@ class SigV4Middleware:
 
 def _s3_shaped(head: RequestHead, names: ApiNames) -> bool:
     """An unsigned request only S3 could be meant for: no other API takes a path or method
-    besides POST / (the JSON APIs with X-Amz-Target, STS's form) and the runtime's paths."""
-    if names.signing_service(head) is not None:
+    besides POST / (the JSON APIs with X-Amz-Target, STS's form) and the runtime's paths, and
+    none but the JSON APIs names an X-Amz-Target (whatever its path, the caller meant them)."""
+    if names.signing_service(head) is not None or head.header("x-amz-target") is not None:
         return False
     return not (head.method == "POST" and head.path == "/")
 

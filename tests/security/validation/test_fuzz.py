@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 from botocore.credentials import Credentials
@@ -328,6 +329,18 @@ class Fuzzer:
             # Only POST /endpoints/<name>/invocations is the runtime (rest-json); the rest is
             # the control plane's (JSON 1.1).
             runtime = method == "POST" and path.count("/") == 3 and "//" not in path
+            if response.headers.get("content-type") == "application/xml":
+                # Unsigned, with no X-Amz-Target, on a path only S3 takes: S3's XML refusal.
+                assert target is None and not runtime, (method, path, target)
+                error = ElementTree.fromstring(response.content)
+                assert response.status_code == 403, (method, path, response.status_code)
+                assert error.findtext("Code") == "AccessDenied", response.content[:300]
+                parsed = {"Error": {"Code": "AccessDenied", "Message": error.findtext("Message")}}
+                answer = Answer(
+                    response.status_code, dict(response.headers), response.content, parsed
+                )
+                self.tally.add(f"{method} {path}", "route", answer)
+                return answer
             service, operation = (
                 ("sagemaker-runtime", "InvokeEndpoint") if runtime else ("sagemaker", "ListModels")
             )

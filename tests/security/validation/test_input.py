@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -363,10 +364,16 @@ def test_every_path_and_method_answers_aws_shaped(in_process: InProcess) -> None
         response = api.run(api.client.request(method, url, content=b"{}", headers=headers))
         answer = read_answer("sagemaker", "ListModels", response)
         assert (answer.status, answer.code) == (status, "UnknownOperationException")
-        # Unsigned, the same request is refused before anything else is looked at.
-        response = api.run(api.client.request(method, path, content=b"{}"))
+        # Unsigned, the same request is refused before anything else is looked at: as a JSON
+        # API's when it names an X-Amz-Target, else as S3's (only S3 takes such paths).
+        target = {"X-Amz-Target": "SageMaker.ListModels"}
+        response = api.run(api.client.request(method, path, content=b"{}", headers=target))
         answer = read_answer("sagemaker", "ListModels", response)
         assert (answer.status, answer.code) == (403, "MissingAuthenticationTokenException")
+        response = api.run(api.client.request(method, path, content=b"{}"))
+        error = ElementTree.fromstring(response.content)
+        assert response.status_code == 403 and error.findtext("Code") == "AccessDenied"
+        assert "dockyard credentials" in (error.findtext("Message") or "")
     # An encoded slash is part of the endpoint name (as AWS routes), which the model refuses.
     answer = api.invoke("a/b", b"1", {})
     assert answer.code == "ValidationError" and "Value 'a/b' at 'endpointName'" in answer.message

@@ -115,10 +115,20 @@ def takes_body(name: str) -> bool:
     return input_shape is not None and "payload" in input_shape.serialization
 
 
+@functools.cache
+def _shapes_by_route() -> dict[tuple[str, int], tuple[OperationShape, ...]]:
+    """operation_shapes by method and level, in the same order: a request is matched against
+    the few of its method and level, not all ~100."""
+    routes: dict[tuple[str, int], list[OperationShape]] = {}
+    for shape in operation_shapes():
+        routes.setdefault((shape.method, shape.level), []).append(shape)
+    return {route: tuple(shapes) for route, shapes in routes.items()}
+
+
 def find_operation(
     method: str, level: int, query: Mapping[str, str], headers: set[str]
 ) -> str | None:
-    for shape in operation_shapes():
+    for shape in _shapes_by_route().get((method, level), ()):
         if shape.matches(method, level, query, headers):
             return shape.name
     return None
@@ -148,7 +158,7 @@ class S3App:
     def __init__(self, store: ObjectStore, staging: Staging) -> None:
         self.store = store
         self.staging = staging
-        operation_shapes()  # loaded now, not on the first request
+        _shapes_by_route()  # loaded now, not on the first request
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -7,17 +7,16 @@ import base64
 import contextlib
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote
 
-from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from dockyard.api.s3.call import S3Call
+from dockyard.api.s3.file_response import FileSpanResponse
 from dockyard.api.s3.staging import (
     Spooled,
     checksum_of,
@@ -38,7 +37,6 @@ from dockyard.api.s3.wire import (
 from dockyard.contract.errors import DockyardError
 from dockyard.storage.objects import ObjectAttributes, ObjectInfo, ObjectStore, validate_key
 
-_READ_BYTES = 1024 * 1024
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 MAX_DELETE_KEYS = 1000
 CONTENT_TYPE = "binary/octet-stream"  # S3's, for an object written without one
@@ -223,20 +221,6 @@ def _preconditions(call: S3Call, info: ObjectInfo) -> int | None:
     return None
 
 
-async def _read(source: BinaryIO, start: int, length: int) -> AsyncIterator[bytes]:
-    try:
-        await run_in_threadpool(source.seek, start)
-        remaining = length
-        while remaining > 0:
-            chunk = await run_in_threadpool(source.read, min(_READ_BYTES, remaining))
-            if not chunk:
-                return  # truncated under us: the client sees a short body, never others' bytes
-            remaining -= len(chunk)
-            yield chunk
-    finally:
-        await run_in_threadpool(source.close)
-
-
 async def get_object(call: S3Call, *, head: bool = False) -> Response:
     check_key(call.key)
     opened = await _open(call, call.bucket, call.key)
@@ -263,7 +247,7 @@ async def get_object(call: S3Call, *, head: bool = False) -> Response:
     except BaseException:
         opened.source.close()
         raise
-    return StreamingResponse(_read(opened.source, start, length), status, headers)
+    return FileSpanResponse(opened.source, start, length, status, headers)
 
 
 async def head_object(call: S3Call) -> Response:

@@ -83,7 +83,8 @@ def measure_s3(work: Path) -> S3Results:
             client.create_bucket(Bucket="bench")
         for label, source in sources.items():
             mib = SIZES[label]
-            copy, back = work / "dd-copy", work / "download"
+            copy = work / "dd-copy"
+            backs = {name: work / f"download-{i}" for i, name in enumerate(clients)}
 
             def dd_put(source: Path = source, copy: Path = copy) -> None:
                 subprocess.run(
@@ -102,7 +103,7 @@ def measure_s3(work: Path) -> S3Results:
                     lambda c=client, s=source: c.upload_file(
                         str(s), "bench", s.name, Config=transfer
                     ),
-                    lambda c=client, s=source, b=back: c.download_file(
+                    lambda c=client, s=source, b=backs[name]: c.download_file(
                         "bench", s.name, str(b), Config=transfer
                     ),
                 )
@@ -118,12 +119,18 @@ def measure_s3(work: Path) -> S3Results:
             for do_put, do_get in runs.values():  # warm-up
                 do_put()
                 do_get()
-            for _ in range(REPS[label]):
-                for name, (do_put, do_get) in runs.items():
+            names = list(runs)
+            for round_ in range(REPS[label]):
+                # The order turns each round, so what a target leaves behind (dd's dirty pages
+                # being written back, a server still freeing 256 MiB) does not always land on
+                # the same next one.
+                for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+                    do_put, do_get = runs[name]
                     put[(label, name)].values.append(_mb_per_s(mib, do_put))
                     get[(label, name)].values.append(_mb_per_s(mib, do_get))
-            if back.read_bytes() != source.read_bytes():
-                raise AssertionError(f"{label}: the object read back differs from the one put")
+            for name, back in backs.items():
+                if back.read_bytes() != source.read_bytes():
+                    raise AssertionError(f"{label}: the object {name} read back differs")
             if floor_back.stat().st_size != source.stat().st_size:
                 raise AssertionError(f"{label}: the floor served the wrong size")
     return S3Results(put, get)
@@ -185,8 +192,9 @@ def s3_section(results: S3Results) -> list[str]:
         "store) and moto_server, both on loopback; the raw disk is `dd bs=1M` copying the same "
         "file on the same file system (PUT, into the page cache, as the servers' writes go) and "
         "`dd` reading it back (GET, from the page cache, as the servers' reads are). Random "
-        "content; runs interleaved after a warm-up; the object read back is compared with the "
-        "one put. boto3's floor: the same uploads and downloads against a stand-in server "
+        "content; runs interleaved after a warm-up, the order turning each round; every "
+        "server's object read back is compared with the one put. boto3's floor: the same "
+        "uploads and downloads against a stand-in server "
         "(`s3_floor.py`) that reads and drops every body, keeping only sizes, and answers "
         "HeadObject and GetObject (whole, with the CRC32 boto3 checks, or ranged) with pre-made "
         "bytes: the most boto3 reaches on this machine whatever the server; the machine's 2 "

@@ -42,7 +42,8 @@ class Settings(BaseSettings):
 
     region: str = "us-east-1"
     account_id: str = "000000000000"
-    runtime: Literal["process"] = "process"
+    # How hosts run: `process` (bubblewrap sandboxes); `docker` is named but not available yet.
+    runtime: Literal["process", "docker"] = "process"
     bwrap: str = "bwrap"
 
     # SIGTERM, then this long, then SIGKILL (StopTrainingJob / MaxRuntimeInSeconds).

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 
 from dockyard.runtimes import environments
-from dockyard.runtimes.base import HostSpec
 from dockyard.runtimes.code_requirements import CodeRequirements
 from dockyard.runtimes.environments import (
     EnvironmentBuildError,
@@ -31,6 +30,7 @@ from dockyard.runtimes.environments import (
 from dockyard.runtimes.frameworks import Framework, resolve_framework
 from dockyard.runtimes.images import DEFAULT_PATH
 from dockyard.runtimes.process import ProcessRuntime
+from dockyard.runtimes.sandbox_spec import SandboxSpec
 from dockyard.runtimes.shim import dockyard_shim
 from dockyard.runtimes.volumes import GIB, HostFolder
 from dockyard.settings import Settings
@@ -287,7 +287,7 @@ def train_in_sandbox(
     image = framework_image(framework(image_name), env)
     runtime = ProcessRuntime()
     network = runtime.create_network(outside=False)
-    spec = HostSpec(
+    spec = SandboxSpec(
         image=image,
         argv=image.argv(default_argument="train"),
         hostname="algo-1",
@@ -300,7 +300,7 @@ def train_in_sandbox(
     )
     lines: list[str] = []
     try:
-        host = runtime.start(spec, lambda stream, line: lines.append(line))
+        host = runtime.start_sandbox(spec, lambda stream, line: lines.append(line))
         code = host.wait(300)
         if code is None:
             host.kill()

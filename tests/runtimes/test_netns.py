@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.runtimes.base import HostSpec
 from dockyard.runtimes.images import read_image
 from dockyard.runtimes.netns import NamespaceConnector, Network
 from dockyard.runtimes.process import ProcessRuntime
+from dockyard.runtimes.sandbox_spec import SandboxSpec
 from dockyard.runtimes.volumes import GIB
 
 SERVER = """
@@ -64,14 +64,14 @@ def test_two_instances_on_port_8080_side_by_side(tmp_path: Path) -> None:
             folder = runtime.prepare_host(tmp_path / name, GIB)
             network = runtime.create_network(outside=False)
             resources += [folder, network]
-            spec = HostSpec(
+            spec = SandboxSpec(
                 image=image,
                 argv=image.argv(None, None, "serve"),
                 hostname=name,
                 folder=folder,
                 network=network,
             )
-            hosts.append(runtime.start(spec, lambda stream, line: None))
+            hosts.append(runtime.start_sandbox(spec, lambda stream, line: None))
             connectors.append(network.connector())
         deadline = time.monotonic() + 20
         answers = [_get(c, deadline) for c in connectors]

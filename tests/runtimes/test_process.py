@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from dockyard.contract.errors import ImageError, SandboxError
-from dockyard.runtimes.base import HostSpec
 from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec, read_image
 from dockyard.runtimes.netns import Network
 from dockyard.runtimes.process import (
@@ -29,6 +28,7 @@ from dockyard.runtimes.process import (
     bwrap_argv,
     find_program,
 )
+from dockyard.runtimes.sandbox_spec import SandboxSpec
 from dockyard.runtimes.volumes import GIB, HostFolder, unmount_all_under
 
 HOSTS = {"algo-1": "127.0.10.1", "algo-2": "127.0.10.2"}
@@ -85,7 +85,7 @@ def network(*, outside: bool = False) -> Network:
     return made
 
 
-def shell_spec(tmp_path: Path, script: str, **overrides: Any) -> HostSpec:
+def shell_spec(tmp_path: Path, script: str, **overrides: Any) -> SandboxSpec:
     image = overrides.pop("image", None) or ImageSpec(
         context=tmp_path, dockerfile=tmp_path / "Dockerfile"
     )
@@ -100,12 +100,12 @@ def shell_spec(tmp_path: Path, script: str, **overrides: Any) -> HostSpec:
         values["folder"] = host_folder(tmp_path / "host")
     if "network" not in values:
         values["network"] = network()
-    return HostSpec(**values)
+    return SandboxSpec(**values)
 
 
-def run(spec: HostSpec, timeout: float = 30.0) -> tuple[int, Output]:
+def run(spec: SandboxSpec, timeout: float = 30.0) -> tuple[int, Output]:
     output = Output()
-    host = ProcessRuntime().start(spec, output)
+    host = ProcessRuntime().start_sandbox(spec, output)
     code = host.wait(timeout)
     if code is None:
         host.kill()
@@ -366,7 +366,7 @@ def test_two_sandboxes_at_once_do_not_interfere(tmp_path: Path) -> None:
         folder.mkdir()
         output = Output()
         spec = shell_spec(folder, script, env={"MARK": mark})
-        hosts.append((ProcessRuntime().start(spec, output), output, spec.opt_ml))
+        hosts.append((ProcessRuntime().start_sandbox(spec, output), output, spec.opt_ml))
     for _, output, _ in hosts:
         output.wait_for("ready")  # both are running now
     for _, _, opt_ml in hosts:
@@ -494,7 +494,7 @@ def test_a_failing_sink_does_not_block_the_program(tmp_path: Path) -> None:
         raise RuntimeError("sink broke")
 
     spec = shell_spec(tmp_path, "seq 1 20000")
-    host = ProcessRuntime().start(spec, sink)
+    host = ProcessRuntime().start_sandbox(spec, sink)
     assert host.wait(30) == 0
     assert len(seen) == 20000
 
@@ -509,7 +509,7 @@ def test_sigterm_reaches_the_program_for_a_graceful_stop(tmp_path: Path) -> None
         "trap 'echo saved > /opt/ml/stopped; exit 7' TERM; echo ready; "
         "while :; do sleep 0.05; done",
     )
-    host = ProcessRuntime().start(spec, output)
+    host = ProcessRuntime().start_sandbox(spec, output)
     output.wait_for("ready")
     host.signal(signal.SIGTERM)
     assert host.wait(30) == 7
@@ -520,7 +520,7 @@ def test_sigterm_reaches_the_program_for_a_graceful_stop(tmp_path: Path) -> None
 def test_kill_ends_a_program_that_ignores_sigterm(tmp_path: Path) -> None:
     output = Output()
     spec = shell_spec(tmp_path, "trap '' TERM; echo ready; while :; do sleep 0.05; done")
-    host = ProcessRuntime().start(spec, output)
+    host = ProcessRuntime().start_sandbox(spec, output)
     output.wait_for("ready")
     host.signal(signal.SIGTERM)
     assert host.wait(0.5) is None  # still running: SIGTERM is ignored
@@ -540,19 +540,19 @@ def test_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
         f"""
         import sys, threading
         from pathlib import Path
-        from dockyard.runtimes.base import HostSpec
+        from dockyard.runtimes.sandbox_spec import SandboxSpec
         from dockyard.runtimes.images import ImageSpec
         from dockyard.runtimes.process import ProcessRuntime
         ready = threading.Event()
         runtime = ProcessRuntime()
-        spec = HostSpec(
+        spec = SandboxSpec(
             image=ImageSpec(context=Path("/"), dockerfile=Path("/Dockerfile")),
             argv=["/bin/sh", "-c", "echo ready; exec sleep 300"],
             hostname="algo-1",
             folder=runtime.prepare_host(Path({str(tmp_path / "host")!r}), 2**30),
             network=runtime.create_network(outside=False),
         )
-        host = runtime.start(spec, lambda stream, line: ready.set())
+        host = runtime.start_sandbox(spec, lambda stream, line: ready.set())
         ready.wait(30)
         print(host.pid, flush=True)
         sys.stdin.read()
@@ -587,7 +587,9 @@ def test_a_sandbox_outlives_the_thread_that_started_it(tmp_path: Path) -> None:
         "i=$((i+1)); done; test -e /opt/ml/go && echo went",
     )
     started: list[ProcessHost] = []
-    starter = threading.Thread(target=lambda: started.append(ProcessRuntime().start(spec, output)))
+    starter = threading.Thread(
+        target=lambda: started.append(ProcessRuntime().start_sandbox(spec, output))
+    )
     starter.start()
     starter.join()
     output.wait_for("ready")
@@ -602,17 +604,17 @@ def test_a_sandbox_outlives_the_thread_that_started_it(tmp_path: Path) -> None:
 def test_missing_bwrap(tmp_path: Path) -> None:
     runtime = ProcessRuntime(bwrap="dockyard-no-such-bwrap")
     with pytest.raises(SandboxError, match=r"^bubblewrap \(bwrap\) is not installed"):
-        runtime.start(shell_spec(tmp_path, "true"), Output())
+        runtime.start_sandbox(shell_spec(tmp_path, "true"), Output())
 
 
 def test_missing_folders_are_refused_before_start(tmp_path: Path) -> None:
     spec = shell_spec(tmp_path, "true", read_only_binds=[(tmp_path / "nope", "/opt/ml/input")])
     with pytest.raises(SandboxError, match=r"nope at /opt/ml/input: it does not exist"):
-        ProcessRuntime().start(spec, Output())
+        ProcessRuntime().start_sandbox(spec, Output())
     spec = shell_spec(tmp_path, "true")
     spec.folder.opt_ml.rmdir()
     with pytest.raises(SandboxError, match=r"host/opt_ml for /opt/ml does not exist"):
-        ProcessRuntime().start(spec, Output())
+        ProcessRuntime().start_sandbox(spec, Output())
 
 
 def test_a_program_missing_from_the_sandbox_is_an_image_error(tmp_path: Path) -> None:
@@ -623,7 +625,7 @@ def test_a_program_missing_from_the_sandbox_is_an_image_error(tmp_path: Path) ->
         (["./train"], r"the program ./train is not in the image"),
     ]:
         with pytest.raises(ImageError, match=message):
-            ProcessRuntime().start(dataclasses.replace(spec, argv=argv), Output())
+            ProcessRuntime().start_sandbox(dataclasses.replace(spec, argv=argv), Output())
 
 
 def test_find_program_searches_the_sandboxs_path(tmp_path: Path) -> None:
@@ -644,7 +646,9 @@ def test_find_program_searches_the_sandboxs_path(tmp_path: Path) -> None:
 
 def test_bad_host_names_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SandboxError, match="not a host name"):
-        ProcessRuntime().start(shell_spec(tmp_path, "true", hosts={"algo 1": "x"}), Output())
+        ProcessRuntime().start_sandbox(
+            shell_spec(tmp_path, "true", hosts={"algo 1": "x"}), Output()
+        )
 
 
 def test_bwrap_argv_is_inspectable_and_writes_nothing(tmp_path: Path) -> None:

@@ -9,10 +9,7 @@ from pathlib import Path
 from dockyard.engine.archives import ArchiveLimits
 from dockyard.engine.local_paths import LocalPaths
 from dockyard.engine.scheduler import Capacity
-from dockyard.runtimes.base import Runtime
-from dockyard.runtimes.environments import Environments
-from dockyard.runtimes.frameworks import Framework
-from dockyard.runtimes.images import ImageSpec, image_folder_path, read_image
+from dockyard.runtimes.base import ResolvedImage, Runtime
 from dockyard.settings import Settings
 from dockyard.storage.metadata import MetadataStore
 from dockyard.storage.objects import ObjectStore
@@ -25,9 +22,6 @@ class EngineContext:
     store: ObjectStore
     runtime: Runtime
     capacity: Capacity
-    environments: Environments
-    # Frameworks added by the settings' frameworks file, beside the built-in ones.
-    frameworks: dict[str, Framework]
 
     @property
     def remote_store(self) -> bool:
@@ -44,13 +38,13 @@ class EngineContext:
         """Where file:// URIs and local paths may be read and written (DOCKYARD_LOCAL_PATHS)."""
         return LocalPaths.of(self.settings.local_paths, self.forbidden_paths)
 
-    def image_folder(self, ref: str) -> ImageSpec:
-        """The image folder `ref` names, read only where DOCKYARD_LOCAL_PATHS lets the server read
-        for a job: an image's Dockerfile and COPY sources are the caller's, so a caller (on
-        another machine, perhaps) must not name the server's other folders, hidden ones or
-        dockyard's own as an image. Checked when a job or model is created and again when used."""
-        folder = self.local_paths.readable(f"image {ref}", Path(image_folder_path(ref)))
-        return read_image(str(folder))
+    def resolve_image(self, ref: str) -> ResolvedImage:
+        """The image `ref` names, through the runtime; a folder it reads (an image folder's
+        Dockerfile and COPY sources) only where DOCKYARD_LOCAL_PATHS lets the server read for a
+        job, so a caller (on another machine, perhaps) cannot name the server's other folders,
+        hidden ones or dockyard's own as an image. Checked when a job or model is created and
+        again when it is used."""
+        return self.runtime.resolve(ref, self.local_paths.readable)
 
     @property
     def archive_limits(self) -> ArchiveLimits:

@@ -12,11 +12,7 @@ from dockyard.engine.scheduler import Capacity
 from dockyard.engine.tags import Tags
 from dockyard.engine.training_jobs import TrainingJobs
 from dockyard.engine.transform_jobs import TransformJobs
-from dockyard.runtimes import cgroups
-from dockyard.runtimes.environments import Environments
-from dockyard.runtimes.frameworks import load_frameworks_file
-from dockyard.runtimes.process import ProcessRuntime
-from dockyard.runtimes.volumes import unmount_all_under
+from dockyard.runtimes.factory import open_runtime
 from dockyard.settings import Settings
 from dockyard.storage.metadata import MetadataStore
 from dockyard.storage.stores import store_from_settings
@@ -41,6 +37,7 @@ class Engine:
             ctx.metadata,
             self.training_jobs.running_names,
             ctx.settings.job_folder_retention_hours,
+            release=ctx.runtime.release,
         )
 
     @classmethod
@@ -52,28 +49,11 @@ class Engine:
             settings=settings,
             metadata=MetadataStore(settings.metadata_url),
             store=store_from_settings(settings),
-            runtime=ProcessRuntime(
-                settings.bwrap,
-                uid_base=settings.sandbox_uid_base,
-                slirp4netns=settings.slirp4netns,
-            ),
+            runtime=open_runtime(settings),
             capacity=Capacity(settings.cpus, settings.memory_gib, settings.gpus),
-            environments=Environments(
-                settings.envs_dir,
-                settings.framework_python,
-                # One uid below the sandboxes': an image build is never any job's user.
-                build_uid=settings.sandbox_uid_base - 1,
-                hidden=(settings.home.resolve(),),
-                bwrap=settings.bwrap,
-            ),
-            frameworks=(
-                load_frameworks_file(settings.frameworks_file) if settings.frameworks_file else {}
-            ),
         )
         engine = cls(ctx)
-        # A server killed with -9 leaves its hosts' volumes mounted and their cgroups empty.
-        unmount_all_under(settings.home)
-        cgroups.sweep()
+        ctx.runtime.recover(settings.home)
         engine.training_jobs.recover()
         engine.endpoints.recover()
         engine.transform_jobs.recover()

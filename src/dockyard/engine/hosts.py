@@ -13,8 +13,7 @@ from dataclasses import dataclass, field
 from dockyard.contract import names
 from dockyard.contract.opt_ml import OptMl
 from dockyard.engine.job_files import read_file
-from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost, Runtime
-from dockyard.runtimes.volumes import HostFolder
+from dockyard.runtimes.base import HostSpec, HostVolume, OutputSink, RunningHost, Runtime
 
 # Enough of stderr to hold a Python traceback and the lines a toolkit logs after it.
 _STDERR_TAIL = 60
@@ -34,7 +33,7 @@ class Host:
         default_factory=lambda: collections.deque(maxlen=_STDERR_TAIL)
     )
     process: RunningHost | None = None
-    folder: HostFolder | None = None  # its volume, once prepared
+    folder: HostVolume | None = None  # its volume, once prepared
 
 
 def host_address(index: int) -> str:

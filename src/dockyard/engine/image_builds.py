@@ -1,4 +1,4 @@
-"""Image folders checked and their Python layers built ahead of the first job, through the API:
+"""Images checked and built ahead of their first job, through the runtime and the API:
 what each RUN line becomes, and a build that runs on a thread while its log is followed."""
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from typing import Any
 
 from dockyard.contract.errors import DockyardError, ImageError, NotFoundError
 from dockyard.engine.context import EngineContext
-from dockyard.runtimes.image_layers import pip_steps
-from dockyard.runtimes.image_setup import MISSING, ready_image, run_line_outcomes
 
 _KEPT_BUILDS = 64  # finished builds whose log can still be read
 _MAX_LINES = 1000  # log lines one DescribeImageBuild returns
@@ -39,8 +37,7 @@ class ImageBuilds:
 
     def check(self, ref: str) -> dict[str, Any]:
         """CheckImage: each RUN line and what it becomes, and whether the layer is built."""
-        image = self.ctx.image_folder(ref)
-        layer = self.ctx.environments.image_layer_state(image)
+        check = self.ctx.runtime.check_image(self.ctx.resolve_image(ref))
         return {
             "RunLines": [
                 {
@@ -50,19 +47,19 @@ class ImageBuilds:
                     "Outcome": item.outcome,
                     **({"Detail": item.detail} if item.detail else {}),
                 }
-                for item in run_line_outcomes(image)
+                for item in check.run_lines
             ],
-            "PythonLayer": layer,
+            "PythonLayer": dict(check.python_layer),
         }
 
     def start(self, ref: str) -> dict[str, Any]:
         """BuildImage: check the folder now (a clear error at once), build on a thread."""
-        image = self.ctx.image_folder(ref)
-        missing = [o for o in run_line_outcomes(image) if o.outcome == MISSING]
-        if missing:
-            needs = "; ".join(f"RUN line {o.number} needs {o.detail}" for o in missing)
+        image = self.ctx.resolve_image(ref)
+        check = self.ctx.runtime.check_image(image)
+        if check.missing:
+            needs = "; ".join(f"RUN line {o.number} needs {o.detail}" for o in check.missing)
             raise ImageError(f"{needs}: install what is missing, then build again")
-        build = ImageBuild(f"build-{next(self._numbers)}", ref, len(pip_steps(image)))
+        build = ImageBuild(f"build-{next(self._numbers)}", ref, check.build_steps)
         with self._lock:
             self._builds[build.build_id] = build
             for old in list(self._builds)[:-_KEPT_BUILDS]:
@@ -70,7 +67,7 @@ class ImageBuilds:
 
         def run() -> None:
             try:
-                ready_image(image, self.ctx.environments, build.lines.append)
+                self.ctx.runtime.build_image(image, build.lines.append)
                 build.status = "Completed"
             except DockyardError as exc:
                 build.failure_reason, build.status = str(exc), "Failed"

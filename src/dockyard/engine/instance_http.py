@@ -51,11 +51,11 @@ class InstanceConnection(asyncio.Protocol):
     async def open(cls, instance: Instance) -> InstanceConnection:
         loop = asyncio.get_running_loop()
         try:
-            sock = instance.connector.socket()  # made inside the instance's network namespace
+            sock = instance.connector.socket()  # one that can reach the instance's network
         except OSError as exc:
             raise NotDelivered(f"cannot make a socket in its network: {exc}") from exc
         try:
-            await loop.sock_connect(sock, ("127.0.0.1", PORT))
+            await loop.sock_connect(sock, instance.connector.address(PORT))
             _, connection = await loop.create_connection(cls, sock=sock)
         except OSError as exc:
             sock.close()

@@ -5,7 +5,6 @@ with GET /ping. Endpoints and transform jobs both run their models this way."""
 from __future__ import annotations
 
 import collections
-import dataclasses
 import http.client
 import shutil
 import signal
@@ -23,14 +22,14 @@ from dockyard.engine.code import find_code, stage_code
 from dockyard.engine.context import EngineContext
 from dockyard.engine.model_data import stage_model_data
 from dockyard.engine.sizing import gpu_grant, host_limits, resource_env, volume_bytes
-from dockyard.runtimes.base import HostSpec, RunningHost
-from dockyard.runtimes.environments import PythonEnvironment, framework_image
-from dockyard.runtimes.frameworks import resolve_framework
-from dockyard.runtimes.image_setup import ready_image
-from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec
-from dockyard.runtimes.netns import NamespaceConnector, Network
-from dockyard.runtimes.serving_toolkit import serving_toolkit
-from dockyard.runtimes.volumes import HostFolder
+from dockyard.runtimes.base import (
+    HostNetwork,
+    HostSpec,
+    HostVolume,
+    PortConnector,
+    PreparedImage,
+    RunningHost,
+)
 
 PORT = 8080
 MODEL_DIR = "/opt/ml/model"
@@ -49,13 +48,12 @@ class PreparedModel:
     """A model made ready to serve: its image, command, environment and the folders to show.
     Made once per variant; every instance of the variant shares it (read-only)."""
 
-    image: ImageSpec
+    image: PreparedImage
     argv: list[str]
     env: dict[str, str]
     binds: list[tuple[Path, str]]
     hostname: str | None = None
     network_isolation: bool = False  # the model's EnableNetworkIsolation: no outside network
-    python: PythonEnvironment | None = None  # the image's Python, under a writable run layer
 
 
 def prepare_model(
@@ -92,34 +90,14 @@ def prepare_model(
             env["SAGEMAKER_SUBMIT_DIRECTORY"] = f"{MODEL_DIR}/code"
             log(f"code from {submitted} is in {MODEL_DIR}/code")
         shutil.rmtree(folder / "scratch", ignore_errors=True)
-        image, binds, python = _image(ctx, container.image, code_dir, log)
-        argv = image.argv(None, None, "serve")
+        image = ctx.runtime.prepare_image(
+            ctx.resolve_image(container.image), code=code_dir, purpose="serve", log=log
+        )
+        argv = image.command(None, None, "serve")
     except DockyardError as exc:
         raise InstanceFailed(f"ClientError: {exc}") from exc
-    binds.insert(0, (model_dir, MODEL_DIR))
-    return PreparedModel(
-        image, argv, env, binds, container.container_hostname, network_isolation, python
-    )
-
-
-def _image(
-    ctx: EngineContext, name: str, code_dir: Path, log: Log
-) -> tuple[ImageSpec, list[tuple[Path, str]], PythonEnvironment | None]:
-    framework = resolve_framework(name, ctx.frameworks)
-    if framework is None:
-        ready = ready_image(ctx.image_folder(name), ctx.environments, log)
-        return ready.image, ready.binds, ready.python
-    if framework.note:
-        log(framework.note)
-    environment = ctx.environments.framework(framework, log)
-    if code_dir.is_dir():
-        environment = ctx.environments.with_requirements(environment, code_dir, log=log)
-    toolkit = serving_toolkit(ctx.settings.envs_dir)
-    image = framework_image(framework, environment)
-    path = ":".join([str(toolkit.bin_dir), image.env.get("PATH", DEFAULT_PATH)])
-    variables = {**image.env, "PATH": path, "PYTHONPATH": str(toolkit.python_dir)}
-    binds = [(p, str(p)) for p in (*environment.visible_paths, toolkit.root)]
-    return dataclasses.replace(image, env=variables), binds, environment
+    binds = [(model_dir, MODEL_DIR)]
+    return PreparedModel(image, argv, env, binds, container.container_hostname, network_isolation)
 
 
 @dataclass
@@ -130,10 +108,10 @@ class Instance:
     name: str
     variant: str
     host: RunningHost
-    connector: NamespaceConnector
+    connector: PortConnector  # reaches the instance's port
     folder: Path
-    host_folder: HostFolder
-    network: Network
+    host_folder: HostVolume
+    network: HostNetwork
     log_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=50))
     in_flight: int = 0
     idle: list[Any] = field(default_factory=list)  # keep-alive connections of the router
@@ -211,7 +189,7 @@ class Instance:
 
 
 class _NamespaceConnection(http.client.HTTPConnection):
-    def __init__(self, connector: NamespaceConnector, timeout: float) -> None:
+    def __init__(self, connector: PortConnector, timeout: float) -> None:
         super().__init__("127.0.0.1", PORT, timeout=timeout)
         self._connector = connector
 
@@ -249,8 +227,8 @@ def start_instance(
         on_line(f"[dockyard] {gpus.cpu_note()}")
     limits = host_limits(ctx.settings, instance_type)
     runtime = ctx.runtime
-    host_folder: HostFolder | None = None
-    network: Network | None = None
+    host_folder: HostVolume | None = None
+    network: HostNetwork | None = None
     host: RunningHost | None = None
     try:
         host_folder = runtime.prepare_host(folder, volume_bytes(ctx.settings, volume_gb))
@@ -265,7 +243,6 @@ def start_instance(
             env={**resource_env(limits, gpus), **model.env, **env},
             hidden_paths=ctx.forbidden_paths,
             limits=limits,
-            python=model.python,
         )
         host = runtime.start(spec, output)
         connector = network.connector()

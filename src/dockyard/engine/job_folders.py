@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.contract.errors import NotFoundError
-from dockyard.runtimes.volumes import unmount_all_under
 from dockyard.storage.metadata import MetadataStore
 
 log = logging.getLogger(__name__)
@@ -40,8 +39,12 @@ class JobFolders:
         metadata: MetadataStore,
         running: Callable[[], set[str]],
         retention_hours: float,
+        *,
+        release: Callable[[Path], None],
     ) -> None:
         self.jobs_dir = jobs_dir
+        # The runtime's: what hosts still hold in a folder (a server killed mid-job).
+        self.release = release
         self.metadata = metadata
         self.running = running
         self.retention_hours = retention_hours
@@ -63,7 +66,7 @@ class JobFolders:
                     continue
                 if self._ended_at(folder) > cutoff:
                     continue
-                unmount_all_under(folder)  # a server killed mid-job may have left one mounted
+                self.release(folder)  # a server killed mid-job may have left a volume mounted
                 freed += _allocated_bytes(folder)
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder.name)

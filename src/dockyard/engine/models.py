@@ -12,7 +12,6 @@ from dockyard.contract.shapes import NoState
 from dockyard.engine.paging import Page, resource_page
 from dockyard.engine.resources import NamedResources
 from dockyard.engine.staging import local_path_of
-from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.storage.objects import S3Uri
 from dockyard.storage.records import ENDPOINT_CONFIGS, MODELS, Listed, Record, Request
 
@@ -57,8 +56,7 @@ class Models(_Resources[CreateModelRequest]):
 
     def create(self, request: CreateModelRequest) -> str:
         container = request.container
-        if resolve_framework(container.image, self.ctx.frameworks) is None:
-            self.ctx.image_folder(container.image)  # a clear error now, not when an endpoint starts
+        self.ctx.resolve_image(container.image)  # a clear error now, not when an endpoint starts
         url = container.model_data_url
         if url is not None:
             path = local_path_of(url)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dockyard.contract.instance_types import instance_type
-from dockyard.runtimes.cgroups import Limits
-from dockyard.runtimes.volumes import GIB
+from dockyard.runtimes.base import Limits
 from dockyard.settings import Settings
+
+GIB = 1 << 30
 
 
 def host_limits(settings: Settings, type_name: str) -> Limits:

@@ -24,7 +24,6 @@ from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.paging import Page, resource_page
 from dockyard.engine.staging import find_channel_source
 from dockyard.engine.training_run import TrainingRun
-from dockyard.runtimes.frameworks import resolve_framework
 from dockyard.storage.metadata import TrainingJobView, Transition
 from dockyard.storage.objects import S3Uri
 from dockyard.storage.records import TRAINING_JOBS, Listed, TrainingJobRecord
@@ -77,9 +76,8 @@ class TrainingJobs:
         instance_type(request.resource_config.instance_type or "")
         spec = request.algorithm_specification
         assert spec.training_image is not None
-        if resolve_framework(spec.training_image, self.ctx.frameworks) is None:
-            image = self.ctx.image_folder(spec.training_image)
-            image.argv(spec.container_entrypoint, spec.container_arguments, "train")
+        image = self.ctx.resolve_image(spec.training_image)
+        image.check_command(spec.container_entrypoint, spec.container_arguments, "train")
         for channel in request.channels:
             if channel.s3.s3_data_type != "S3Prefix":
                 raise ValidationError(

@@ -49,12 +49,7 @@ from dockyard.engine.staging import (
     link_files,
     shard,
 )
-from dockyard.runtimes.base import HostSpec
-from dockyard.runtimes.environments import PythonEnvironment, framework_image
-from dockyard.runtimes.frameworks import resolve_framework
-from dockyard.runtimes.image_setup import ready_image
-from dockyard.runtimes.images import ImageSpec
-from dockyard.runtimes.netns import Network
+from dockyard.runtimes.base import HostNetwork, HostSpec, PreparedImage
 from dockyard.storage.records import TRAINING_JOBS, TrainingJobRecord
 
 log = logging.getLogger(__name__)
@@ -90,9 +85,6 @@ class TrainingRun:
         self._changed = threading.Event()
         self._abort = threading.Event()
         self._max_runtime_hit = False
-        self._environment_binds: list[tuple[Path, str]] = []
-        self._environment_vars: dict[str, str] = {}
-        self._python: PythonEnvironment | None = None
         self._gpus: GpuGrant | None = None
         self._thread = threading.Thread(target=self._main, name=f"job-{self.name}", daemon=True)
         count = request.resource_config.instance_count
@@ -106,7 +98,7 @@ class TrainingRun:
             )
             for i, name in enumerate(host_names(count))
         ]
-        self._network: Network | None = None
+        self._network: HostNetwork | None = None
         self.logs = LogWriter(ctx.metadata, TRAINING_LOG_GROUP)
         self._group = HostGroup(
             self.hosts,
@@ -238,7 +230,7 @@ class TrainingRun:
             self._prepare_hosts()
             self._stage_code()
             image = self._image(spec.training_image)
-            argv = image.argv(spec.container_entrypoint, spec.container_arguments, "train")
+            argv = image.command(spec.container_entrypoint, spec.container_arguments, "train")
             binds, feeders = self._stage_channels()
         except JobFailed as failed:
             self._finish_failed(failed.reason)
@@ -304,28 +296,15 @@ class TrainingRun:
                 ),
             )
 
-    def _image(self, name: str) -> ImageSpec:
-        """A folder with a Dockerfile, or a framework image: its environment (built or reused)
-        with the code's requirements in a layer over it, all made before the sandbox starts."""
-        framework = resolve_framework(name, self.ctx.frameworks)
-        if framework is None:
-            ready = ready_image(
-                self.ctx.image_folder(name), self.ctx.environments, self._platform_log
-            )
-            self._environment_binds, self._python = ready.binds, ready.python
-            return ready.image
-        if framework.note:
-            self._platform_log(framework.note)
-        environments = self.ctx.environments
-        env = environments.framework(framework, self._platform_log)
-        env = environments.with_requirements(
-            env, self.hosts[0].opt_ml.code_dir, log=self._platform_log
+    def _image(self, name: str) -> PreparedImage:
+        """The image made ready by the runtime, with the code's requirements installed, all
+        before any host starts."""
+        return self.ctx.runtime.prepare_image(
+            self.ctx.resolve_image(name),
+            code=self.hosts[0].opt_ml.code_dir,
+            purpose="train",
+            log=self._platform_log,
         )
-        self._environment_binds = [(path, str(path)) for path in env.visible_paths]
-        self._python = env
-        # Tells the toolkit (through dockyard's shim) not to run pip in the read-only sandbox.
-        self._environment_vars = {"DOCKYARD_CODE_INSTALLED": env.key}
-        return framework_image(framework, env)
 
     def _stage_code(self) -> None:
         uri = submit_directory(self.request.hyper_parameters)
@@ -437,7 +416,7 @@ class TrainingRun:
         return mirror
 
     def _host_spec(
-        self, host: Host, image: ImageSpec, argv: list[str], binds: list[tuple[Path, str]]
+        self, host: Host, image: PreparedImage, argv: list[str], binds: list[tuple[Path, str]]
     ) -> HostSpec:
         settings = self.ctx.settings
         assert host.folder is not None and self._network is not None
@@ -449,7 +428,6 @@ class TrainingRun:
             "AWS_REGION": settings.region,
             "AWS_DEFAULT_REGION": settings.region,
             **resource_env(limits, self._gpus),
-            **self._environment_vars,
             **self.request.environment,
         }
         return HostSpec(
@@ -458,12 +436,11 @@ class TrainingRun:
             hostname=host.name,
             folder=host.folder,
             network=self._network,
-            read_only_binds=[*binds, *self._environment_binds],
+            read_only_binds=binds,
             env=env,
             hosts={h.name: host_address(h.index) for h in self.hosts},
             hidden_paths=self.ctx.forbidden_paths,
             limits=limits,
-            python=self._python,
         )
 
     def _on_output(self, host: Host, scanner: MetricScanner) -> Callable[[str, str], None]:
@@ -480,7 +457,7 @@ class TrainingRun:
 
     def _train(
         self,
-        image: ImageSpec,
+        image: PreparedImage,
         argv: list[str],
         binds: dict[str, list[tuple[Path, str]]],
         feeders: list[PipeFeeder],

@@ -9,10 +9,10 @@ import logging
 import os
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.contract.errors import SandboxError
+from dockyard.runtimes.base import Limits
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +21,6 @@ PARENT = "dockyard"
 V1_CONTROLLERS = ("memory", "pids", "cpu")
 CPU_PERIOD_US = 100_000
 _NAME = re.compile(r"[^A-Za-z0-9_.-]")
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one host may use; None leaves that resource unbounded."""
-
-    cpus: float | None = None
-    memory_bytes: int | None = None
-    pids: int | None = None
 
 
 def cgroup_version(root: Path = CGROUP_ROOT) -> int:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockyard.contract.errors import ImageError
+from dockyard.runtimes.base import RunLineOutcome
 from dockyard.runtimes.environments import Environments
 from dockyard.runtimes.images import DEFAULT_PATH, ImageSpec
 from dockyard.runtimes.prerequisites import (
@@ -23,17 +24,6 @@ BUILT = "built into the image's Python layer"
 MET = "met"
 MISSING = "missing"
 NOT_RUN = "not run"
-
-
-@dataclass(frozen=True)
-class RunLineOutcome:
-    """What one RUN line (or one kind of command in it) becomes."""
-
-    number: int  # among the image's RUN lines, from 1
-    line: str
-    kind: str  # "pip", "apt", "r" or "other"
-    outcome: str  # BUILT, MET, MISSING or NOT_RUN
-    detail: str = ""  # the missing packages and the command that installs them
 
 
 @dataclass(frozen=True)

@@ -205,6 +205,10 @@ class NamespaceConnector:
             self._calls.put((function, result))
         return result.result()
 
+    def address(self, port: int) -> tuple[str, int]:
+        """Inside the namespace, the instance's port is on its own loopback."""
+        return ("127.0.0.1", port)
+
     def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> socket.socket:
         """A connected socket to `host:port` as seen inside the namespace."""
         return self._inside(lambda: socket.create_connection((host, port), timeout=timeout))

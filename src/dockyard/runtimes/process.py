@@ -29,15 +29,27 @@ from typing import IO, Any
 
 from dockyard.contract.errors import ImageError, SandboxError
 from dockyard.runtimes import cgroups
-from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost, Runtime
+from dockyard.runtimes.base import (
+    FolderCheck,
+    HostSpec,
+    ImageCheck,
+    Log,
+    OutputSink,
+    Purpose,
+    ResolvedImage,
+    RunningHost,
+    Runtime,
+)
 from dockyard.runtimes.images import DEFAULT_PATH
 from dockyard.runtimes.mount_plan import MountPlan, Node
 from dockyard.runtimes.netns import Network
+from dockyard.runtimes.process_images import ProcessImage, ProcessImageRef, ProcessImages
 from dockyard.runtimes.run_layer import FOLDER_NAME as RUN_LAYER_FOLDER
 from dockyard.runtimes.run_layer import SANDBOX_PATH as SANDBOX_PYTHON
 from dockyard.runtimes.run_layer import write_run_layer
+from dockyard.runtimes.sandbox_spec import SandboxSpec
 from dockyard.runtimes.seccomp import filter_bpf
-from dockyard.runtimes.volumes import HostFolder, SandboxUsers
+from dockyard.runtimes.volumes import HostFolder, SandboxUsers, unmount_all_under
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +60,7 @@ _ADDRESS = re.compile(r"^[0-9A-Fa-f.:]+$")
 _MAX_LINE = 64 * 1024  # longer lines reach on_output in pieces rather than growing without bound
 
 
-def sandbox_env(spec: HostSpec) -> dict[str, str]:
+def sandbox_env(spec: SandboxSpec) -> dict[str, str]:
     """The program's whole environment: container defaults, the image's ENV, the platform's."""
     env = {
         "PATH": DEFAULT_PATH,
@@ -67,7 +79,7 @@ def sandbox_env(spec: HostSpec) -> dict[str, str]:
     return env
 
 
-def hosts_file(spec: HostSpec) -> str:
+def hosts_file(spec: SandboxSpec) -> str:
     """/etc/hosts for the sandbox: localhost, every host of the job, and this host's own name."""
     entries = {"localhost": "127.0.0.1", **spec.hosts}
     entries.setdefault(spec.hostname, "127.0.0.1")
@@ -109,7 +121,7 @@ class SandboxFiles:
         return (self.hosts, self.passwd, self.group, self.resolv_conf, self.seccomp)
 
     @classmethod
-    def open(cls, spec: HostSpec) -> SandboxFiles:
+    def open(cls, spec: SandboxSpec) -> SandboxFiles:
         contents = (
             hosts_file(spec).encode(),
             passwd_file(spec.folder.uid).encode(),
@@ -133,7 +145,7 @@ def _memory_file(data: bytes) -> int:
 
 
 def bwrap_argv(
-    spec: HostSpec,
+    spec: SandboxSpec,
     files: SandboxFiles,
     *,
     bwrap: str = "bwrap",
@@ -170,7 +182,7 @@ def bwrap_argv(
     return [*outer, "--", *become_user, *inner, "--", *spec.argv]
 
 
-def find_program(spec: HostSpec) -> str | None:
+def find_program(spec: SandboxSpec) -> str | None:
     """Where the sandbox will find `spec.argv[0]` (searching its PATH), or None."""
     plan = _plan_mounts(spec, SandboxFiles())
     workdir = posixpath.normpath(spec.image.workdir)
@@ -186,7 +198,7 @@ def find_program(spec: HostSpec) -> str | None:
     return None
 
 
-def _plan_mounts(spec: HostSpec, files: SandboxFiles) -> MountPlan:
+def _plan_mounts(spec: SandboxSpec, files: SandboxFiles) -> MountPlan:
     plan = MountPlan.over_host_system()
     # Scratch space is on the host's volume, inside its VolumeSizeInGB, not in memory; placed
     # first, so binds below /tmp (a layer built there) land inside it.
@@ -248,10 +260,41 @@ class ProcessRuntime(Runtime):
         *,
         uid_base: int = 2_000_000_000,
         slirp4netns: str = "slirp4netns",
+        images: ProcessImages | None = None,
     ) -> None:
         self.bwrap = bwrap
         self.slirp4netns = slirp4netns
         self.users = SandboxUsers(uid_base)
+        # None only where sandboxes are run from ready SandboxSpecs (the runtime's own tests).
+        self._images = images
+
+    @property
+    def images(self) -> ProcessImages:
+        if self._images is None:
+            raise SandboxError("this process runtime was made without an image store")
+        return self._images
+
+    def resolve(self, ref: str, readable: FolderCheck) -> ProcessImageRef:
+        return self.images.resolve(ref, readable)
+
+    def prepare_image(
+        self, image: ResolvedImage, *, code: Path | None, purpose: Purpose, log: Log
+    ) -> ProcessImage:
+        return self.images.prepare(_own_ref(image), code=code, purpose=purpose, log=log)
+
+    def check_image(self, image: ResolvedImage) -> ImageCheck:
+        return self.images.check(_own_ref(image))
+
+    def build_image(self, image: ResolvedImage, log: Log) -> None:
+        self.images.build(_own_ref(image), log)
+
+    def release(self, folder: Path) -> None:
+        unmount_all_under(folder)
+
+    def recover(self, home: Path) -> None:
+        # A server killed with -9 leaves its hosts' volumes mounted and their cgroups empty.
+        unmount_all_under(home)
+        cgroups.sweep()
 
     def prepare_host(self, root: Path, volume_bytes: int) -> HostFolder:
         _require_root()
@@ -269,6 +312,9 @@ class ProcessRuntime(Runtime):
         return Network.create(outside=outside, slirp4netns=self.slirp4netns)
 
     def start(self, spec: HostSpec, on_output: OutputSink) -> ProcessHost:
+        return self.start_sandbox(sandbox_spec(spec), on_output)
+
+    def start_sandbox(self, spec: SandboxSpec, on_output: OutputSink) -> ProcessHost:
         _require_root()
         executable = shutil.which(self.bwrap)
         if executable is None:
@@ -320,6 +366,37 @@ class ProcessRuntime(Runtime):
         finally:
             files.close()
         return ProcessHost(process, on_output, group)
+
+
+def sandbox_spec(spec: HostSpec) -> SandboxSpec:
+    """The sandbox of an engine's HostSpec: the prepared image's folders are shown after the
+    engine's binds, and its Python gets a writable run layer."""
+    image = spec.image
+    if not isinstance(image, ProcessImage):
+        raise SandboxError(f"{spec.hostname}: the image was not made ready by the process runtime")
+    if not isinstance(spec.folder, HostFolder) or not isinstance(spec.network, Network):
+        raise SandboxError(
+            f"{spec.hostname}: its folder and network were not made by the process runtime"
+        )
+    return SandboxSpec(
+        image=image.spec,
+        argv=spec.argv,
+        hostname=spec.hostname,
+        folder=spec.folder,
+        network=spec.network,
+        read_only_binds=[*spec.read_only_binds, *image.binds],
+        env=spec.env,
+        hosts=spec.hosts,
+        hidden_paths=spec.hidden_paths,
+        limits=spec.limits,
+        python=image.python,
+    )
+
+
+def _own_ref(image: ResolvedImage) -> ProcessImageRef:
+    if not isinstance(image, ProcessImageRef):
+        raise ImageError(f"{image.ref} was not resolved by the process runtime")
+    return image
 
 
 def _require_root() -> None:
@@ -478,7 +555,7 @@ def _read_lines(stream: IO[bytes], name: str, on_output: OutputSink) -> None:
                 logger.exception("output sink failed on a %s line", name)
 
 
-def _prepare_mount_points(spec: HostSpec) -> None:
+def _prepare_mount_points(spec: SandboxSpec) -> None:
     """Check the binds' sources, and make the mount points of those inside the job's folder."""
     if not spec.opt_ml.is_dir():
         raise SandboxError(f"the job folder {spec.opt_ml} for /opt/ml does not exist")

@@ -300,6 +300,9 @@ class S3RequestMaker:
         """method, url, headers, body as botocore would send them (before checksums)."""
         model = operation(name)
         serialized = self.serializer.serialize_to_request(_encodable(params, model), model)
+        # WriteGetObjectResponse names a host prefix (`route.<host>`): over HTTP that host
+        # cannot be resolved (the request would never be sent), so it goes to the server's own.
+        serialized.pop("host_prefix", None)
         prepare_request_dict(serialized, self.base_url)
         serialized["url"] = _dots_encoded(serialized["url"])
         body = serialized["body"]

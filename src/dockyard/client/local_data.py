@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -53,10 +54,17 @@ def upload_code(objects: ApiObjects, folder: Path, extra: list[Path], target: S3
     return str(target)
 
 
-def server_data_uri(client: Client, uri: str, key_prefix: str, what: str) -> str:
+def server_data_uri(
+    client: Client,
+    uri: str,
+    key_prefix: str,
+    what: str,
+    upload: Callable[[Path, str], str] | None = None,
+) -> str:
     """A URI the server can read: s3:// as is; a local file or folder as an absolute file:// URI
-    for the local server, else uploaded under `key_prefix` in the client's default bucket.
-    ValueError, naming `what`, when the local path does not exist."""
+    for the local server, else uploaded under `key_prefix` (by `upload(path, key_prefix)`, the
+    SDK's session's own; by default into the client's default bucket). ValueError, naming
+    `what`, when the local path does not exist."""
     path = local_path(uri)
     if path is None:
         return uri
@@ -64,7 +72,10 @@ def server_data_uri(client: Client, uri: str, key_prefix: str, what: str) -> str
         raise ValueError(f"{what} {uri}: {path} does not exist")
     if client.server_reads_local_files:
         return "file://" + str(path.absolute())
-    uploaded = upload_path(client.objects, path, client.default_bucket, key_prefix)
+    if upload is None:
+        uploaded = upload_path(client.objects, path, client.default_bucket, key_prefix)
+    else:
+        uploaded = upload(path, key_prefix)
     # A folder's prefix ends with `/`, or `data/job` would also take in `data/job-2/...`.
     return uploaded + "/" if path.is_dir() else uploaded
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.client.uris import local_path
+from dockyard.client.local_data import server_data_uri
 from dockyard.sdk.inputs import TrainingInput
 
 if TYPE_CHECKING:
@@ -21,18 +22,13 @@ Inputs = str | TrainingInput | Mapping[str, "str | TrainingInput"] | None
 
 
 def server_uri(session: Session, uri: str, key_prefix: str) -> str:
-    """A URI the server can read: s3:// as is; local data as an absolute file:// URI when the
-    server runs here, else uploaded under `key_prefix` in the default bucket."""
-    path = local_path(uri)
-    if path is None:
-        return uri
-    if not path.exists():
-        raise ValueError(f"input {uri}: {path} does not exist")
-    if session.server_reads_local_files:
-        return "file://" + str(path.absolute())
-    uploaded = session.upload_data(str(path), key_prefix=key_prefix)
-    # A folder's prefix ends with `/`: `<job>/input/train` would also take in `.../train2/`.
-    return uploaded + "/" if path.is_dir() else uploaded
+    """A URI the server can read (client.local_data.server_data_uri), uploads going through the
+    session (its default bucket and prefix)."""
+
+    def upload(path: Path, prefix: str) -> str:
+        return session.upload_data(str(path), key_prefix=prefix)
+
+    return server_data_uri(session.client, uri, key_prefix, "input", upload)
 
 
 def input_data_config(

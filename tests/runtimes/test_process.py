@@ -30,34 +30,9 @@ from dockyard.runtimes.process import (
 )
 from dockyard.runtimes.sandbox_spec import SandboxSpec
 from dockyard.runtimes.volumes import GIB, HostFolder, unmount_all_under
+from tests.runtimes.output import Output
 
 HOSTS = {"algo-1": "127.0.10.1", "algo-2": "127.0.10.2"}
-
-
-class Output:
-    """Collects what a sandbox prints and lets a test wait for a line."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, stream: str, line: str) -> None:
-        with self._changed:
-            self.lines.append((stream, line))
-            self._changed.notify_all()
-
-    @property
-    def stdout(self) -> list[str]:
-        return [line for stream, line in self.lines if stream == "stdout"]
-
-    @property
-    def stderr(self) -> list[str]:
-        return [line for stream, line in self.lines if stream == "stderr"]
-
-    def wait_for(self, line: str, timeout: float = 30.0) -> None:
-        with self._changed:
-            if not self._changed.wait_for(lambda: ("stdout", line) in self.lines, timeout):
-                raise TimeoutError(f"{line!r} not printed within {timeout} s: {self.lines}")
 
 
 RUNTIME = ProcessRuntime()

@@ -65,13 +65,9 @@ def server_data_uri(
     for the local server, else uploaded under `key_prefix` (by `upload(path, key_prefix)`, the
     SDK's session's own; by default into the client's default bucket). ValueError, naming
     `what`, when the local path does not exist."""
-    path = local_path(uri)
-    if path is None:
-        return uri
-    if not path.exists():
-        raise ValueError(f"{what} {uri}: {path} does not exist")
-    if client.server_reads_local_files:
-        return "file://" + str(path.absolute())
+    path = _to_upload(client, uri, what)
+    if isinstance(path, str):
+        return path
     if upload is None:
         uploaded = upload_path(client.objects, path, client.default_bucket, key_prefix)
     else:
@@ -84,14 +80,24 @@ def server_code_uri(client: Client, source_dir: str, key_prefix: str) -> str:
     """SAGEMAKER_SUBMIT_DIRECTORY for a source folder (or a sourcedir.tar.gz) of the client's:
     the folder in place for the local server, else a sourcedir.tar.gz uploaded under
     `key_prefix` in the client's default bucket (an archive given is uploaded as it is)."""
-    path = local_path(source_dir)
-    if path is None:
-        return source_dir
-    if not path.exists():
-        raise ValueError(f"source dir {source_dir}: {path} does not exist")
-    if client.server_reads_local_files:
-        return "file://" + str(path.absolute())
+    path = _to_upload(client, source_dir, "source dir")
+    if isinstance(path, str):
+        return path
     if path.is_file():
         return upload_path(client.objects, path, client.default_bucket, key_prefix)
     target = S3Uri(client.default_bucket).join(key_prefix, SOURCE_ARCHIVE)
     return upload_code(client.objects, path.absolute(), [], target)
+
+
+def _to_upload(client: Client, uri: str, what: str) -> str | Path:
+    """The URI as the server gets it without an upload (s3:// as is; a local path as an absolute
+    file:// URI for the local server), or the local path to upload for a server elsewhere.
+    ValueError, naming `what`, when the local path does not exist."""
+    path = local_path(uri)
+    if path is None:
+        return uri
+    if not path.exists():
+        raise ValueError(f"{what} {uri}: {path} does not exist")
+    if client.server_reads_local_files:
+        return "file://" + str(path.absolute())
+    return path

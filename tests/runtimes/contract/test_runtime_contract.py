@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,6 +16,7 @@ from dockyard.engine.local_paths import LocalPaths
 from dockyard.runtimes.base import FolderCheck, HostNetwork, HostSpec, HostVolume, Runtime
 from dockyard.runtimes.factory import open_runtime
 from dockyard.settings import Settings
+from tests.runtimes.output import Output
 
 RUNTIMES = ["process"]
 VOLUME = 1 << 30
@@ -30,24 +30,6 @@ case "$1" in
 esac
 exit 64
 """
-
-
-class Output:
-    """What a host printed, with a way to wait for a line."""
-
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, str]] = []
-        self._changed = threading.Condition()
-
-    def __call__(self, stream: str, line: str) -> None:
-        with self._changed:
-            self.lines.append((stream, line))
-            self._changed.notify_all()
-
-    def wait_for(self, line: str, timeout: float = 30.0) -> None:
-        with self._changed:
-            if not self._changed.wait_for(lambda: ("stdout", line) in self.lines, timeout):
-                raise TimeoutError(f"{line!r} not printed within {timeout} s: {self.lines}")
 
 
 @pytest.fixture(params=RUNTIMES)

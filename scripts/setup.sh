@@ -8,9 +8,13 @@ cd "$(dirname "$0")/.."
 # The sandboxes: bubblewrap, libseccomp2 (their seccomp filter), slirp4netns (outside network for
 # jobs without network isolation), e2fsprogs and util-linux (each host's volume; setpriv, nsenter).
 # r-cran-reticulate: the R notebook (examples/r-reticulate) drives dockyard.sdk from R.
+# The docker runtime and its tests: podman (a Docker-compatible engine; runc and aardvark-dns for
+# it, see scripts/podman/containers.conf), docker-registry (the distribution registry behind the
+# ECR API), busybox-static and debootstrap (base images made from a rootfs: no outside registry).
 APT_PACKAGES=(bubblewrap libseccomp2 slirp4netns e2fsprogs util-linux
               r-base-core r-cran-randomforest r-cran-plumber r-cran-jsonlite r-cran-reticulate
-              python3-venv python3-dev build-essential ca-certificates)
+              python3-venv python3-dev build-essential ca-certificates
+              podman runc aardvark-dns docker-registry busybox-static debootstrap)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then

@@ -77,6 +77,22 @@ def moto_endpoint() -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A real Docker-compatible engine: podman's service on this session's own socket."""
+    from tests.containers import start_service
+
+    yield from start_service(tmp_path_factory.mktemp("podman"))
+
+
+@pytest.fixture(scope="session")
+def busybox(container_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The name of a busybox image in the engine (built once per machine)."""
+    from tests.containers import busybox_image
+
+    return busybox_image(container_engine.client, tmp_path_factory.mktemp("busybox"))
+
+
 @pytest.fixture
 def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials and a region, which is all moto and botocore need."""

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Starts podman's Docker-compatible service for the docker runtime and prints the DOCKER_HOST to
+# export. Usage: scripts/podman-service.sh [SOCKET]  (default /run/dockyard-podman/podman.sock).
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+socket="${1:-/run/dockyard-podman/podman.sock}"
+mkdir -p "$(dirname "$socket")"
+export CONTAINERS_CONF="${CONTAINERS_CONF:-$here/podman/containers.conf}"
+command -v podman >/dev/null || { echo "podman is not installed: apt-get install podman runc aardvark-dns" >&2; exit 1; }
+nohup podman system service --time=0 "unix://$socket" >"$(dirname "$socket")/service.log" 2>&1 &
+for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
+[ -S "$socket" ] || { echo "podman's service did not start; see $(dirname "$socket")/service.log" >&2; exit 1; }
+echo "export DOCKER_HOST=unix://$socket CONTAINERS_CONF=$CONTAINERS_CONF"

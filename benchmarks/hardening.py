@@ -155,7 +155,7 @@ def measure_before_after(work: Path) -> dict[str, Any]:
 def measure_setup(engine: Engine, work: Path) -> dict[str, Samples]:
     """Each step of a job's sandbox setup on its own, interleaved; a step in two parts (make,
     undo) is two variants, the first leaving what it made for the second."""
-    runtime = engine.ctx.runtime
+    runtime = engine.ctx.runtimes.named("process")
     limits = host_limits(engine.settings, "local")
     made: dict[str, Any] = {}
     work.mkdir(parents=True)

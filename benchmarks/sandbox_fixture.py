@@ -42,7 +42,7 @@ class Sandbox:
 def dockyard_sandbox(engine: Engine, image: Path, folder: Path) -> Iterator[Sandbox]:
     """The HostSpec TrainingRun would build for algo-1 of a one-host job of `image`, on a 1 GiB
     volume and a network with outside access made once here (a job makes both for each run)."""
-    runtime = engine.ctx.runtime
+    runtime = engine.ctx.runtimes.named("process")
     settings = engine.settings
     spec_image = read_image(str(image))
     with contextlib.ExitStack() as stack:

@@ -238,7 +238,7 @@ def measure_noop(engine: Engine, api_url: str, work: Path) -> dict[str, Any]:
 
 
 def _measure_noop(engine: Engine, api_url: str, image: Path, sandbox: Sandbox) -> dict[str, Any]:
-    runtime = engine.ctx.runtime
+    runtime = engine.ctx.runtimes.named("process")
     spec = sandbox.spec
     jobs = Jobs(engine, "noop", MetadataProbe(engine))
     in_process: list[JobRun] = []

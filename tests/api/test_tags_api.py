@@ -128,3 +128,29 @@ def test_list_tags_pages(server: RunningServer) -> None:
     assert [k for k, _ in rest] == [f"k{i:02}" for i in range(20, 50)] and end is None
     bad = _error(sagemaker.list_tags, ResourceArn=arn, NextToken="nonsense")
     assert bad["Code"] == "ValidationException"
+
+
+def test_the_runtime_tag_names_a_runtime_and_a_bad_one_makes_nothing(
+    server: RunningServer,
+) -> None:
+    sagemaker = server.client("sagemaker")
+    error = _error(
+        sagemaker.create_model,
+        ModelName="on-podman",
+        PrimaryContainer={"Image": R_IMAGE},
+        Tags=[{"Key": "dockyard:runtime", "Value": "podman"}],
+    )
+    assert error["Code"] == "ValidationException"
+    assert "dockyard:runtime='podman' names no runtime: use one of process, docker" in (
+        error["Message"]
+    )
+    assert sagemaker.list_models(NameContains="on-podman")["Models"] == []
+    # The process runtime asked for by name runs the folder it would have chosen anyway.
+    arn = sagemaker.create_model(
+        ModelName="on-process",
+        PrimaryContainer={"Image": R_IMAGE},
+        Tags=[{"Key": "dockyard:runtime", "Value": "process"}],
+    )["ModelArn"]
+    assert sagemaker.list_tags(ResourceArn=arn)["Tags"] == [
+        {"Key": "dockyard:runtime", "Value": "process"}
+    ]

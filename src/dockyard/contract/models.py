@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from dockyard.contract import names
 from dockyard.contract.shapes import ListShape, Timestamp, WireShape
+from dockyard.contract.training_jobs import Tag
 
 ModelName = Annotated[
     str, Field(min_length=1, max_length=names.MAX_NAME_LENGTH, pattern=names.MODEL_NAME.pattern)
@@ -49,6 +50,7 @@ class CreateModelRequest(WireShape):
     )
     execution_role_arn: Annotated[str, Field(max_length=2048)] | None = None
     enable_network_isolation: bool | None = None
+    tags: Annotated[list[Tag], Field(max_length=50)] = []
 
     @model_validator(mode="after")
     def _one_container(self) -> CreateModelRequest:

@@ -1,4 +1,4 @@
-"""What every engine service shares: settings, stores, the runtime and the capacity."""
+"""What every engine service shares: settings, stores, the runtimes and the capacity."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dockyard.engine.archives import ArchiveLimits
 from dockyard.engine.local_paths import LocalPaths
 from dockyard.engine.scheduler import Capacity
 from dockyard.runtimes.base import ResolvedImage, Runtime
+from dockyard.runtimes.factory import Runtimes
 from dockyard.settings import Settings
 from dockyard.storage.metadata import MetadataStore
 from dockyard.storage.objects import ObjectStore
@@ -20,7 +21,7 @@ class EngineContext:
     settings: Settings
     metadata: MetadataStore
     store: ObjectStore
-    runtime: Runtime
+    runtimes: Runtimes
     capacity: Capacity
 
     @property
@@ -38,13 +39,17 @@ class EngineContext:
         """Where file:// URIs and local paths may be read and written (DOCKYARD_LOCAL_PATHS)."""
         return LocalPaths.of(self.settings.local_paths, self.forbidden_paths)
 
-    def resolve_image(self, ref: str) -> ResolvedImage:
+    def runtime_for(self, ref: str, requested: str | None = None) -> Runtime:
+        """The runtime that runs image `ref` (`requested`: the dockyard:runtime tag's)."""
+        return self.runtimes.for_image(ref, requested)
+
+    def resolve_image(self, ref: str, requested: str | None = None) -> ResolvedImage:
         """The image `ref` names, through the runtime; a folder it reads (an image folder's
         Dockerfile and COPY sources) only where DOCKYARD_LOCAL_PATHS lets the server read for a
         job, so a caller (on another machine, perhaps) cannot name the server's other folders,
         hidden ones or dockyard's own as an image. Checked when a job or model is created and
         again when it is used."""
-        return self.runtime.resolve(ref, self.local_paths.readable)
+        return self.runtime_for(ref, requested).resolve(ref, self.local_paths.readable)
 
     @property
     def archive_limits(self) -> ArchiveLimits:

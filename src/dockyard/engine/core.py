@@ -12,7 +12,7 @@ from dockyard.engine.scheduler import Capacity
 from dockyard.engine.tags import Tags
 from dockyard.engine.training_jobs import TrainingJobs
 from dockyard.engine.transform_jobs import TransformJobs
-from dockyard.runtimes.factory import open_runtime
+from dockyard.runtimes.factory import Runtimes
 from dockyard.settings import Settings
 from dockyard.storage.metadata import MetadataStore
 from dockyard.storage.stores import store_from_settings
@@ -37,7 +37,7 @@ class Engine:
             ctx.metadata,
             self.training_jobs.running_names,
             ctx.settings.job_folder_retention_hours,
-            release=ctx.runtime.release,
+            release=ctx.runtimes.release,
         )
 
     @classmethod
@@ -49,11 +49,11 @@ class Engine:
             settings=settings,
             metadata=MetadataStore(settings.metadata_url),
             store=store_from_settings(settings),
-            runtime=open_runtime(settings),
+            runtimes=Runtimes(settings),
             capacity=Capacity(settings.cpus, settings.memory_gib, settings.gpus),
         )
         engine = cls(ctx)
-        ctx.runtime.recover(settings.home)
+        ctx.runtimes.recover(settings.home)
         engine.training_jobs.recover()
         engine.endpoints.recover()
         engine.transform_jobs.recover()

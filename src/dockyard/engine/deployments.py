@@ -49,13 +49,16 @@ class VariantPlan:
 
     name: str
     model_name: str
-    container: ContainerDefinition
+    model: CreateModelRequest
     instance_count: int
     weight: float
     startup_seconds: float
     instance_type: str
     volume_gb: int | None = None
-    network_isolation: bool = False
+
+    @property
+    def container(self) -> ContainerDefinition:
+        return self.model.container
 
 
 def variant_plans(
@@ -69,7 +72,7 @@ def variant_plans(
             VariantPlan(
                 name=variant.variant_name,
                 model_name=variant.model_name,
-                container=model.container,
+                model=model,
                 instance_count=variant.initial_instance_count,
                 weight=variant.initial_variant_weight,
                 startup_seconds=float(
@@ -77,7 +80,6 @@ def variant_plans(
                     or DEFAULT_STARTUP_SECONDS
                 ),
                 instance_type=variant.instance_type or "local",
-                network_isolation=bool(model.enable_network_isolation),
             )
         )
     return plans
@@ -130,10 +132,9 @@ class Deployment:
                 plan = state.plan
                 state.model = prepare_model(
                     self.ctx,
-                    plan.container,
+                    plan.model,
                     self.folder / plan.name,
                     functools.partial(self._platform_log, plan.name),
-                    network_isolation=plan.network_isolation,
                 )
             starts = [
                 (state, state.next_number + i)

@@ -37,7 +37,7 @@ class ImageBuilds:
 
     def check(self, ref: str) -> dict[str, Any]:
         """CheckImage: each RUN line and what it becomes, and whether the layer is built."""
-        check = self.ctx.runtime.check_image(self.ctx.resolve_image(ref))
+        check = self.ctx.runtime_for(ref).check_image(self.ctx.resolve_image(ref))
         return {
             "RunLines": [
                 {
@@ -54,8 +54,9 @@ class ImageBuilds:
 
     def start(self, ref: str) -> dict[str, Any]:
         """BuildImage: check the folder now (a clear error at once), build on a thread."""
+        runtime = self.ctx.runtime_for(ref)
         image = self.ctx.resolve_image(ref)
-        check = self.ctx.runtime.check_image(image)
+        check = runtime.check_image(image)
         if check.missing:
             needs = "; ".join(f"RUN line {o.number} needs {o.detail}" for o in check.missing)
             raise ImageError(f"{needs}: install what is missing, then build again")
@@ -67,7 +68,7 @@ class ImageBuilds:
 
         def run() -> None:
             try:
-                self.ctx.runtime.build_image(image, build.lines.append)
+                runtime.build_image(image, build.lines.append)
                 build.status = "Completed"
             except DockyardError as exc:
                 build.failure_reason, build.status = str(exc), "Failed"

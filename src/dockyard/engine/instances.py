@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.contract.errors import DockyardError
-from dockyard.contract.models import ContainerDefinition
+from dockyard.contract.models import CreateModelRequest
+from dockyard.contract.tags import requested_runtime
 from dockyard.engine.code import find_code, stage_code
 from dockyard.engine.context import EngineContext
 from dockyard.engine.model_data import stage_model_data
@@ -29,6 +30,7 @@ from dockyard.runtimes.base import (
     PortConnector,
     PreparedImage,
     RunningHost,
+    Runtime,
 )
 
 PORT = 8080
@@ -48,6 +50,7 @@ class PreparedModel:
     """A model made ready to serve: its image, command, environment and the folders to show.
     Made once per variant; every instance of the variant shares it (read-only)."""
 
+    runtime: Runtime  # the one that prepared `image` and starts its instances
     image: PreparedImage
     argv: list[str]
     env: dict[str, str]
@@ -58,11 +61,9 @@ class PreparedModel:
 
 def prepare_model(
     ctx: EngineContext,
-    container: ContainerDefinition,
+    model: CreateModelRequest,
     folder: Path,
     log: Log,
-    *,
-    network_isolation: bool = False,
 ) -> PreparedModel:
     """Unpack the model data into `folder/model`, put script-mode code into its code/ folder,
     build (or reuse) a framework environment with the code's requirements, and check the
@@ -70,6 +71,7 @@ def prepare_model(
     if folder.exists():
         shutil.rmtree(folder)
     model_dir = folder / "model"
+    container = model.container
     env = dict(container.environment)
     try:
         stage_model_data(
@@ -90,14 +92,19 @@ def prepare_model(
             env["SAGEMAKER_SUBMIT_DIRECTORY"] = f"{MODEL_DIR}/code"
             log(f"code from {submitted} is in {MODEL_DIR}/code")
         shutil.rmtree(folder / "scratch", ignore_errors=True)
-        image = ctx.runtime.prepare_image(
-            ctx.resolve_image(container.image), code=code_dir, purpose="serve", log=log
+        runtime = ctx.runtime_for(container.image, requested_runtime(model.tags))
+        image = runtime.prepare_image(
+            ctx.resolve_image(container.image, requested_runtime(model.tags)),
+            code=code_dir,
+            purpose="serve",
+            log=log,
         )
         argv = image.command(None, None, "serve")
     except DockyardError as exc:
         raise InstanceFailed(f"ClientError: {exc}") from exc
     binds = [(model_dir, MODEL_DIR)]
-    return PreparedModel(image, argv, env, binds, container.container_hostname, network_isolation)
+    isolated = bool(model.enable_network_isolation)
+    return PreparedModel(runtime, image, argv, env, binds, container.container_hostname, isolated)
 
 
 @dataclass
@@ -226,7 +233,7 @@ def start_instance(
     if policy == "cpu":
         on_line(f"[dockyard] {gpus.cpu_note()}")
     limits = host_limits(ctx.settings, instance_type)
-    runtime = ctx.runtime
+    runtime = model.runtime
     host_folder: HostVolume | None = None
     network: HostNetwork | None = None
     host: RunningHost | None = None

@@ -9,6 +9,7 @@ from dockyard.contract.instance_types import instance_type
 from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest, ListRequest
 from dockyard.contract.opt_ml import CONTAINER_ROOT
 from dockyard.contract.shapes import NoState
+from dockyard.contract.tags import requested_runtime
 from dockyard.engine.paging import Page, resource_page
 from dockyard.engine.resources import NamedResources
 from dockyard.engine.staging import local_path_of
@@ -56,7 +57,8 @@ class Models(_Resources[CreateModelRequest]):
 
     def create(self, request: CreateModelRequest) -> str:
         container = request.container
-        self.ctx.resolve_image(container.image)  # a clear error now, not when an endpoint starts
+        # A clear error now, not when an endpoint starts.
+        self.ctx.resolve_image(container.image, requested_runtime(request.tags))
         url = container.model_data_url
         if url is not None:
             path = local_path_of(url)

@@ -10,6 +10,7 @@ from dockyard.contract import names
 from dockyard.contract.errors import ValidationError
 from dockyard.contract.instance_types import instance_type
 from dockyard.contract.opt_ml import CONTAINER_ROOT
+from dockyard.contract.tags import requested_runtime
 from dockyard.contract.training_jobs import (
     CreateTrainingJobRequest,
     ListTrainingJobsRequest,
@@ -76,7 +77,7 @@ class TrainingJobs:
         instance_type(request.resource_config.instance_type or "")
         spec = request.algorithm_specification
         assert spec.training_image is not None
-        image = self.ctx.resolve_image(spec.training_image)
+        image = self.ctx.resolve_image(spec.training_image, requested_runtime(request.tags))
         image.check_command(spec.container_entrypoint, spec.container_arguments, "train")
         for channel in request.channels:
             if channel.s3.s3_data_type != "S3Prefix":

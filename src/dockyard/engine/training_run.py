@@ -21,6 +21,7 @@ from dockyard.contract.opt_ml import (
     resource_config,
     write_training_config,
 )
+from dockyard.contract.tags import requested_runtime
 from dockyard.contract.training_jobs import (
     Channel,
     CreateTrainingJobRequest,
@@ -100,9 +101,12 @@ class TrainingRun:
         ]
         self._network: HostNetwork | None = None
         self.logs = LogWriter(ctx.metadata, TRAINING_LOG_GROUP)
+        image = request.algorithm_specification.training_image or ""
+        # The runtime is chosen once, when the run is made: its hosts all run on it.
+        self.runtime = ctx.runtime_for(image, requested_runtime(request.tags))
         self._group = HostGroup(
             self.hosts,
-            ctx.runtime,
+            self.runtime,
             ctx.settings.stop_grace_seconds,
             self._changed,
             self._platform_log,
@@ -280,7 +284,7 @@ class TrainingRun:
         checkpoint = self.request.checkpoint_config
         size = volume_bytes(self.ctx.settings, self.request.resource_config.volume_size_in_gb)
         for host in self.hosts:
-            host.folder = self.ctx.runtime.prepare_host(host.opt_ml.root.parent, size)
+            host.folder = self.runtime.prepare_host(host.opt_ml.root.parent, size)
             host.opt_ml.create()
             write_training_config(
                 host.opt_ml,
@@ -299,8 +303,8 @@ class TrainingRun:
     def _image(self, name: str) -> PreparedImage:
         """The image made ready by the runtime, with the code's requirements installed, all
         before any host starts."""
-        return self.ctx.runtime.prepare_image(
-            self.ctx.resolve_image(name),
+        return self.runtime.prepare_image(
+            self.ctx.resolve_image(name, requested_runtime(self.request.tags)),
             code=self.hosts[0].opt_ml.code_dir,
             purpose="train",
             log=self._platform_log,
@@ -465,7 +469,7 @@ class TrainingRun:
         scanner = MetricScanner(self.request.algorithm_specification.metric_definitions)
         isolated = bool(self.request.enable_network_isolation)
         try:
-            self._network = self.ctx.runtime.create_network(outside=not isolated)
+            self._network = self.runtime.create_network(outside=not isolated)
             self._group.start(
                 {h.name: self._host_spec(h, image, argv, binds[h.name]) for h in self.hosts},
                 {h.name: self._on_output(h, scanner) for h in self.hosts},

@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from dockyard.contract.errors import InvalidTransition, ResourceInUse, ValidationError
-from dockyard.contract.models import ContainerDefinition
+from dockyard.contract.models import CreateModelRequest
 from dockyard.contract.transform_jobs import (
     CreateTransformJobRequest,
     ListTransformJobsRequest,
@@ -79,13 +79,10 @@ class TransformJobs(NamedResources[CreateTransformJobRequest, TransformJobState]
             f"Job name must be unique within an AWS account and region, and a job with "
             f"this name already exists ({record.arn})",
         )
-        definition = model.request
-        container = definition.container
-        isolated = bool(definition.enable_network_isolation)
         stop = threading.Event()
         thread = threading.Thread(
             target=self._run,
-            args=(request, container, isolated, stop),
+            args=(request, model.request, stop),
             name=f"transform-{name}",
             daemon=True,
         )
@@ -146,17 +143,14 @@ class TransformJobs(NamedResources[CreateTransformJobRequest, TransformJobState]
     def _run(
         self,
         request: CreateTransformJobRequest,
-        container: ContainerDefinition,
-        network_isolation: bool,
+        model: CreateModelRequest,
         stop: threading.Event,
     ) -> None:
         name = request.transform_job_name
         folder = self.ctx.settings.home / "transform-jobs" / name
         self._set_state(name, transform_start_time=time.time())
         try:
-            outcome = TransformRun(
-                self.ctx, request, container, folder, self._writer(), stop, network_isolation
-            ).run()
+            outcome = TransformRun(self.ctx, request, model, folder, self._writer(), stop).run()
         except Exception as exc:
             logger.exception("transform job %s failed unexpectedly", name)
             self._finish(name, _T.FAILED, f"InternalServerError: {exc}")

@@ -22,7 +22,7 @@ from typing import IO, Any
 
 from dockyard.contract.endpoints import DEFAULT_STARTUP_SECONDS, STOP_GRACE_SECONDS
 from dockyard.contract.errors import ValidationError
-from dockyard.contract.models import ContainerDefinition
+from dockyard.contract.models import CreateModelRequest
 from dockyard.contract.transform_jobs import (
     CreateTransformJobRequest,
     EffectiveParameters,
@@ -64,16 +64,14 @@ class TransformRun:
         self,
         ctx: EngineContext,
         request: CreateTransformJobRequest,
-        container: ContainerDefinition,
+        model: CreateModelRequest,
         folder: Path,
         logs: LogWriter,
         stop: threading.Event,
-        network_isolation: bool = False,
     ) -> None:
         self.ctx = ctx
-        self.network_isolation = network_isolation
         self.request = request
-        self.container = container
+        self.model = model
         self.folder = folder
         self.logs = logs
         self.stop = stop
@@ -100,10 +98,9 @@ class TransformRun:
         try:
             model = prepare_model(
                 self.ctx,
-                self.container,
+                self.model,
                 self.folder / "model",
                 self.log,
-                network_isolation=self.network_isolation,
             )
             env = transform_environment(request)
             for number in range(1, count + 1):

@@ -1,24 +1,97 @@
-"""The one place a runtime is chosen: by name, from the server's settings (DOCKYARD_RUNTIME)."""
+"""Where runtimes are made and chosen: each opened from the server's settings when first needed,
+and the rule that picks one for an image (the `dockyard:runtime` tag, else the reference)."""
 
 from __future__ import annotations
 
-from dockyard.contract.errors import ValidationError
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from dockyard.contract.errors import ImageError, ValidationError
 from dockyard.runtimes.base import Runtime
 from dockyard.runtimes.environments import Environments
-from dockyard.runtimes.frameworks import load_frameworks_file
+from dockyard.runtimes.frameworks import load_frameworks_file, resolve_framework
 from dockyard.runtimes.process import ProcessRuntime
 from dockyard.runtimes.process_images import ProcessImages
 from dockyard.settings import Settings
 
+# What a reference to an image folder starts with (the CLI and SDK send absolute paths).
+_FOLDER_PREFIXES = ("/", "file:", "./", "../", "~")
 
-def open_runtime(settings: Settings) -> Runtime:
-    """The runtime `settings.runtime` names, made from the settings; nothing starts yet."""
-    if settings.runtime == "process":
+
+def open_runtime(settings: Settings, name: str | None = None) -> Runtime:
+    """The runtime `name` (default: the server's, DOCKYARD_RUNTIME), made from the settings."""
+    name = name or settings.runtime
+    if name == "process":
         return process_runtime(settings)
     raise ValidationError(
-        f"DOCKYARD_RUNTIME={settings.runtime}: the {settings.runtime} runtime is not available "
-        "yet; use DOCKYARD_RUNTIME=process (the default)"
+        f"the {name} runtime is not available yet; use the process runtime (the default)"
     )
+
+
+class Runtimes:
+    """The runtimes one server runs hosts with. The process runtime is always there; another is
+    opened the first time a job or model asks for it, so a server whose users never run a real
+    image needs no container engine."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        opener: Callable[[Settings, str], Runtime] = open_runtime,
+    ) -> None:
+        self.settings = settings
+        self._opener = opener
+        self._opened: dict[str, Runtime] = {}
+        self._lock = threading.Lock()
+        self._frameworks = (
+            load_frameworks_file(settings.frameworks_file) if settings.frameworks_file else {}
+        )
+
+    def named(self, name: str) -> Runtime:
+        with self._lock:
+            runtime = self._opened.get(name)
+            if runtime is None:
+                runtime = self._opened[name] = self._opener(self.settings, name)
+            return runtime
+
+    def choose(self, ref: str, requested: str | None = None) -> str:
+        """The runtime for image `ref`: the one the `dockyard:runtime` tag asked for; else the
+        docker runtime for a reference that is neither an image folder nor a framework image
+        (only a container engine can run it); else the server's default."""
+        if requested is not None:
+            return requested
+        if not self.is_process_image(ref):
+            return "docker"
+        return self.settings.runtime
+
+    def for_image(self, ref: str, requested: str | None = None) -> Runtime:
+        return self.named(self.choose(ref, requested))
+
+    def is_process_image(self, ref: str) -> bool:
+        """True when the process runtime can run `ref` itself: an image folder, or a framework
+        image it builds as an environment."""
+        if ref.startswith(_FOLDER_PREFIXES) or ref.startswith("dockyard/"):
+            return True  # dockyard/<framework> names no image elsewhere: its errors are ours
+        try:
+            return resolve_framework(ref, self._frameworks) is not None
+        except ImageError:
+            # An ECR URI of a repository that is no framework: a user's own image.
+            return False
+
+    def opened(self) -> list[Runtime]:
+        with self._lock:
+            return list(self._opened.values())
+
+    def release(self, folder: Path) -> None:
+        """Release what hosts under `folder` hold, in every runtime opened so far."""
+        for runtime in self.opened():
+            runtime.release(folder)
+
+    def recover(self, home: Path) -> None:
+        """At server start: release what a killed server left, in the process runtime and in the
+        server's default runtime (another one left nothing it can reach: see its docs)."""
+        for name in dict.fromkeys(("process", self.settings.runtime)):
+            self.named(name).recover(home)
 
 
 def process_runtime(settings: Settings) -> ProcessRuntime:

@@ -141,8 +141,9 @@ def test_the_runtime_tag_names_a_runtime_and_a_bad_one_makes_nothing(
         Tags=[{"Key": "dockyard:runtime", "Value": "podman"}],
     )
     assert error["Code"] == "ValidationException"
-    assert "dockyard:runtime='podman' names no runtime: use one of process, docker" in (
-        error["Message"]
+    assert (
+        "dockyard:runtime='podman' names no runtime: use one of process, docker"
+        in (error["Message"])
     )
     assert sagemaker.list_models(NameContains="on-podman")["Models"] == []
     # The process runtime asked for by name runs the folder it would have chosen anyway.

@@ -60,6 +60,7 @@ def test_r_example_serves_species_on_two_instances(
     trained = dockyard(
         env, "train", "--image", "examples/r-randomforest", "--input", "train=examples/data/iris",
         "--hp", "target=Species", "--output", "s3://demo/out", "--name", "iris-rf",
+        "--runtime", "process",
     )  # fmt: skip
     assert trained.returncode == 0, trained.stdout + trained.stderr
 
@@ -79,6 +80,11 @@ def test_r_example_serves_species_on_two_instances(
     model = json.loads(dockyard(env, "models", "describe", "iris").stdout)["PrimaryContainer"]
     assert model["ModelDataUrl"] == "s3://demo/out/iris-rf/output/model.tar.gz"
     assert model["Image"].endswith("examples/r-randomforest")
+    # The model serves in the runtime its job trained in (the job's dockyard:runtime tag).
+    sagemaker = server.client("sagemaker")
+    model_arn = sagemaker.describe_model(ModelName="iris")["ModelArn"]
+    runtime_tag = {"Key": "dockyard:runtime", "Value": "process"}
+    assert sagemaker.list_tags(ResourceArn=model_arn)["Tags"] == [runtime_tag]
 
     rows = tmp_path / "rows.csv"
     rows.write_text(IRIS_ROWS)

@@ -18,8 +18,13 @@ from dockyard.cli.endpoint_configs import (
 )
 from dockyard.cli.endpoints import check_served
 from dockyard.cli.errors import CliError, is_not_found
-from dockyard.cli.job_models import container_from_job, entry_point_option, source_dir_option
-from dockyard.cli.options import key_values
+from dockyard.cli.job_models import (
+    container_from_job,
+    entry_point_option,
+    runtime_of_job,
+    source_dir_option,
+)
+from dockyard.cli.options import key_values, runtime_option
 from dockyard.cli.train import DEFAULT_ROLE
 from dockyard.cli.watch import wait_for_endpoint
 from dockyard.client import Client
@@ -68,6 +73,7 @@ def _resource_name(client: Client, name: str, new_model: bool) -> str:
 )
 @entry_point_option
 @source_dir_option
+@runtime_option
 @click.option("--wait/--no-wait", default=True, show_default=True, help="Wait for InService.")
 @click.pass_obj
 def deploy(
@@ -81,14 +87,15 @@ def deploy(
     environment: tuple[str, ...],
     entry_point: str | None,
     source_dir: str | None,
+    runtime: str | None,
     wait: bool,
 ) -> None:
     """Serve a job's model (or a model) on an endpoint; re-deploying updates it (blue/green)."""
     if bool(job) == bool(model):
         raise click.UsageError("give --job JOB or --model MODEL (one of them)")
-    if model and (environment or entry_point or source_dir):
+    if model and (environment or entry_point or source_dir or runtime):
         raise click.UsageError(
-            "--env, --entry-point and --source-dir make a new model: use them with --job"
+            "--env, --entry-point, --source-dir and --runtime make a new model: use them with --job"
         )
     endpoint = name or job or model or ""
     client = Client(settings)
@@ -103,15 +110,20 @@ def deploy(
         raise CliError(f"endpoint {endpoint} is {current}: deploy again once it is InService")
     # Everything is checked before anything is created, so a mistake leaves nothing behind.
     container = None
+    tags: list[dict[str, str]] = []
     if job:
         container = container_from_job(
             client, job, key_values(environment, "--env"), entry_point, source_dir
         )
+        tags = runtime_of_job(client, job, runtime)
     resource = _resource_name(client, endpoint, new_model=container is not None)
     model_name = model or resource
     if container is not None:
         client.sagemaker.create_model(
-            ModelName=model_name, PrimaryContainer=container, ExecutionRoleArn=DEFAULT_ROLE
+            ModelName=model_name,
+            PrimaryContainer=container,
+            ExecutionRoleArn=DEFAULT_ROLE,
+            Tags=tags,
         )
         console.print(f"Model [bold]{model_name}[/] created from job {job}", highlight=False)
     variant = production_variant(model_name, instance_count, instance_type, startup_timeout)

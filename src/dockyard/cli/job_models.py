@@ -11,10 +11,12 @@ import click
 from botocore.exceptions import ClientError
 
 from dockyard.cli.errors import CliError, error_message, is_not_found
+from dockyard.cli.options import runtime_tags
 from dockyard.cli.uploads import code_for_server
 from dockyard.client import Client
 from dockyard.client.uris import data_uri
 from dockyard.contract.names import job_name_from_base
+from dockyard.contract.tags import RUNTIME_TAG
 
 # Statuses whose job uploaded a model.tar.gz (SageMaker uploads one when a job is stopped too).
 _HAS_MODEL = {"Completed", "Stopped"}
@@ -58,6 +60,16 @@ def script_environment(
         if submitted and not submitted.startswith("/opt/ml/"):
             env["SAGEMAKER_SUBMIT_DIRECTORY"] = submitted
     return env
+
+
+def runtime_of_job(client: Client, job: str, runtime: str | None) -> list[dict[str, str]]:
+    """The Tags of a model made from `job`: `runtime` when given, else the job's own
+    dockyard:runtime tag, so a model serves in the runtime its job trained in."""
+    if runtime:
+        return runtime_tags(runtime)
+    arn = client.sagemaker.describe_training_job(TrainingJobName=job)["TrainingJobArn"]
+    tags = client.sagemaker.list_tags(ResourceArn=arn)["Tags"]
+    return [tag for tag in tags if tag["Key"] == RUNTIME_TAG]
 
 
 def container_from_job(

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from dockyard.cli.options import key_values
+from dockyard.cli.job_models import runtime_of_job
+from dockyard.cli.options import key_values, runtime_option, runtime_tags
 from dockyard.cli.output import local_time, newest_first, print_listing, wire_json
 from dockyard.cli.uploads import data_for_server
 from dockyard.client import Client
@@ -19,7 +20,9 @@ def models() -> None:
 
 @models.command()
 @click.argument("name")
-@click.option("--image", help="Image folder (with a Dockerfile) or framework image.")
+@click.option(
+    "--image", help="Image folder (with a Dockerfile), framework image or image reference."
+)
 @click.option(
     "--model-data",
     help="model.tar.gz: s3://, file:// or a local path (uploaded for a server named by "
@@ -27,6 +30,7 @@ def models() -> None:
 )
 @click.option("--job", help="Take the image and model data from this training job.")
 @click.option("--env", "environment", multiple=True, metavar="KEY=VALUE")
+@runtime_option
 @click.pass_obj
 def create(
     settings: Settings,
@@ -35,6 +39,7 @@ def create(
     model_data: str | None,
     job: str | None,
     environment: tuple[str, ...],
+    runtime: str | None,
 ) -> None:
     """CreateModel."""
     client = Client(settings)
@@ -51,7 +56,10 @@ def create(
         )
     if environment:
         container["Environment"] = key_values(environment, "--env")
-    arn = client.sagemaker.create_model(ModelName=name, PrimaryContainer=container)["ModelArn"]
+    tags = runtime_of_job(client, job, runtime) if job else runtime_tags(runtime)
+    arn = client.sagemaker.create_model(ModelName=name, PrimaryContainer=container, Tags=tags)[
+        "ModelArn"
+    ]
     click.echo(f"Model {name} created ({arn})")
 
 

@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 
 from dockyard.cli.follow import follow_job, leave_running
-from dockyard.cli.options import key_values
+from dockyard.cli.options import key_values, runtime_option, runtime_tags
 from dockyard.cli.uploads import code_for_server, data_for_server
 from dockyard.client import Client
 from dockyard.client.uris import image_ref
@@ -103,6 +103,7 @@ def _channels(
     help="Script mode: the folder (or sourcedir.tar.gz) holding the script and its "
     "requirements.txt; uploaded for a server named by DOCKYARD_ENDPOINT_URL.",
 )
+@runtime_option
 @click.option("--detach", is_flag=True, help="Submit and return at once.")
 @click.pass_obj
 def train(
@@ -123,6 +124,7 @@ def train(
     entrypoint: str | None,
     program: str | None,
     source_dir: str | None,
+    runtime: str | None,
     detach: bool,
 ) -> None:
     """Run a training job and follow it until it ends (exit 1 if Failed, 2 if Stopped)."""
@@ -160,6 +162,7 @@ def train(
         "StoppingCondition": {"MaxRuntimeInSeconds": max_run},
         "HyperParameters": hyperparameter_values,
         "Environment": key_values(environment, "--env"),
+        "Tags": runtime_tags(runtime),
     }
     channels = _channels(client, job, inputs, input_mode, distributions)
     if channels:

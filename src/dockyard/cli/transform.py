@@ -13,8 +13,13 @@ from rich.console import Console
 from dockyard.cli.endpoint_configs import instance_count_option, instance_type_option
 from dockyard.cli.errors import CliError
 from dockyard.cli.follow import leave_running
-from dockyard.cli.job_models import container_from_job, entry_point_option, source_dir_option
-from dockyard.cli.options import key_values
+from dockyard.cli.job_models import (
+    container_from_job,
+    entry_point_option,
+    runtime_of_job,
+    source_dir_option,
+)
+from dockyard.cli.options import key_values, runtime_option
 from dockyard.cli.output import local_time, newest_first, print_listing, wire_json
 from dockyard.cli.train import DEFAULT_ROLE, EXIT_CODES
 from dockyard.cli.uploads import data_for_server
@@ -108,6 +113,7 @@ def transform_request(name: str, model: str, **given: Any) -> dict[str, Any]:
 )
 @entry_point_option
 @source_dir_option
+@runtime_option
 @click.option("--name", help="Transform job name (default: model or job name + timestamp).")
 @click.option("--wait/--detach", default=True, show_default=True, help="Follow until it ends.")
 @click.pass_obj
@@ -119,6 +125,7 @@ def transform(
     output_uri: str,
     entry_point: str | None,
     source_dir: str | None,
+    runtime: str | None,
     name: str | None,
     wait: bool,
     environment: tuple[str, ...],
@@ -128,9 +135,9 @@ def transform(
     (exit 1 if it fails, 2 if stopped)."""
     if bool(job) == bool(model):
         raise click.UsageError("give --model MODEL or --job JOB (one of them)")
-    if model and (entry_point or source_dir):
+    if model and (entry_point or source_dir or runtime):
         raise click.UsageError(
-            "--entry-point and --source-dir make a new model: use them with --job"
+            "--entry-point, --source-dir and --runtime make a new model: use them with --job"
         )
     client = Client(settings)
     console = Console()
@@ -154,7 +161,10 @@ def transform(
     if job:
         container = container_from_job(client, job, {}, entry_point, source_dir)
         client.sagemaker.create_model(
-            ModelName=model_name, PrimaryContainer=container, ExecutionRoleArn=DEFAULT_ROLE
+            ModelName=model_name,
+            PrimaryContainer=container,
+            ExecutionRoleArn=DEFAULT_ROLE,
+            Tags=runtime_of_job(client, job, runtime),
         )
     request = transform_request(
         transform_job,

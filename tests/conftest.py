@@ -79,10 +79,14 @@ def moto_endpoint() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def container_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A real Docker-compatible engine: podman's service on this session's own socket."""
-    from tests.containers import start_service
+    """A real Docker-compatible engine: the one DOCKER_HOST names (.ci/run starts podman's
+    service and sets it), else podman's service on this session's own socket."""
+    from tests.containers import engine_at, start_service
 
-    yield from start_service(tmp_path_factory.mktemp("podman"))
+    if os.environ.get("DOCKER_HOST"):
+        yield engine_at(os.environ["DOCKER_HOST"])
+    else:
+        yield from start_service(tmp_path_factory.mktemp("podman"))
 
 
 @pytest.fixture(scope="session")

@@ -36,6 +36,16 @@ def podman() -> str:
     return exe
 
 
+def engine_at(docker_host: str) -> Engine:
+    """The engine already serving at `docker_host`."""
+    import docker
+
+    os.environ.setdefault("CONTAINERS_CONF", str(CONTAINERS_CONF))
+    client = docker.DockerClient(base_url=docker_host, timeout=120)
+    client.ping()
+    return Engine(client, docker_host)
+
+
 def start_service(folder: Path) -> Iterator[Engine]:
     """podman system service on `folder`/podman.sock until the generator is closed."""
     import docker

@@ -3,17 +3,21 @@ and the rule that picks one for an image (the `dockyard:runtime` tag, else the r
 
 from __future__ import annotations
 
+import logging
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from dockyard.contract.errors import ImageError, ValidationError
+from dockyard.contract.errors import DockyardError, ImageError, ValidationError
 from dockyard.runtimes.base import Runtime
 from dockyard.runtimes.environments import Environments
 from dockyard.runtimes.frameworks import load_frameworks_file, resolve_framework
 from dockyard.runtimes.process import ProcessRuntime
 from dockyard.runtimes.process_images import ProcessImages
 from dockyard.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 # What a reference to an image folder starts with (the CLI and SDK send absolute paths).
 _FOLDER_PREFIXES = ("/", "file:", "./", "../", "~")
@@ -88,10 +92,21 @@ class Runtimes:
             runtime.release(folder)
 
     def recover(self, home: Path) -> None:
-        """At server start: release what a killed server left, in the process runtime and in the
-        server's default runtime (another one left nothing it can reach: see its docs)."""
+        """At server start: release what a killed server left. The process runtime and the
+        server's default always; the docker runtime too when its engine answers (a job may have
+        chosen it by its image), and otherwise nothing of it can be running to release."""
         for name in dict.fromkeys(("process", self.settings.runtime)):
             self.named(name).recover(home)
+        if "docker" not in self._opened and docker_engine_configured():
+            try:
+                self.named("docker").recover(home)
+            except DockyardError as exc:
+                logger.warning("docker runtime not recovered: %s", exc)
+
+
+def docker_engine_configured() -> bool:
+    """True when a Docker engine is named (DOCKER_HOST) or sits at Docker's default socket."""
+    return bool(os.environ.get("DOCKER_HOST")) or os.path.exists("/var/run/docker.sock")
 
 
 def process_runtime(settings: Settings) -> ProcessRuntime:

@@ -78,6 +78,20 @@ class Settings(BaseSettings):
     # ends; `dockyard jobs prune` removes them at once.
     job_folder_retention_hours: float = Field(default=24.0, ge=0)
 
+    # --- the image registry behind the ECR API (issue 11). With `docker-registry` (the
+    # distribution registry; Debian's package of that name) installed, the server runs one on
+    # 127.0.0.1, storing under <home>/registry, with basic auth for user AWS and a password it
+    # makes (GetAuthorizationToken hands it out). It starts with the first ECR request, and at
+    # every server start once the home has a registry. `registry_port`: its port (0: a free one,
+    # chosen once and kept, so repository URIs stay the same across restarts).
+    registry_command: str = "docker-registry"
+    registry_port: int = Field(default=0, ge=0, le=65535)
+    # Or an existing registry (`http://host:port`, `https://host`), then dockyard starts none;
+    # with the user and password it takes (None: a registry without auth).
+    registry_url: str | None = None
+    registry_username: str = "AWS"
+    registry_password: SecretStr | None = None
+
     # --- auth (issue 8): the SigV4 key pairs the server accepts. One pair here and/or a keys file
     # in the AWS shared-credentials format (one section per user). With neither, the server makes
     # a pair in <home>/credentials on first start (loopback binds only); faces sign with this pair,
@@ -85,6 +99,16 @@ class Settings(BaseSettings):
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
     keys_file: Path | None = None
+
+    @field_validator("registry_url")
+    @classmethod
+    def _registry_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(
+                f"{value} is not a registry URL; DOCKYARD_REGISTRY_URL takes http://host:port "
+                "(plain HTTP) or https://host[:port]"
+            )
+        return value
 
     @field_validator("envs_dir", mode="before")
     @classmethod

@@ -19,6 +19,7 @@ from dockyard.api import (
     housekeeping,
     logs,
     models,
+    repositories,
     tags,
     training_jobs,
     transform_jobs,
@@ -41,8 +42,9 @@ log = logging.getLogger(__name__)
 # X-Amz-Target prefixes: `SageMaker.CreateTrainingJob`, `Logs_20140328.GetLogEvents`.
 SAGEMAKER_TARGET = "SageMaker"
 LOGS_TARGET = "Logs_20140328"
+ECR_TARGET = "AmazonEC2ContainerRegistry_V20150921"
 # The botocore service model each target's requests are checked against.
-SERVICE_MODELS = {SAGEMAKER_TARGET: "sagemaker", LOGS_TARGET: "logs"}
+SERVICE_MODELS = {SAGEMAKER_TARGET: "sagemaker", LOGS_TARGET: "logs", ECR_TARGET: "ecr"}
 
 
 def create_app(
@@ -63,6 +65,7 @@ def create_app(
             },
         ),
         LOGS_TARGET: logs.operations(engine),
+        ECR_TARGET: repositories.operations(engine),
         housekeeping.TARGET: housekeeping.operations(engine),
     }
     settings = engine.settings

@@ -85,7 +85,7 @@ def api_names() -> ApiNames:
     """Loaded once per process (about 0.15 s: botocore parses the SageMaker model)."""
     session = botocore.session.get_session()
     by_prefix = {}
-    for name in ("sagemaker", "logs"):
+    for name in ("sagemaker", "logs", "ecr"):
         model = session.get_service_model(name)
         by_prefix[model.metadata["targetPrefix"]] = model.signing_name
     return ApiNames(by_prefix, session.get_service_model("sagemaker-runtime").signing_name)

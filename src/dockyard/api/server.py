@@ -51,7 +51,7 @@ def serve(settings: Settings) -> None:
     tmp.write_text(json.dumps(record))
     tmp.replace(marker)
     app = create_app(engine, keys=keys)
-    for service in ("sagemaker", "sagemaker-runtime", "logs", "sts"):
+    for service in ("sagemaker", "sagemaker-runtime", "logs", "sts", "ecr"):
         service_model(service)  # loaded now, with the rest of what lives as long as the server
     # What the server holds from start to end (botocore's service models above all) is never
     # garbage: frozen out of the collector, a full collection no longer walks it. Unfrozen, one

@@ -140,3 +140,25 @@ class SandboxError(DockyardError):
     """The runtime could not start or control a host's sandbox."""
 
     code = "InternalFailure"
+
+
+class EcrError(DockyardError):
+    """An error of the ECR API, with one of the error codes of botocore's ECR model (the
+    engine names them from the model; tests/engine/test_ecr_errors.py checks every one)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def http_status(self) -> int:
+        # ECR answers its client errors with 400. The server-side ones are 400 here too: a 5xx
+        # makes botocore retry for seconds what another try cannot fix (no registry installed).
+        return 400
+
+
+class RegistryUnavailable(EcrError):
+    """No image registry to serve the ECR API from, or it does not answer."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("ServerException", message)

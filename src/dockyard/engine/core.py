@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dockyard.engine.context import EngineContext
+from dockyard.engine.ecr_images import EcrImages
 from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.image_builds import ImageBuilds
 from dockyard.engine.job_folders import JobFolders
 from dockyard.engine.models import EndpointConfigs, Models
+from dockyard.engine.registry import Registry
+from dockyard.engine.repositories import Repositories
 from dockyard.engine.router import Router
 from dockyard.engine.scheduler import Capacity
 from dockyard.engine.tags import Tags
@@ -32,6 +35,11 @@ class Engine:
         self.transform_jobs = TransformJobs(ctx, self.models)
         self.image_builds = ImageBuilds(ctx)
         self.tags = Tags(ctx.metadata)
+        # The image registry behind the ECR API; ECR image URIs resolve to it (ecr_images is
+        # what a runtime that pulls images takes).
+        self.registry = Registry(ctx.settings)
+        self.repositories = Repositories(ctx.settings, ctx.metadata, self.registry)
+        self.ecr_images = EcrImages(self.registry)
         self.job_folders = JobFolders(
             ctx.settings.jobs_dir,
             ctx.metadata,
@@ -58,6 +66,7 @@ class Engine:
         engine.endpoints.recover()
         engine.transform_jobs.recover()
         engine.job_folders.start()
+        engine.registry.start_if_used()
         return engine
 
     def close(self) -> None:
@@ -65,4 +74,5 @@ class Engine:
         self.training_jobs.shutdown()
         self.endpoints.shutdown()
         self.transform_jobs.shutdown()
+        self.registry.close()
         self.metadata.close()

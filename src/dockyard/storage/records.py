@@ -1,6 +1,6 @@
 """Typed records of named resources (training jobs, models, endpoint configs, endpoints,
-transform jobs): each kind's request and state types, and the one place they become the store's
-JSON text and back."""
+transform jobs, ECR repositories): each kind's request and state types, and the one place they
+become the store's JSON text and back."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 
 from dockyard.contract.endpoints import CreateEndpointRequest, EndpointState
 from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest
+from dockyard.contract.repositories import CreateRepositoryRequest
 from dockyard.contract.shapes import NoState, WireShape
 from dockyard.contract.training_jobs import CreateTrainingJobRequest, TrainingJobState
 from dockyard.contract.transform_jobs import CreateTransformJobRequest, TransformJobState
@@ -75,5 +76,7 @@ MODELS = Kind("model", CreateModelRequest, NoState)
 ENDPOINT_CONFIGS = Kind("endpoint-config", CreateEndpointConfigRequest, NoState)
 ENDPOINTS = Kind("endpoint", CreateEndpointRequest, EndpointState)
 TRANSFORM_JOBS = Kind("transform-job", CreateTransformJobRequest, TransformJobState)
+# ECR repositories: names up to 256 characters (migration 0006 makes room for them).
+REPOSITORIES = Kind("ecr-repository", CreateRepositoryRequest, NoState)
 
 TrainingJobRecord = Record[CreateTrainingJobRequest, TrainingJobState]

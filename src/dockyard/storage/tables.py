@@ -58,8 +58,9 @@ class ResourceRow(Base):
     __tablename__ = "resources"
 
     kind: Mapped[str] = mapped_column(String(32), primary_key=True)
-    name: Mapped[str] = mapped_column(String(63), primary_key=True)
-    arn: Mapped[str] = mapped_column(String(256))
+    # SageMaker's names are at most 63 characters, ECR repositories' 256.
+    name: Mapped[str] = mapped_column(String(256), primary_key=True)
+    arn: Mapped[str] = mapped_column(String(512))
     request: Mapped[str] = mapped_column(Text)
     creation_time: Mapped[float] = mapped_column(Float, index=True)
     status: Mapped[str | None] = mapped_column(String(32))

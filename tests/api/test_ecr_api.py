@@ -16,8 +16,6 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from dockyard.api.app import ECR_TARGET
-from dockyard.api.validation import service_model
 from dockyard.settings import Settings
 from tests.api.ecr_images import login, push
 from tests.conftest import RunningServer, free_port, wait_for_port
@@ -35,10 +33,6 @@ def _error(call: Any, **params: Any) -> tuple[str, str]:
         call(**params)
     error = caught.value.response["Error"]
     return error["Code"], error["Message"]
-
-
-def test_the_ecr_target_is_the_models() -> None:
-    assert service_model("ecr").metadata["targetPrefix"] == ECR_TARGET
 
 
 # -- repositories -------------------------------------------------------------------------------

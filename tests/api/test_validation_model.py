@@ -46,7 +46,7 @@ def test_every_wire_type_of_the_served_models_has_a_check() -> None:
         ]:
             walk(child, seen)
 
-    for service in ("sagemaker", "logs", "sagemaker-runtime"):
+    for service in ("sagemaker", "logs", "sagemaker-runtime", "ecr"):
         model = service_model(service)
         seen: set[str] = set()
         for operation in model.operation_names:

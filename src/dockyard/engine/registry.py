@@ -233,10 +233,15 @@ class ManagedRegistry:
             if self._process.poll() is not None:
                 return False
             try:
-                httpx.get(f"{url}/v2/", timeout=1.0)  # 401 is an answer: it is up
-                return True
+                answer = httpx.get(f"{url}/v2/", timeout=1.0)
             except httpx.HTTPError:
                 time.sleep(0.02)
+                continue
+            # 401 is an answer; the header says it is a registry's, not whatever else may
+            # hold the port while the new registry fails to bind it.
+            if "docker-distribution-api-version" in answer.headers:
+                return True
+            time.sleep(0.02)
         return False
 
     def _reclaim(self) -> None:

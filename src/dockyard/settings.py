@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -42,9 +42,16 @@ class Settings(BaseSettings):
 
     region: str = "us-east-1"
     account_id: str = "000000000000"
-    # How hosts run: `process` (bubblewrap sandboxes); `docker` is named but not available yet.
+    # How hosts run: `process` (bubblewrap sandboxes) or `docker` (containers of a Docker engine,
+    # or podman's Docker-compatible service).
     runtime: Literal["process", "docker"] = "process"
     bwrap: str = "bwrap"
+    # The Docker engine of the docker runtime: DOCKYARD_DOCKER_HOST, else DOCKER_HOST (as the
+    # docker CLI reads it), else the engine's usual socket.
+    docker_host: str = Field(
+        default="unix:///var/run/docker.sock",
+        validation_alias=AliasChoices("DOCKYARD_DOCKER_HOST", "DOCKER_HOST", "docker_host"),
+    )
 
     # SIGTERM, then this long, then SIGKILL (StopTrainingJob / MaxRuntimeInSeconds).
     stop_grace_seconds: float = 120.0

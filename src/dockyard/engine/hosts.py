@@ -36,12 +36,6 @@ class Host:
     folder: HostVolume | None = None  # its volume, once prepared
 
 
-def host_address(index: int) -> str:
-    """Each host gets its own loopback address (127.0.10.N), so hosts reach each other by name
-    on the shared host network and a program can bind its own host's address."""
-    return f"127.0.10.{index + 1}"
-
-
 @dataclass
 class Outcome:
     exits: dict[str, int]

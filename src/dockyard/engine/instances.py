@@ -250,6 +250,7 @@ def start_instance(
             env={**resource_env(limits, gpus), **model.env, **env},
             hidden_paths=ctx.forbidden_paths,
             limits=limits,
+            gpus=gpus.per_host,
         )
         host = runtime.start(spec, output)
         connector = network.connector()

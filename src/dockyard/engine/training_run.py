@@ -36,7 +36,6 @@ from dockyard.engine.hosts import (
     HostGroup,
     Outcome,
     failure_reason,
-    host_address,
 )
 from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.logs import TRAINING_LOG_GROUP, LogWriter, stream_name
@@ -442,9 +441,10 @@ class TrainingRun:
             network=self._network,
             read_only_binds=binds,
             env=env,
-            hosts={h.name: host_address(h.index) for h in self.hosts},
+            hosts=self._network.host_addresses([h.name for h in self.hosts]),
             hidden_paths=self.ctx.forbidden_paths,
             limits=limits,
+            gpus=self._gpus.per_host,
         )
 
     def _on_output(self, host: Host, scanner: MetricScanner) -> Callable[[str, str], None]:

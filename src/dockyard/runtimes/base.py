@@ -7,7 +7,7 @@ Everything Dockerfile-, bubblewrap- or netns-specific lives behind it, in one ru
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from socket import socket as Socket
@@ -120,6 +120,10 @@ class HostNetwork(Protocol):
 
     def connector(self) -> PortConnector: ...
 
+    def host_addresses(self, hostnames: Sequence[str]) -> dict[str, str]:
+        """Where each of these hosts (`algo-1`, ...) will be reached inside the network: the
+        IPv4 addresses their /etc/hosts names them by."""
+
     def close(self) -> None: ...
 
 
@@ -138,6 +142,7 @@ class HostSpec:
     hosts: Mapping[str, str] = field(default_factory=dict)  # hostname -> IPv4 for /etc/hosts
     hidden_paths: list[Path] = field(default_factory=list)  # host paths the program must not see
     limits: Limits = field(default_factory=Limits)
+    gpus: int = 0  # GPUs granted to the host (SM_NUM_GPUS); runtimes without GPU access show none
 
 
 class RunningHost(ABC):

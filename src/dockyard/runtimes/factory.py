@@ -28,8 +28,13 @@ def open_runtime(settings: Settings, name: str | None = None) -> Runtime:
     name = name or settings.runtime
     if name == "process":
         return process_runtime(settings)
+    if name == "docker":
+        # Imported here, so the docker SDK loads only on a server that runs containers.
+        from dockyard.runtimes.docker_runtime import DockerRuntime
+
+        return DockerRuntime(settings.docker_host, settings.home)
     raise ValidationError(
-        f"the {name} runtime is not available yet; use the process runtime (the default)"
+        f"the {name} runtime does not exist; use process (the default) or docker"
     )
 
 

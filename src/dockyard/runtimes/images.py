@@ -81,23 +81,38 @@ class ImageSpec:
 
         SageMaker runs `docker run image train`: `default_argument` replaces CMD, unless the job
         overrides the entrypoint (ContainerEntrypoint alone runs without `train`)."""
-        effective_entrypoint = entrypoint or self.entrypoint or []
-        if arguments:
-            effective_arguments = arguments
-        elif entrypoint:
-            # `docker run --entrypoint X image` drops the image's CMD too.
-            effective_arguments = []
-        elif default_argument is not None:
-            effective_arguments = [default_argument]
-        else:
-            effective_arguments = self.cmd or []
-        argv = [*effective_entrypoint, *effective_arguments]
-        if not argv:
-            raise ImageError(
-                "image has no ENTRYPOINT or CMD and no command was given: "
-                f"add an ENTRYPOINT or CMD to {self.dockerfile} or pass ContainerEntrypoint"
-            )
-        return argv
+        return command_line(
+            self.entrypoint, self.cmd, entrypoint, arguments, default_argument, str(self.dockerfile)
+        )
+
+
+def command_line(
+    image_entrypoint: list[str] | None,
+    image_cmd: list[str] | None,
+    entrypoint: list[str] | None,
+    arguments: list[str] | None,
+    default_argument: str | None,
+    where: str,
+) -> list[str]:
+    """Docker's ENTRYPOINT/CMD rules with SageMaker's `train`/`serve` as the CMD; `where` names
+    the image (its Dockerfile) in the error when there is nothing to run."""
+    effective_entrypoint = entrypoint or image_entrypoint or []
+    if arguments:
+        effective_arguments = arguments
+    elif entrypoint:
+        # `docker run --entrypoint X image` drops the image's CMD too.
+        effective_arguments = []
+    elif default_argument is not None:
+        effective_arguments = [default_argument]
+    else:
+        effective_arguments = image_cmd or []
+    argv = [*effective_entrypoint, *effective_arguments]
+    if not argv:
+        raise ImageError(
+            "image has no ENTRYPOINT or CMD and no command was given: "
+            f"add an ENTRYPOINT or CMD to {where} or pass ContainerEntrypoint"
+        )
+    return argv
 
 
 def read_image(ref: str) -> ImageSpec:

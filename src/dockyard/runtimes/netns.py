@@ -19,7 +19,7 @@ import socket
 import struct
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -110,6 +110,11 @@ class Network:
 
     def connector(self) -> NamespaceConnector:
         return NamespaceConnector(self.fd)
+
+    def host_addresses(self, hostnames: Sequence[str]) -> dict[str, str]:
+        """Hosts share the namespace: each gets a loopback address of its own (127.0.10.N), so
+        they reach each other by name and a program can bind its own host's address."""
+        return {name: f"127.0.10.{index + 1}" for index, name in enumerate(hostnames)}
 
     def close(self) -> None:
         if self._closed:

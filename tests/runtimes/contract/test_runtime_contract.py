@@ -1,10 +1,12 @@
-"""The runtime contract: what the engine asks of every runtime, run against each one that is
-available (the process runtime now), through the interface alone and with real hosts."""
+"""The runtime contract: what the engine asks of every runtime, run against each one (the process
+runtime's sandboxes, the docker runtime's containers on podman's service), through the interface
+alone and with real hosts."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,14 +20,15 @@ from dockyard.runtimes.factory import open_runtime
 from dockyard.settings import Settings
 from tests.runtimes.output import Output
 
-RUNTIMES = ["process"]
+RUNTIMES = ["process", "docker"]
 VOLUME = 1 << 30
 # One image for every test: `train` prints a line on each stream and exits with the code it is
-# given, `serve` answers HTTP on 8080, `sleep` waits to be signalled.
+# given, `serve` answers HTTP on 8080 (busybox's httpd: busybox-static on the host for the process
+# runtime, the busybox image for the docker runtime), `sleep` waits to be signalled.
 PROGRAM = """#!/bin/sh
 case "$1" in
   train) echo "out line"; echo "err line" >&2; exit "${EXIT_CODE:-0}" ;;
-  serve) exec python3 -m http.server 8080 ;;
+  serve) exec busybox httpd -f -p 8080 -h /opt/program/www ;;
   sleep) echo ready; exec sleep 300 ;;
 esac
 exit 64
@@ -33,8 +36,25 @@ exit 64
 
 
 @pytest.fixture(params=RUNTIMES)
-def runtime(request: pytest.FixtureRequest) -> Runtime:
-    return open_runtime(Settings(runtime=request.param))
+def runtime_name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def base_image(runtime_name: str, request: pytest.FixtureRequest) -> str:
+    """What the image folder's Dockerfile starts FROM: the process runtime's base is this machine
+    whatever FROM says; the docker runtime builds on the test busybox image."""
+    if runtime_name == "docker":
+        return str(request.getfixturevalue("busybox"))
+    return "debian:stable-slim"
+
+
+@pytest.fixture
+def runtime(runtime_name: str, request: pytest.FixtureRequest) -> Runtime:
+    if runtime_name == "docker":
+        engine = request.getfixturevalue("container_engine")
+        return open_runtime(Settings(runtime="docker", docker_host=engine.docker_host))
+    return open_runtime(Settings(runtime=runtime_name))
 
 
 @pytest.fixture
@@ -44,12 +64,14 @@ def readable(tmp_path: Path) -> FolderCheck:
 
 
 @pytest.fixture
-def image_folder(tmp_path: Path) -> Path:
+def image_folder(tmp_path: Path, base_image: str) -> Path:
     folder = tmp_path / "allowed" / "image"
-    folder.mkdir(parents=True)
+    (folder / "www").mkdir(parents=True)
     (folder / "program.sh").write_text(PROGRAM)
+    (folder / "www" / "index.html").write_text("contract\n")
     (folder / "Dockerfile").write_text(
-        "FROM debian:stable-slim\nCOPY program.sh /opt/program/program.sh\n"
+        f"FROM {base_image}\nCOPY program.sh /opt/program/program.sh\n"
+        "COPY www /opt/program/www\n"
         'ENTRYPOINT ["/bin/sh", "/opt/program/program.sh"]\n'
     )
     return folder
@@ -100,7 +122,7 @@ def start_host(
         folder=folder,
         network=network,
         env=env or {},
-        hosts={"algo-1": "127.0.10.1"},
+        hosts=network.host_addresses(["algo-1"]),
     )
     return spec, Output()
 
@@ -159,9 +181,14 @@ def test_refuses_a_folder_that_does_not_exist(
 
 
 def test_a_program_missing_from_the_image_is_refused_at_start(
-    runtime: Runtime, readable: FolderCheck, image_folder: Path, tmp_path: Path, made: Made
+    runtime: Runtime,
+    readable: FolderCheck,
+    image_folder: Path,
+    tmp_path: Path,
+    made: Made,
+    base_image: str,
 ) -> None:
-    (image_folder / "Dockerfile").write_text("FROM debian:stable-slim\n")
+    (image_folder / "Dockerfile").write_text(f"FROM {base_image}\n")
     spec, output = start_host(runtime, readable, image_folder, tmp_path, made, "train")
     assert spec.argv == ["train"]  # SageMaker's contract: `train` is the command
     with pytest.raises(ImageError, match="train"):
@@ -230,14 +257,27 @@ def test_an_instance_port_is_reachable_through_the_runtime(
             time.sleep(0.05)
     with sock:
         sock.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        assert sock.recv(64).startswith(b"HTTP/1.0 200")
+        assert _status_line(sock).endswith(b" 200 OK")
     # The router's way: a socket from the connector, connected where the connector says.
     unconnected = connector.socket()
     with unconnected:
         unconnected.settimeout(2)
         unconnected.connect(connector.address(8080))
         unconnected.sendall(b"GET / HTTP/1.0\r\n\r\n")
-        assert unconnected.recv(64).startswith(b"HTTP/1.0 200")
+        assert _status_line(unconnected).endswith(b" 200 OK")
+
+
+def _status_line(sock: socket.socket) -> bytes:
+    """The HTTP status line (busybox's httpd answers HTTP/1.1 to a 1.0 request)."""
+    received = b""
+    while b"\r\n" not in received:
+        chunk = sock.recv(256)
+        if not chunk:
+            break
+        received += chunk
+    status = received.split(b"\r\n", 1)[0]
+    assert status.startswith(b"HTTP/1."), received
+    return status
 
 
 def test_release_frees_what_a_dead_server_left(runtime: Runtime, tmp_path: Path) -> None:
@@ -260,6 +300,9 @@ def test_networks_close(runtime: Runtime) -> None:
         connector.close()
 
 
-def test_a_runtime_that_is_not_there_yet_says_so() -> None:
-    with pytest.raises(ValidationError, match="docker runtime is not available yet"):
-        open_runtime(Settings(runtime="docker"))
+def test_each_runtime_is_opened_by_name() -> None:
+    # Opening asks no engine anything: the docker runtime needs its engine only to run hosts.
+    assert open_runtime(Settings(runtime="docker", docker_host="unix:///nowhere.sock")).name == (
+        "docker"
+    )
+    assert open_runtime(Settings(runtime="process")).name == "process"

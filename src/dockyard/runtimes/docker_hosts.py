@@ -1,0 +1,279 @@
+"""Hosts of the docker runtime: what a host's container is made with (binds, limits, labels, the
+security options), and the running container: its output streamed line by line, signals, its exit
+code and whether the kernel killed it for memory; removed once waited for and its logs read."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import posixpath
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+import docker.types
+
+from dockyard.contract.errors import SandboxError
+from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost
+
+logger = logging.getLogger(__name__)
+
+OPT_ML = "/opt/ml"
+GIB = 1024**3
+# /dev/shm when the host has no memory limit. With one, /dev/shm may grow to the limit: its pages
+# are charged to the container's memory anyway, and Docker's 64 MB default is what breaks
+# PyTorch's DataLoader workers in SageMaker's local mode.
+UNBOUNDED_SHM_BYTES = 2 * GIB
+_MAX_LINE = 64 * 1024  # longer lines reach on_output in pieces
+_REMOVE_AFTER_READERS = 30.0  # seconds to wait for the log readers once the container exited
+EXIT_SIGKILL = 128 + 9
+
+
+@dataclass(frozen=True)
+class ContainerPlan:
+    """The create arguments of one host's container (docker SDK's low-level API)."""
+
+    image: str
+    argv: list[str]
+    hostname: str
+    env: dict[str, str]
+    labels: dict[str, str]
+    host_config: dict[str, Any]
+    networking_config: dict[str, Any]
+
+
+def container_plan(
+    api: docker.APIClient,
+    spec: HostSpec,
+    *,
+    image_id: str,
+    network: str,
+    address: str,
+    opt_ml: Path,
+    tmp: Path,
+    labels: dict[str, str],
+) -> ContainerPlan:
+    """How the host of `spec` runs: /opt/ml read-write and the channels and model read-only
+    after it, /tmp on the host's volume, its limits (no swap), Docker's default capabilities with
+    no-new-privileges, an init that forwards signals, and a fixed address on its network."""
+    binds = [f"{opt_ml}:{OPT_ML}:rw", f"{tmp}:/tmp:rw"]
+    binds += [f"{source}:{destination}:ro" for source, destination in spec.read_only_binds]
+    limits = spec.limits
+    options: dict[str, Any] = {
+        "binds": binds,
+        "init": True,
+        "network_mode": network,
+        "extra_hosts": dict(spec.hosts),
+        "security_opt": ["no-new-privileges"],
+        "shm_size": limits.memory_bytes or UNBOUNDED_SHM_BYTES,
+    }
+    if limits.cpus is not None:
+        options["nano_cpus"] = int(limits.cpus * 1e9)
+    if limits.memory_bytes is not None:
+        options["mem_limit"] = limits.memory_bytes
+        options["memswap_limit"] = limits.memory_bytes  # the same: no swap
+    if limits.pids is not None:
+        options["pids_limit"] = limits.pids
+    if spec.gpus > 0:
+        options["device_requests"] = [
+            docker.types.DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])
+        ]
+    endpoint = api.create_endpoint_config(ipv4_address=address)
+    return ContainerPlan(
+        image=image_id,
+        argv=list(spec.argv),
+        hostname=spec.hostname,
+        env=dict(spec.env),
+        labels=labels,
+        host_config=api.create_host_config(**options),
+        networking_config=api.create_networking_config({network: endpoint}),
+    )
+
+
+def make_mount_points(opt_ml: Path, binds: list[tuple[Path, str]]) -> None:
+    """Mount points of binds below /opt/ml, made in the host's folder by dockyard rather than by
+    the engine's runtime inside a folder the job writes to; each source must exist."""
+    for source, destination in binds:
+        if not source.exists():
+            raise SandboxError(f"cannot show {source} at {destination}: it does not exist")
+        if destination == OPT_ML or not destination.startswith(OPT_ML + "/"):
+            continue
+        mount_point = opt_ml / posixpath.relpath(destination, OPT_ML)
+        if mount_point.is_symlink():
+            raise SandboxError(f"cannot show {source} at {destination}: a link is there")
+        if mount_point.exists():
+            continue
+        if source.is_dir():
+            mount_point.mkdir(parents=True, exist_ok=True)
+        else:
+            mount_point.parent.mkdir(parents=True, exist_ok=True)
+            mount_point.touch()
+
+
+def find_program(
+    api: docker.APIClient, container_id: str, argv0: str, path: str, workdir: str
+) -> str | None:
+    """Where the created (not yet started) container would find `argv0`, searching `path` as
+    its OCI runtime will; None when nowhere. Asked before start: with an init in front, a missing
+    program would otherwise show only as an exit code."""
+    if "/" in argv0:
+        candidates = [posixpath.join(workdir or "/", argv0)]
+    else:
+        candidates = [posixpath.join(folder or ".", argv0) for folder in path.split(":")]
+    for candidate in candidates:
+        # HEAD of the archive endpoint stats a path in the container's filesystem.
+        answer = api.head(
+            api._url("/containers/{0}/archive", container_id), params={"path": candidate}
+        )
+        if answer.status_code == 200:
+            return candidate
+    return None
+
+
+class DockerHost(RunningHost):
+    """A started container: a thread waits for its exit, two read its stdout and stderr."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        streams: docker.APIClient,
+        container_id: str,
+        on_output: OutputSink,
+        *,
+        memory_limited: bool,
+    ) -> None:
+        self._client = client
+        self._streams = streams  # no read timeout: a quiet program is not a broken stream
+        self.container_id = container_id
+        self._memory_limited = memory_limited
+        self._killed = False
+        self._returncode: int | None = None
+        self._oom_killed = False
+        self._done = threading.Event()
+        info = client.api.inspect_container(container_id)
+        self.pid = int(info["State"].get("Pid") or 0)
+        self._readers = [
+            threading.Thread(
+                target=self._read,
+                args=(name, on_output),
+                name=f"dockyard-container-{container_id[:12]}-{name}",
+                daemon=True,
+            )
+            for name in ("stdout", "stderr")
+        ]
+        for reader in self._readers:
+            reader.start()
+        threading.Thread(
+            target=self._wait, name=f"dockyard-container-{container_id[:12]}", daemon=True
+        ).start()
+
+    def _read(self, name: str, on_output: OutputSink) -> None:
+        try:
+            chunks = self._streams.logs(
+                self.container_id,
+                stdout=name == "stdout",
+                stderr=name == "stderr",
+                stream=True,
+                follow=True,
+            )
+            for line in _lines(chunks):
+                try:
+                    on_output(name, line)
+                except Exception:
+                    logger.exception("output sink failed on a %s line", name)
+        except (docker.errors.APIError, OSError, ValueError) as exc:
+            logger.warning("container %s: %s stream ended: %s", self.container_id[:12], name, exc)
+
+    def _wait(self) -> None:
+        code = EXIT_SIGKILL
+        try:
+            code = int(self._streams.wait(self.container_id)["StatusCode"])
+            for reader in self._readers:
+                reader.join(_REMOVE_AFTER_READERS)
+            state = self._client.api.inspect_container(self.container_id)["State"]
+            self._oom_killed = bool(state.get("OOMKilled"))
+        except (docker.errors.APIError, OSError, ValueError, KeyError) as exc:
+            logger.warning("container %s: could not wait for it: %s", self.container_id[:12], exc)
+        finally:
+            self._remove()
+            self._returncode = code
+            self._done.set()
+
+    def _remove(self) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            try:
+                self._client.api.remove_container(self.container_id, force=True)
+            except docker.errors.APIError as exc:
+                logger.warning("container %s: not removed: %s", self.container_id[:12], exc)
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        self._done.wait(timeout)
+        return self.returncode
+
+    @property
+    def returncode(self) -> int | None:
+        return self._returncode if self._done.is_set() else None
+
+    @property
+    def out_of_memory(self) -> bool:
+        """The engine's OOMKilled; else (podman on cgroup v1 leaves it false) a SIGKILL that
+        dockyard did not send to a host with a memory limit: the kernel's OOM killer's."""
+        if self.returncode is None:
+            return False
+        if self._oom_killed:
+            return True
+        return self._memory_limited and self.returncode == EXIT_SIGKILL and not self._killed
+
+    def signal(self, sig: int) -> None:
+        # The container's init (init=True) passes it on to the program.
+        if self._done.is_set():
+            return
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            self._client.api.kill(self.container_id, signal=int(sig))
+
+    def kill(self) -> None:
+        if self._done.is_set():
+            return
+        self._killed = True
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+            self._client.api.kill(self.container_id, signal="SIGKILL")
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
+    """Lines without their newline from a stream of byte chunks; a partial last line too."""
+    pending = b""
+    for chunk in chunks:
+        pending += chunk
+        while True:
+            cut = pending.find(b"\n")
+            if cut < 0:
+                break
+            line, pending = pending[:cut], pending[cut + 1 :]
+            yield from _pieces(line)
+        if len(pending) >= _MAX_LINE:
+            yield from _pieces(pending)
+            pending = b""
+    if pending:
+        yield from _pieces(pending)
+
+
+def _pieces(line: bytes) -> Iterator[str]:
+    for start in range(0, max(len(line), 1), _MAX_LINE):
+        yield line[start : start + _MAX_LINE].decode("utf-8", errors="replace")
+
+
+def wait_removed(client: docker.DockerClient, container_id: str, timeout: float = 10.0) -> bool:
+    """True once the engine no longer has the container."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            client.api.inspect_container(container_id)
+        except docker.errors.NotFound:
+            return True
+        time.sleep(0.05)
+    return False

@@ -1,0 +1,259 @@
+"""The docker runtime: each host of a job runs as a container of a Docker engine (or podman's
+Docker-compatible service), talked to through the docker SDK, on the host's own bounded volume and
+a network of the job's own. Everything it makes is labelled with dockyard's home, so what a server
+killed with -9 left behind is found and removed at the next start."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TypeVar
+
+import docker
+import docker.errors
+
+from dockyard.contract.errors import ImageError, SandboxError
+from dockyard.runtimes.base import (
+    FolderCheck,
+    HostSpec,
+    ImageCheck,
+    Log,
+    OutputSink,
+    Purpose,
+    ResolvedImage,
+    Runtime,
+)
+from dockyard.runtimes.docker_hosts import (
+    DockerHost,
+    container_plan,
+    find_program,
+    make_mount_points,
+)
+from dockyard.runtimes.docker_images import (
+    HOME_LABEL,
+    AuthFor,
+    DockerImage,
+    DockerImageRef,
+    DockerImages,
+    Locate,
+)
+from dockyard.runtimes.docker_networks import NETWORK_LABEL, DockerNetwork
+from dockyard.runtimes.images import DEFAULT_PATH
+from dockyard.runtimes.volumes import HostFolder, unmount_all_under
+
+FOLDER_LABEL = "dockyard.folder"
+HOST_LABEL = "dockyard.host"
+ROLE_LABEL = "dockyard.role"
+# Messages of an OCI runtime that could not find the program to run (runc, crun).
+# Docker 20.10's API, which podman's service speaks too; fixed, so that making a runtime does not
+# ask the engine (it may start later than dockyard).
+API_VERSION = "1.41"
+_T = TypeVar("_T")
+_LabelTest = Callable[[Mapping[str, str]], bool]
+_NO_PROGRAM = ("executable file not found", "no such file or directory", "not found in $path")
+
+
+class DockerRuntime(Runtime):
+    """Runs each host as a container of the Docker engine at `base_url`."""
+
+    name = "docker"
+
+    def __init__(
+        self,
+        base_url: str,
+        home: Path,
+        *,
+        locate: Locate | None = None,
+        auth_for: AuthFor | None = None,
+    ) -> None:
+        self.home = home
+        self.base_url = base_url
+        self.client = docker.DockerClient(base_url=base_url, version=API_VERSION, timeout=120)
+        # Output streams and waits last as long as a host runs: no read timeout for them.
+        self._streams = docker.APIClient(base_url=base_url, version=API_VERSION, timeout=None)
+        self.images = DockerImages(self.client, home, locate=locate, auth_for=auth_for)
+
+    def _labels(self) -> dict[str, str]:
+        return {HOME_LABEL: str(self.home)}
+
+    # -- images ------------------------------------------------------------------------------
+
+    def resolve(self, ref: str, readable: FolderCheck) -> DockerImageRef:
+        return self.images.resolve(ref, readable)
+
+    def prepare_image(
+        self, image: ResolvedImage, *, code: Path | None, purpose: Purpose, log: Log
+    ) -> DockerImage:
+        # The code's requirements are the image's business: SageMaker's toolkits inside it
+        # install them when the container starts, as on SageMaker.
+        return self._engine_call(
+            "prepare the image",
+            lambda: self.images.prepare(_own_ref(image), purpose=purpose, log=log),
+        )
+
+    def check_image(self, image: ResolvedImage) -> ImageCheck:
+        return self._engine_call("check the image", lambda: self.images.check(_own_ref(image)))
+
+    def build_image(self, image: ResolvedImage, log: Log) -> None:
+        self._engine_call("build the image", lambda: self.images.build(_own_ref(image), log))
+
+    # -- hosts -------------------------------------------------------------------------------
+
+    def prepare_host(self, root: Path, volume_bytes: int) -> HostFolder:
+        _require_root()
+        # Root of the container (Docker's default user) owns it; the volume bounds what the host
+        # writes to /opt/ml and /tmp, as in the process runtime.
+        return HostFolder.create(root, volume_bytes, 0)
+
+    def create_network(self, *, outside: bool) -> DockerNetwork:
+        return self._engine_call(
+            "make a network",
+            lambda: DockerNetwork.create(self.client, self._labels(), outside=outside),
+        )
+
+    def start(self, spec: HostSpec, on_output: OutputSink) -> DockerHost:
+        image, folder, network = spec.image, spec.folder, spec.network
+        if not isinstance(image, DockerImage):
+            raise SandboxError(
+                f"{spec.hostname}: the image was not made ready by the docker runtime"
+            )
+        if not isinstance(folder, HostFolder) or not isinstance(network, DockerNetwork):
+            raise SandboxError(
+                f"{spec.hostname}: its folder and network were not made by the docker runtime"
+            )
+        if not spec.argv:
+            raise SandboxError(f"no program to run on {spec.hostname}")
+        make_mount_points(folder.opt_ml, spec.read_only_binds)
+        labels = {
+            **self._labels(),
+            FOLDER_LABEL: str(folder.root),
+            HOST_LABEL: spec.hostname,
+            ROLE_LABEL: image.purpose,
+            NETWORK_LABEL: network.name,
+        }
+        plan = container_plan(
+            self.client.api,
+            spec,
+            image_id=image.image_id,
+            network=network.name,
+            address=network.address_of(spec.hostname),
+            opt_ml=folder.opt_ml,
+            tmp=folder.tmp,
+            labels=labels,
+        )
+        api = self.client.api
+        try:
+            # The whole argv is given: the image's ENTRYPOINT and CMD are already in it.
+            made = api.create_container(
+                plan.image,
+                plan.argv[1:],
+                entrypoint=plan.argv[:1],
+                hostname=plan.hostname,
+                environment=plan.env,
+                labels=plan.labels,
+                host_config=plan.host_config,
+                networking_config=plan.networking_config,
+            )
+        except docker.errors.APIError as exc:
+            raise SandboxError(
+                f"could not make the container of {spec.hostname}: {exc.explanation or exc}"
+            ) from exc
+        container_id = str(made["Id"])
+        try:
+            path = spec.env.get("PATH") or image.env.get("PATH") or DEFAULT_PATH
+            if find_program(api, container_id, spec.argv[0], path, image.workdir) is None:
+                where = spec.argv[0] if "/" in spec.argv[0] else f"any folder of its PATH ({path})"
+                raise ImageError(
+                    f"the program {spec.argv[0]} is not in the image {image.ref}: nothing at "
+                    f"{where}; add it to the image, or give its full path"
+                )
+            api.start(container_id)
+        except BaseException as exc:
+            with contextlib.suppress(docker.errors.APIError):
+                api.remove_container(container_id, force=True)
+            if not isinstance(exc, docker.errors.APIError):
+                raise
+            message = str(exc.explanation or exc)
+            if any(words in message.lower() for words in _NO_PROGRAM):
+                raise ImageError(
+                    f"the program {spec.argv[0]} is not in the image {image.ref} ({message}): "
+                    "add it to the image's PATH, or give ContainerEntrypoint"
+                ) from exc
+            raise SandboxError(f"could not start {spec.hostname}: {message}") from exc
+        return DockerHost(
+            self.client,
+            self._streams,
+            container_id,
+            on_output,
+            memory_limited=spec.limits.memory_bytes is not None,
+        )
+
+    # -- cleanup -----------------------------------------------------------------------------
+
+    def release(self, folder: Path) -> None:
+        """Remove the containers of hosts under `folder` and the networks they were on, then
+        unmount the hosts' volumes."""
+        prefix = str(folder).rstrip("/") + "/"
+        self._sweep(
+            self.home, lambda labels: (labels.get(FOLDER_LABEL, "") + "/").startswith(prefix)
+        )
+        unmount_all_under(folder)
+
+    def recover(self, home: Path) -> None:
+        """Remove every container and network labelled with `home`, then unmount volumes."""
+        self._sweep(home, lambda labels: True, remove_networks_of_home=True)
+        unmount_all_under(home)
+
+    def _sweep(
+        self, home_folder: Path, matches: _LabelTest, *, remove_networks_of_home: bool = False
+    ) -> None:
+        home = f"{HOME_LABEL}={home_folder}"
+        networks: set[str] = set()
+        for container in self.client.containers.list(all=True, filters={"label": home}):
+            labels = container.labels or {}
+            if not matches(labels):
+                continue
+            if NETWORK_LABEL in labels:
+                networks.add(labels[NETWORK_LABEL])
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True)
+        if remove_networks_of_home:
+            networks |= {
+                str(made.name) for made in self.client.networks.list(filters={"label": home})
+            }
+        for name in networks:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.api.remove_network(name)
+
+    def _engine_call(self, what: str, call: Callable[[], _T]) -> _T:
+        try:
+            return call()
+        except docker.errors.DockerException as exc:
+            if isinstance(exc, docker.errors.APIError):
+                detail = exc.explanation or str(exc)
+            else:
+                detail = str(exc)
+            raise SandboxError(
+                f"could not {what}: the Docker engine at {self.base_url} answered: {detail}"
+            ) from exc
+        except OSError as exc:  # the engine is not there
+            raise SandboxError(
+                f"could not {what}: no Docker engine at {self.base_url} ({exc}); start one, or "
+                "set DOCKYARD_DOCKER_HOST"
+            ) from exc
+
+
+def _own_ref(image: ResolvedImage) -> DockerImageRef:
+    if not isinstance(image, DockerImageRef):
+        raise ImageError(f"{image.ref} was not resolved by the docker runtime")
+    return image
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise SandboxError(
+            "the docker runtime gives every host a volume of its own (a loop-mounted ext4), which "
+            "takes root to set up: run the dockyard server as root"
+        )

@@ -103,7 +103,10 @@ def labelled(kind: str, home: Path) -> list[str]:
 def test_two_hosts_reach_each_other_by_name(job: Job) -> None:
     addresses = job.network.host_addresses(["algo-1", "algo-2"])
     first, first_out = job.start(
-        "algo-1", 'echo "I am $(hostname)"; nc -l -p 9000', hosts=addresses
+        "algo-1",
+        # The handler reads to the end: nc alone may close on its own empty stdin first.
+        'echo "I am $(hostname)"; nc -l -p 9000 -e sh -c "cat > /tmp/got"; cat /tmp/got',
+        hosts=addresses,
     )
     first_out.wait_for("I am algo-1")
     second, second_out = job.start(

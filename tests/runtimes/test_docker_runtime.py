@@ -275,3 +275,23 @@ def test_release_and_recover_leave_nothing_labelled(
     assert not os.path.ismount(second.folders[0].root)
     for host in (*first.hosts, *second.hosts):
         assert host.wait(timeout=30) is not None
+
+
+def test_check_says_what_build_would_do_and_build_makes_it(
+    runtime: DockerRuntime, busybox: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "image"
+    folder.mkdir()
+    # Unique content: a tag no earlier run has built.
+    (folder / "Dockerfile").write_text(f"FROM {busybox}\nRUN echo {tmp_path.name} > /made\n")
+    image = runtime.resolve(str(folder), lambda what, path: path)
+    before = runtime.check_image(image)
+    assert before.python_layer["Status"] == "NotBuilt"
+    assert [line.line for line in before.run_lines] == [f"RUN echo {tmp_path.name} > /made"]
+    lines: list[str] = []
+    try:
+        runtime.build_image(image, lines.append)
+        assert runtime.check_image(image).python_layer["Status"] == "Built"
+        assert any("RUN echo" in line for line in lines), lines
+    finally:
+        runtime.client.images.remove(str(before.python_layer["Image"]), force=True)

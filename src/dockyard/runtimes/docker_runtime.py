@@ -6,7 +6,9 @@ killed with -9 left behind is found and removed at the next start."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
@@ -26,6 +28,7 @@ from dockyard.runtimes.base import (
     Runtime,
 )
 from dockyard.runtimes.docker_hosts import (
+    ContainerPlan,
     DockerHost,
     container_plan,
     find_program,
@@ -52,6 +55,11 @@ ROLE_LABEL = "dockyard.role"
 API_VERSION = "1.41"
 _T = TypeVar("_T")
 _LabelTest = Callable[[Mapping[str, str]], bool]
+# What runc says, now and then on a loaded machine, when its child died while being set up: the
+# same container starts on a second try.
+_TRANSIENT = ("can't get final child's PID from pipe", "unable to start container process")
+_START_ATTEMPTS = 3
+logger = logging.getLogger(__name__)
 _NO_PROGRAM = ("executable file not found", "no such file or directory", "not found in $path")
 
 
@@ -114,6 +122,9 @@ class DockerRuntime(Runtime):
         )
 
     def start(self, spec: HostSpec, on_output: OutputSink) -> DockerHost:
+        return self._engine_call(f"start {spec.hostname}", lambda: self._start(spec, on_output))
+
+    def _start(self, spec: HostSpec, on_output: OutputSink) -> DockerHost:
         image, folder, network = spec.image, spec.folder, spec.network
         if not isinstance(image, DockerImage):
             raise SandboxError(
@@ -143,6 +154,26 @@ class DockerRuntime(Runtime):
             tmp=folder.tmp,
             labels=labels,
         )
+        container_id = ""
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                container_id = self._create_and_start(plan, spec, image)
+                break
+            except _TransientStart as exc:
+                if attempt == _START_ATTEMPTS:
+                    raise SandboxError(f"could not start {spec.hostname}: {exc}") from exc
+                logger.warning("%s: the engine failed to start it (%s); again", spec.hostname, exc)
+                time.sleep(0.2 * attempt)
+        return DockerHost(
+            self.client,
+            self._streams,
+            container_id,
+            on_output,
+            memory_limited=spec.limits.memory_bytes is not None,
+        )
+
+    def _create_and_start(self, plan: ContainerPlan, spec: HostSpec, image: DockerImage) -> str:
+        """One attempt: the container made, its program found, started; its id."""
         api = self.client.api
         try:
             # The whole argv is given: the image's ENTRYPOINT and CMD are already in it.
@@ -181,14 +212,10 @@ class DockerRuntime(Runtime):
                     f"the program {spec.argv[0]} is not in the image {image.ref} ({message}): "
                     "add it to the image's PATH, or give ContainerEntrypoint"
                 ) from exc
+            if any(words in message for words in _TRANSIENT):
+                raise _TransientStart(message) from exc
             raise SandboxError(f"could not start {spec.hostname}: {message}") from exc
-        return DockerHost(
-            self.client,
-            self._streams,
-            container_id,
-            on_output,
-            memory_limited=spec.limits.memory_bytes is not None,
-        )
+        return container_id
 
     # -- cleanup -----------------------------------------------------------------------------
 
@@ -243,6 +270,10 @@ class DockerRuntime(Runtime):
                 f"could not {what}: no Docker engine at {self.base_url} ({exc}); start one, or "
                 "set DOCKYARD_DOCKER_HOST"
             ) from exc
+
+
+class _TransientStart(Exception):
+    """A start that failed for the engine's reasons, not the image's: worth another try."""
 
 
 def _own_ref(image: ResolvedImage) -> DockerImageRef:

@@ -8,7 +8,6 @@ import contextlib
 import logging
 import posixpath
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,15 +264,3 @@ def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
 def _pieces(line: bytes) -> Iterator[str]:
     for start in range(0, max(len(line), 1), _MAX_LINE):
         yield line[start : start + _MAX_LINE].decode("utf-8", errors="replace")
-
-
-def wait_removed(client: docker.DockerClient, container_id: str, timeout: float = 10.0) -> bool:
-    """True once the engine no longer has the container."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            client.api.inspect_container(container_id)
-        except docker.errors.NotFound:
-            return True
-        time.sleep(0.05)
-    return False

@@ -97,6 +97,28 @@ def busybox(container_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> 
     return busybox_image(container_engine.client, tmp_path_factory.mktemp("busybox"))
 
 
+@pytest.fixture(scope="session")
+def debian_python(container_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The name of a Debian bookworm image with python3-minimal (built once per machine)."""
+    from tests.containers import debian_image
+
+    work = tmp_path_factory.mktemp("debian-python")
+    return debian_image(container_engine.client, work, ["python3-minimal"])
+
+
+@pytest.fixture(scope="session")
+def r_base(container_engine: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The name of a Debian bookworm image with R, randomForest, plumber and jsonlite (built
+    once per machine), also tagged `localhost/r-base:4.2.2` so that `FROM r-base:4.2.2` (the R
+    example's Dockerfile) builds on it."""
+    from tests.containers import R_BASE, debian_image, tag_r_base
+
+    work = tmp_path_factory.mktemp("r-base")
+    name = debian_image(container_engine.client, work, list(R_BASE))
+    tag_r_base(container_engine.client, name)
+    return name
+
+
 @pytest.fixture
 def moto_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials and a region, which is all moto and botocore need."""

@@ -4,10 +4,13 @@ is reachable), kept in podman's storage between runs on one machine."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +19,18 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 CONTAINERS_CONF = REPO / "scripts" / "podman" / "containers.conf"
+DEBIAN_SUITE = "bookworm"
+# Part of every Debian image's tag: change it whenever debian_image builds differently, so a
+# machine's cached images built the old way are not taken for new ones.
+DEBIAN_RECIPE = "minbase; apt-get --no-install-recommends; lists and archives removed; v1"
+DEBIAN_ENV = (
+    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    "LANG=C.UTF-8",
+    "DEBIAN_FRONTEND=noninteractive",
+)
+# What the R example needs; bookworm's R is 4.2.2, the version its Dockerfile starts FROM.
+R_BASE = ("r-base-core", "r-cran-randomforest", "r-cran-plumber", "r-cran-jsonlite")
+R_BASE_TAG = ("localhost/r-base", "4.2.2")
 BUSYBOX_APPLETS = (
     "sh echo cat sleep nc ls env id true false head dd hostname wc mkdir touch rm test grep kill ps"
 )
@@ -84,7 +99,10 @@ def import_rootfs(client: Any, rootfs: Path, name: str, changes: list[str] | Non
     command = [podman(), "import"]
     for change in changes or []:
         command += ["--change", change]
-    tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
+    # --one-file-system: a /proc or /dev a failed debootstrap left mounted is not imported.
+    tar = subprocess.Popen(
+        ["tar", "--one-file-system", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE
+    )
     done = subprocess.run([*command, "-", name], stdin=tar.stdout, capture_output=True, check=False)
     tar.wait()
     if done.returncode != 0 or tar.returncode != 0:
@@ -110,3 +128,125 @@ def busybox_image(client: Any, work: Path) -> str:
         (rootfs / "bin" / applet).symlink_to("busybox")
     import_rootfs(client, rootfs, name, ["ENV PATH=/bin"])
     return name
+
+
+def debian_image(client: Any, work: Path, packages: list[str], suite: str = DEBIAN_SUITE) -> str:
+    """A Debian `suite` image with `packages` installed, made with debootstrap from this machine's
+    Debian mirror and tagged by a hash of (suite, packages, recipe), so a machine builds each
+    once; test processes asking at once wait for one build instead of racing."""
+    key = "\n".join([suite, " ".join(sorted(packages)), DEBIAN_RECIPE, *DEBIAN_ENV])
+    name = f"localhost/dockyard-test/debian:{suite}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    if client.images.list(name=name):
+        return name
+    # Machine-wide like podman's storage: every worktree and session shares the one build.
+    locks = Path(tempfile.gettempdir()) / "dockyard-test-images"
+    locks.mkdir(exist_ok=True)
+    with (locks / f"{name.rsplit(':', 1)[1]}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if client.images.list(name=name):
+            return name
+        rootfs = work / f"debian-{suite}-rootfs"
+        _debootstrap(suite, rootfs, debian_mirror(suite))
+        _chroot_install(rootfs, packages)
+        changes = [f"ENV {value}" for value in DEBIAN_ENV] + ['CMD ["bash"]']
+        import_rootfs(client, rootfs, name, changes)
+        # The rootfs is root-owned and 200+ MB: not left for pytest's temporary-folder rotation.
+        remove_rootfs(rootfs)
+    return name
+
+
+def debian_mirror(suite: str, sources: Path = Path("/etc/apt")) -> str:
+    """The URI of this machine's Debian mirror for `suite`, read from its apt sources (both the
+    one-line `.list` form and the deb822 `.sources` form), so no mirror is named in the repo."""
+    files = [sources / "sources.list", *sorted((sources / "sources.list.d").glob("*.list"))]
+    for file in files:
+        for line in file.read_text().splitlines() if file.is_file() else []:
+            fields = re.sub(r"\[[^]]*\]", "", line.split("#", 1)[0]).split()
+            if len(fields) >= 3 and fields[0] == "deb" and fields[2] == suite:
+                return fields[1]
+    for file in sorted((sources / "sources.list.d").glob("*.sources")):
+        for stanza in re.split(r"\n\s*\n", file.read_text()):
+            entry: dict[str, str] = {}
+            for line in stanza.splitlines():
+                if ":" in line and not line.startswith(("#", " ")):
+                    field, value = line.split(":", 1)
+                    entry[field.strip().lower()] = value.strip()
+            enabled = entry.get("enabled", "yes").lower() != "no" and entry.get("uris")
+            debs = "deb" in entry.get("types", "").split()
+            if enabled and debs and suite in entry.get("suites", "").split():
+                return entry["uris"].split()[0]
+    raise RuntimeError(f"no Debian mirror for {suite} in {sources}/sources.list(.d): add one")
+
+
+def remove_rootfs(rootfs: Path) -> None:
+    """Remove a rootfs folder, first unmounting what debootstrap mounts in it (/proc, /sys, and
+    /dev when it binds the host's) if a killed run left them: deleting through those mounts
+    would delete the host's own files."""
+    if not rootfs.exists():
+        return
+    prefix = str(rootfs.resolve()).rstrip("/") + "/"
+    for point in sorted(_mount_points_under(prefix), reverse=True):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
+    left = _mount_points_under(prefix)
+    if left:
+        raise RuntimeError(f"cannot remove {rootfs}: still mounted there: {', '.join(left)}")
+    shutil.rmtree(rootfs)
+
+
+def _mount_points_under(prefix: str) -> list[str]:
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        # Field 5 is the mount point, with spaces and the like written as octal escapes.
+        points = [line.split()[4].encode().decode("unicode_escape") for line in mountinfo]
+    return [point for point in points if point.startswith(prefix)]
+
+
+def _debootstrap(suite: str, rootfs: Path, mirror: str) -> None:
+    if shutil.which("debootstrap") is None:
+        raise RuntimeError("debootstrap is not installed: apt-get install debootstrap")
+    remove_rootfs(rootfs)
+    done = subprocess.run(
+        ["debootstrap", "--variant=minbase", suite, str(rootfs), mirror],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        tail = done.stdout.decode(errors="replace")[-2000:] + done.stderr.decode(errors="replace")
+        raise RuntimeError(f"debootstrap {suite} from {mirror} failed:\n{tail}")
+
+
+def _chroot_install(rootfs: Path, packages: list[str]) -> None:
+    """apt-get install in the rootfs, then what an image should not carry: apt's lists and
+    downloaded archives, and this machine's resolver and host name (the engine supplies them)."""
+    env = {
+        "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+        "DEBIAN_FRONTEND": "noninteractive",
+        "LANG": "C.UTF-8",
+    }
+    for command in (
+        ["apt-get", "update"],
+        ["apt-get", "install", "-y", "--no-install-recommends", *packages],
+        ["apt-get", "clean"],
+    ):
+        done = subprocess.run(
+            ["chroot", str(rootfs), *command], env=env, capture_output=True, check=False
+        )
+        if done.returncode != 0:
+            output = (done.stdout + done.stderr).decode(errors="replace")[-3000:]
+            raise RuntimeError(f"chroot {rootfs} {' '.join(command)} failed:\n{output}")
+    shutil.rmtree(rootfs / "var" / "lib" / "apt" / "lists")
+    (rootfs / "var" / "lib" / "apt" / "lists" / "partial").mkdir(parents=True)
+    for host_file in ("etc/resolv.conf", "etc/hostname"):
+        (rootfs / host_file).unlink(missing_ok=True)
+
+
+def tag_r_base(client: Any, name: str) -> None:
+    """Tag the R image `name` as r-base:<its R version> after checking that version is the one
+    the R example's Dockerfile names."""
+    repository, tag = R_BASE_TAG
+    printed = client.containers.run(
+        name, ["Rscript", "-e", "cat(as.character(getRversion()))"], remove=True
+    )
+    version = printed.decode().strip()
+    if version != tag:
+        raise RuntimeError(f"{name} has R {version}, not {tag}: change R_BASE_TAG and the example")
+    client.images.get(name).tag(repository, tag)

@@ -1,5 +1,7 @@
-"""`dockyard images`: what an image folder's RUN lines become (`check`), and its Python layer built
-ahead of the first job (`build`), by the server that will run it."""
+"""`dockyard images`: for the process runtime, what an image folder's RUN lines become (`check`)
+and its Python layer built ahead of the first job (`build FOLDER`), by the server that will run
+it; for the docker runtime, images in the Docker engine (`build -t`, `list`, `tag`, `push`, `pull`,
+`rm`, in engine_images)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,14 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from dockyard.cli.engine_images import (
+    build_with_engine,
+    list_images,
+    pull_image,
+    push_image,
+    remove_images,
+    tag_image,
+)
 from dockyard.client import Client
 from dockyard.client.uris import image_ref
 from dockyard.settings import Settings
@@ -22,7 +32,8 @@ _STYLES = {"missing": "bold red", "met": "green", "not run": "dim"}
 
 @click.group()
 def images() -> None:
-    """Image folders: check their RUN lines, build their Python layer."""
+    """Images: folders the process runtime runs (check, build FOLDER) and images in the Docker
+    engine the docker runtime runs (build FOLDER -t NAME, list, tag, push, pull, rm)."""
 
 
 @images.command()
@@ -68,10 +79,30 @@ def check(settings: Settings, folder: str, as_json: bool) -> None:
 
 @images.command()
 @click.argument("folder")
+@click.option(
+    "-t",
+    "--tag",
+    "name",
+    metavar="NAME[:TAG]",
+    help="Build a real image named NAME in the Docker engine (for the docker runtime).",
+)
+@click.option("--build-arg", multiple=True, metavar="KEY=VALUE", help="With -t: a build argument.")
+@click.option(
+    "--pull", is_flag=True, help="With -t: pull the base image even when the engine has it."
+)
 @click.pass_obj
-def build(settings: Settings, folder: str) -> None:
-    """Build FOLDER's Python layer now (its RUN lines' pip commands, in order), so the first job
-    starts without pip. A layer built before is reused at once."""
+def build(
+    settings: Settings, folder: str, name: str | None, build_arg: tuple[str, ...], pull: bool
+) -> None:
+    """Without -t, for the process runtime: build FOLDER's Python layer now (its RUN lines' pip
+    commands, in order) on the dockyard server, so the first job starts without pip; a layer
+    built before is reused at once. With -t NAME, for the docker runtime: `docker build -t NAME
+    FOLDER` by the Docker engine (DOCKER_HOST, or Docker's or podman's socket)."""
+    if name is not None:
+        build_with_engine(folder, name, build_arg, pull)
+        return
+    if build_arg or pull:
+        raise click.UsageError("--build-arg and --pull go with -t (a build by the Docker engine)")
     client = Client(settings)
     started = client.dockyard("BuildImage", {"Image": image_ref(folder)})
     console = Console()
@@ -106,3 +137,10 @@ def build(settings: Settings, folder: str) -> None:
 def _short(line: str, limit: int = 100) -> str:
     line = " ".join(line.split())
     return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+images.add_command(list_images)
+images.add_command(tag_image)
+images.add_command(push_image)
+images.add_command(pull_image)
+images.add_command(remove_images)

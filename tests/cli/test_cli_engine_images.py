@@ -4,6 +4,7 @@ loopback, which podman is told to reach over plain HTTP by a registries.conf of 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -12,32 +13,44 @@ import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 
 from tests.conftest import free_port, wait_for_port
 from tests.containers import Engine, busybox_image, start_service
 
 DOCKYARD = [sys.executable, "-m", "dockyard.cli.main"]
+USERS = {"pusher": "a-password-for-the-test"}
 
 
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The distribution registry on an ephemeral loopback port: storage in a temporary folder,
-    no auth, plain HTTP; its host:port."""
+@contextmanager
+def running_registry(folder: Path, users: dict[str, str] | None = None) -> Iterator[str]:
+    """The distribution registry on an ephemeral loopback port: storage in `folder`, plain
+    HTTP, and basic auth for `users` when given; its host:port."""
     exe = shutil.which("docker-registry")
     if exe is None:
         raise RuntimeError("docker-registry is not installed: apt-get install docker-registry")
-    folder = tmp_path_factory.mktemp("registry")
     port = free_port()
     config = folder / "config.yml"
+    auth = ""
+    if users:
+        htpasswd = folder / "htpasswd"
+        htpasswd.write_text(
+            "".join(
+                f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()}\n"
+                for user, password in users.items()
+            )
+        )
+        auth = f"auth: {{htpasswd: {{realm: dockyard-test, path: {htpasswd}}}}}\n"
     config.write_text(
         "version: 0.1\n"
         "log: {level: warn}\n"
         f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}}}\n"
-        f"http: {{addr: '127.0.0.1:{port}'}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n" + auth
     )
     log = (folder / "registry.log").open("wb")
     proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
@@ -51,13 +64,34 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def engine(registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A registry with no auth."""
+    with running_registry(tmp_path_factory.mktemp("registry")) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A registry that takes one user, `pusher`, with the password in USERS."""
+    with running_registry(tmp_path_factory.mktemp("auth-registry"), USERS) as address:
+        yield address
+
+
+@pytest.fixture(scope="module")
+def engine(
+    registry: str, auth_registry: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
     """podman's service of this module's own, started with a registries.conf that marks the test
     registry insecure (plain HTTP): podman reads CONTAINERS_REGISTRIES_CONF when it starts, and
     the Docker API's push and pull have no per-request TLS switch."""
     folder = tmp_path_factory.mktemp("podman-registry")
     conf = folder / "registries.conf"
-    conf.write_text(f'[[registry]]\nlocation = "{registry}"\ninsecure = true\n')
+    conf.write_text(
+        "".join(
+            f'[[registry]]\nlocation = "{address}"\ninsecure = true\n'
+            for address in (registry, auth_registry)
+        )
+    )
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CONTAINERS_REGISTRIES_CONF", str(conf))
         service = start_service(folder)
@@ -184,3 +218,38 @@ def test_errors_are_one_line_that_says_what_to_do(
 
     lonely = run("images", "push", "--username", "u", closed)
     assert_one_error_line(lonely, "--username and --password-stdin go together")
+
+
+def test_push_and_pull_with_credentials(
+    run: Any, engine: Engine, auth_registry: str, tmp_path: Path
+) -> None:
+    base = busybox_image(engine.client, tmp_path / "busybox")
+    repository = f"{auth_registry}/dockyard-test/auth-{uuid.uuid4().hex[:10]}"
+    engine.client.images.get(base).tag(repository, "v1")
+    name = f"{repository}:v1"
+    ((user, password),) = USERS.items()
+    try:
+        anonymous = run("images", "push", name)
+        assert_one_error_line(anonymous, "push of", f"log in to {auth_registry}")
+        wrong = run("images", "push", "--username", user, "--password-stdin", name, stdin="no\n")
+        assert_one_error_line(wrong, "push of", f"log in to {auth_registry}")
+
+        pushed = run("images", "push", "--username", user, "--password-stdin", name, stdin=password)
+        assert pushed.returncode == 0, pushed.stderr
+        request = urllib.request.Request(
+            f"http://{auth_registry}/v2/{repository.split('/', 1)[1]}/tags/list",
+            headers={
+                "Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+            },
+        )
+        with urllib.request.urlopen(request) as response:
+            assert json.loads(response.read())["tags"] == ["v1"]
+
+        engine.client.images.remove(name)
+        assert_one_error_line(run("images", "pull", name), "pull of", "log in to")
+        pulled = run("images", "pull", "--username", user, "--password-stdin", name, stdin=password)
+        assert pulled.returncode == 0, pulled.stderr
+        assert engine.client.images.list(name=name)
+    finally:
+        if engine.client.images.list(name=name):
+            engine.client.images.remove(name)

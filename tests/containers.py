@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -138,8 +137,9 @@ def debian_image(client: Any, work: Path, packages: list[str], suite: str = DEBI
     name = f"localhost/dockyard-test/debian:{suite}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if client.images.list(name=name):
         return name
-    # Machine-wide like podman's storage: every worktree and session shares the one build.
-    locks = Path(tempfile.gettempdir()) / "dockyard-test-images"
+    # Machine-wide like podman's storage (so not under TMPDIR, which a process may change):
+    # every worktree and session shares the one build.
+    locks = Path("/var/tmp/dockyard-test-images")
     locks.mkdir(exist_ok=True)
     with (locks / f"{name.rsplit(':', 1)[1]}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +31,6 @@ _START_ENGINE = (
     "start Docker, or podman's service (`podman system service --time=0 &`), "
     "or point DOCKER_HOST at the engine's socket"
 )
-
-# How long a build waits for podman to remove its build containers (they go in well under this).
-_BUILD_CONTAINERS_SECONDS = 30.0
 
 # A registry's credentials for a push or pull: {"username": ..., "password": ...} (docker's
 # auth config), or None to let the engine use what `docker login` / `podman login` stored.
@@ -112,7 +108,10 @@ class ImageEngine:
             lambda: self.client.api.build(
                 path=str(folder),
                 tag=name,
+                # forcerm: podman keeps a failed step's container otherwise, and with it the
+                # image below it (shared with any build that cached the same steps) in use.
                 rm=True,
+                forcerm=True,
                 pull=pull,
                 buildargs=build_args or None,
                 decode=True,
@@ -120,31 +119,10 @@ class ImageEngine:
         )
         yield from _progress(events, f"build of {name}")
         try:
-            image_id = str(self.client.images.get(name).id).removeprefix("sha256:")
+            self.client.images.get(name)
         except docker.errors.ImageNotFound as exc:
             # podman reports some failed builds only by not making the image.
             raise ImageEngineError(f"the build of {name} made no image: see its output") from exc
-        self._wait_for_build_containers(image_id)
-
-    def _wait_for_build_containers(self, image_id: str) -> None:
-        """podman may remove a build's own (buildah) container after the build's output ends: seen
-        once under load, a `rm` right after the build then failed with "image in use". Wait until
-        none uses the new image; only podman's own API lists them (Docker has none: no wait)."""
-        api = self.client.api
-        deadline = time.monotonic() + _BUILD_CONTAINERS_SECONDS
-        while time.monotonic() < deadline:
-            try:
-                # The SDK's own request helpers: it has no call for podman's API.
-                response = api._get(
-                    api._url("/libpod/containers/json"),
-                    params={"all": "true", "external": "true"},
-                )
-                containers = response.json() if response.status_code == 200 else []
-            except (RequestException, ValueError):
-                return
-            if not any(c.get("ImageID") and c["ImageID"] in image_id for c in containers):
-                return
-            time.sleep(0.1)
 
     def images(self, name: str | None = None) -> list[ImageRow]:
         """The engine's images (under `name` only, when given), newest first."""

@@ -33,9 +33,7 @@ def open_runtime(settings: Settings, name: str | None = None) -> Runtime:
         from dockyard.runtimes.docker_runtime import DockerRuntime
 
         return DockerRuntime(settings.docker_host, settings.home)
-    raise ValidationError(
-        f"the {name} runtime does not exist; use process (the default) or docker"
-    )
+    raise ValidationError(f"the {name} runtime does not exist; use process (the default) or docker")
 
 
 class Runtimes:

@@ -22,7 +22,7 @@ from dockyard.storage.stores import store_from_settings
 
 
 class Engine:
-    def __init__(self, ctx: EngineContext) -> None:
+    def __init__(self, ctx: EngineContext, registry: Registry | None = None) -> None:
         self.ctx = ctx
         self.settings = ctx.settings
         self.metadata = ctx.metadata
@@ -37,7 +37,7 @@ class Engine:
         self.tags = Tags(ctx.metadata)
         # The image registry behind the ECR API; ECR image URIs resolve to it (ecr_images is
         # what a runtime that pulls images takes).
-        self.registry = Registry(ctx.settings)
+        self.registry = registry or Registry(ctx.settings)
         self.repositories = Repositories(ctx.settings, ctx.metadata, self.registry)
         self.ecr_images = EcrImages(self.registry)
         self.job_folders = JobFolders(
@@ -53,14 +53,15 @@ class Engine:
         """Open the stores, fail the jobs that a previous server left running and bring its
         endpoints back."""
         settings.home.mkdir(parents=True, exist_ok=True)
+        registry = Registry(settings)
         ctx = EngineContext(
             settings=settings,
             metadata=MetadataStore(settings.metadata_url),
             store=store_from_settings(settings),
-            runtimes=Runtimes(settings),
+            runtimes=Runtimes(settings, EcrImages(registry)),
             capacity=Capacity(settings.cpus, settings.memory_gib, settings.gpus),
         )
-        engine = cls(ctx)
+        engine = cls(ctx, registry)
         ctx.runtimes.recover(settings.home)
         engine.training_jobs.recover()
         engine.endpoints.recover()

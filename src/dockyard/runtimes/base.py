@@ -79,6 +79,16 @@ class ImageCheck:
     missing: list[RunLineOutcome]  # lines whose prerequisites this machine does not meet
 
 
+class ImageRegistry(Protocol):
+    """Where references of a registry the server answers for (ECR URIs) are pulled from."""
+
+    def locate(self, ref: str) -> str:
+        """The reference the engine pulls for `ref` (unchanged when it is no such URI)."""
+
+    def auth_for(self, ref: str) -> dict[str, str] | None:
+        """Credentials (docker SDK auth_config) for pulling `ref`, when it needs any."""
+
+
 class HostVolume(Protocol):
     """A host's own folder: its /opt/ml (filled by the engine before start), scratch and home,
     bounded by the job's VolumeSizeInGB."""

@@ -25,6 +25,7 @@ from dockyard.runtimes.base import (
     ResolvedImage,
     RunLineOutcome,
 )
+from dockyard.runtimes.docker_pulls import pull
 from dockyard.runtimes.images import command_line, image_folder_path
 
 # Docker's reference grammar (the distribution project's): [domain[:port]/]path[:tag][@digest].
@@ -39,8 +40,8 @@ _MAX_NAME = 255
 BUILD_REPOSITORY = "localhost/dockyard-build"
 HOME_LABEL = "dockyard.home"
 
-# Where a reference is looked up (the lead maps ECR URIs to the local registry here), and the
-# docker SDK auth_config a pull of it needs, if any.
+# Where a reference is looked up (the server maps ECR URIs to its registry), and the docker SDK
+# auth_config a pull of it needs, if any.
 Locate = Callable[[str], str]
 AuthFor = Callable[[str], "dict[str, str] | None"]
 
@@ -135,8 +136,7 @@ class DockerImages:
         if image.folder is not None:
             found = self._build(image.folder, log)
         else:
-            assert image.located is not None
-            found = self._find_or_pull(image.located, log)
+            found = self._find_or_pull(image, log)
         config = found.attrs.get("Config") or {}
         env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
         return DockerImage(
@@ -168,27 +168,29 @@ class DockerImages:
     def build(self, image: DockerImageRef, log: Log) -> None:
         self._build(_own_folder(image), log)
 
-    def _find_or_pull(self, ref: str, log: Log) -> Any:
-        try:
-            return self.client.images.get(ref)
-        except docker.errors.ImageNotFound:
-            pass
-        except docker.errors.APIError as exc:
-            raise ImageError(f"could not look up image {ref}: {exc.explanation or exc}") from exc
-        log(f"pulling {ref}")
-        try:
-            return self.client.images.pull(ref, auth_config=self.auth_for(ref))
-        except docker.errors.APIError as exc:
-            raise ImageError(
-                f"image {ref} is not in the Docker engine and could not be pulled "
-                f"({exc.explanation or exc}): push it to a registry this machine reaches, "
-                "or build it here"
-            ) from exc
+    def _find_or_pull(self, image: DockerImageRef, log: Log) -> Any:
+        """A reference the registry answers for (an ECR URI) is pulled each time, as SageMaker
+        does, so a new push of a tag is what runs; any other is pulled only when missing."""
+        ref = image.located
+        assert ref is not None
+        if ref == image.ref:
+            try:
+                return self.client.images.get(ref)
+            except docker.errors.ImageNotFound:
+                pass
+            except docker.errors.APIError as exc:
+                raise ImageError(
+                    f"could not look up image {ref}: {exc.explanation or exc}"
+                ) from exc
+        log(f"pulling {ref}" + (f" (for {image.ref})" if ref != image.ref else ""))
+        return pull(self.client, ref, self.auth_for(ref))
 
     def _build(self, folder: Path, log: Log) -> Any:
         tag = build_tag(folder)
         try:
-            return self.client.images.get(tag)
+            found = self.client.images.get(tag)
+            log(f"image {tag}: {folder} as built before (its files are unchanged)")
+            return found
         except docker.errors.ImageNotFound:
             pass
         log(f"building {folder} as {tag}")

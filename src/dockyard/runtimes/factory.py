@@ -6,11 +6,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
 from pathlib import Path
 
 from dockyard.contract.errors import DockyardError, ImageError, ValidationError
-from dockyard.runtimes.base import Runtime
+from dockyard.runtimes.base import ImageRegistry, Runtime
 from dockyard.runtimes.environments import Environments
 from dockyard.runtimes.frameworks import load_frameworks_file, resolve_framework
 from dockyard.runtimes.process import ProcessRuntime
@@ -23,8 +22,11 @@ logger = logging.getLogger(__name__)
 _FOLDER_PREFIXES = ("/", "file:", "./", "../", "~")
 
 
-def open_runtime(settings: Settings, name: str | None = None) -> Runtime:
-    """The runtime `name` (default: the server's, DOCKYARD_RUNTIME), made from the settings."""
+def open_runtime(
+    settings: Settings, name: str | None = None, registry: ImageRegistry | None = None
+) -> Runtime:
+    """The runtime `name` (default: the server's, DOCKYARD_RUNTIME), made from the settings;
+    one that pulls images takes ECR URIs' from `registry`."""
     name = name or settings.runtime
     if name == "process":
         return process_runtime(settings)
@@ -32,7 +34,14 @@ def open_runtime(settings: Settings, name: str | None = None) -> Runtime:
         # Imported here, so the docker SDK loads only on a server that runs containers.
         from dockyard.runtimes.docker_runtime import DockerRuntime
 
-        return DockerRuntime(settings.docker_host, settings.home)
+        if registry is None:
+            return DockerRuntime(settings.docker_host, settings.home)
+        return DockerRuntime(
+            settings.docker_host,
+            settings.home,
+            locate=registry.locate,
+            auth_for=registry.auth_for,
+        )
     raise ValidationError(f"the {name} runtime does not exist; use process (the default) or docker")
 
 
@@ -44,10 +53,10 @@ class Runtimes:
     def __init__(
         self,
         settings: Settings,
-        opener: Callable[[Settings, str], Runtime] = open_runtime,
+        registry: ImageRegistry | None = None,
     ) -> None:
         self.settings = settings
-        self._opener = opener
+        self.registry = registry
         self._opened: dict[str, Runtime] = {}
         self._lock = threading.Lock()
         self._frameworks = (
@@ -58,7 +67,7 @@ class Runtimes:
         with self._lock:
             runtime = self._opened.get(name)
             if runtime is None:
-                runtime = self._opened[name] = self._opener(self.settings, name)
+                runtime = self._opened[name] = open_runtime(self.settings, name, self.registry)
             return runtime
 
     def choose(self, ref: str, requested: str | None = None) -> str:

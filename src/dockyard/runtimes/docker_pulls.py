@@ -1,0 +1,87 @@
+"""Pulling an image into the engine, including from a registry on this machine's loopback over
+plain HTTP: Docker itself treats 127.0.0.0/8 as such, podman's Docker-compatible API has no way
+to say it, so a podman engine is asked through its own API with TLS verification off."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import json
+from typing import Any
+
+import docker
+import docker.errors
+
+from dockyard.contract.errors import ImageError
+
+# podman's own API version, in the path of its endpoints (any 4.x accepts it).
+_LIBPOD = "/v4.0.0/libpod"
+
+
+def registry_host(ref: str) -> str | None:
+    """The registry part of a reference (`host[:port]` before the first slash), if it has one."""
+    first, slash, _ = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return None
+
+
+def on_loopback(ref: str) -> bool:
+    host = registry_host(ref)
+    if host is None:
+        return False
+    name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_podman(client: docker.DockerClient) -> bool:
+    components = client.version().get("Components") or []
+    return any("podman" in str(c.get("Name", "")).lower() for c in components)
+
+
+def pull(client: docker.DockerClient, ref: str, auth: dict[str, str] | None) -> Any:
+    """The image `ref`, pulled now (ImageError saying what to do when it cannot be)."""
+    try:
+        if on_loopback(ref) and is_podman(client):
+            return client.images.get(_podman_pull(client, ref, auth))
+        return client.images.pull(ref, auth_config=auth)
+    except docker.errors.APIError as exc:
+        raise ImageError(
+            f"image {ref} could not be pulled ({exc.explanation or exc}): push it to a "
+            "registry this machine reaches, or build it here"
+        ) from exc
+
+
+def _podman_pull(client: docker.DockerClient, ref: str, auth: dict[str, str] | None) -> str:
+    api = client.api
+    headers = {}
+    if auth:
+        headers["X-Registry-Auth"] = base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
+    response = api.post(
+        f"{api.base_url}{_LIBPOD}/images/pull",
+        params={"reference": ref, "tlsVerify": "false", "quiet": "true"},
+        headers=headers,
+        stream=True,
+        timeout=None,
+    )
+    image_id = None
+    errors = []
+    for line in response.iter_lines():
+        if not line:
+            continue
+        event = json.loads(line)
+        if event.get("error"):
+            errors.append(str(event["error"]).strip())
+        image_id = event.get("id") or image_id
+    if response.status_code >= 400 or errors or image_id is None:
+        detail = "; ".join(errors) or f"HTTP {response.status_code}"
+        raise ImageError(
+            f"image {ref} could not be pulled ({detail}): push it to the registry first "
+            "(`aws ecr get-login-password | podman login ...`, then `podman push`)"
+        )
+    return str(image_id)

@@ -1,7 +1,8 @@
 """The R example as a real image on the docker runtime, as a user runs it: `dockyard train
 --runtime docker` builds examples/r-randomforest's Dockerfile with the engine (FROM r-base:4.2.2,
 a Debian rootfs with R, randomForest and plumber made on this machine: no outside registry), then
-`dockyard deploy` serves it on two containers and `dockyard invoke` sends CSV rows."""
+`dockyard deploy` serves it on two containers, `dockyard invoke` sends CSV rows and `dockyard
+transform` runs a batch through two more."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 from dockyard.settings import Settings
 from tests.cli.test_cli_endpoints import IRIS_ROWS, SPECIES, cli_env_for, served_by_instance
 from tests.cli.test_cli_train import DOCKYARD, dockyard
+from tests.cli.test_cli_transform import agreement, iris_batches, predictions
 from tests.conftest import RunningServer, free_port
 from tests.engine.test_docker_jobs import nothing_labelled
 
@@ -90,6 +92,20 @@ def test_r_example_as_a_real_image_trains_serves_two_instances_and_answers_csv(
     after = served_by_instance(docker_server, "iris")
     assert sum(after.values()) - sum(before.values()) == 8
     assert all(after[name] > before.get(name, 0) for name in after), (before, after)
+
+    # Batch transform through the same kind of containers: two of them, rows in order.
+    labels = iris_batches(tmp_path / "in")
+    out = tmp_path / "out"
+    batch = dockyard(
+        env, "transform", "--job", "iris-docker", "--input", str(tmp_path / "in"),
+        "--output", str(out), "--content-type", "text/csv", "--accept", "text/csv",
+        "--split-type", "Line", "--strategy", "MultiRecord", "--assemble-with", "Line",
+        "--instance-count", "2", "--name", "iris-docker-batch",
+    )  # fmt: skip
+    assert batch.returncode == 0, batch.stdout + batch.stderr
+    assert "[algo-2] serving /ping and /invocations" in batch.stdout
+    for number, expected in enumerate(labels):
+        assert agreement(predictions(out / f"part-{number}.csv.out"), expected) > 0.9
 
     deleted = dockyard(env, "endpoints", "delete", "iris", "--wait")
     assert deleted.returncode == 0, deleted.stderr

@@ -212,6 +212,25 @@ def dockyard_settings(clean_env: Path) -> Any:
     return Settings(home=clean_env, port=free_port(), stop_grace_seconds=2.0)
 
 
+def server_with_engine(home: Path, engine: Any, **settings: Any) -> Iterator[RunningServer]:
+    """A server on `home` that reaches the container engine `engine` (the docker runtime's)."""
+    from dockyard.settings import Settings
+
+    running = RunningServer(
+        Settings(
+            home=home,
+            port=free_port(),
+            stop_grace_seconds=2.0,
+            docker_host=engine.docker_host,
+            **settings,
+        )
+    )
+    try:
+        yield running
+    finally:
+        running.close()
+
+
 @pytest.fixture
 def server(dockyard_settings: Any) -> Iterator[RunningServer]:
     running = RunningServer(dockyard_settings)

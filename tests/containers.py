@@ -12,9 +12,12 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from tests.conftest import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
 CONTAINERS_CONF = REPO / "scripts" / "podman" / "containers.conf"
@@ -250,3 +253,43 @@ def tag_r_base(client: Any, name: str) -> None:
     if version != tag:
         raise RuntimeError(f"{name} has R {version}, not {tag}: change R_BASE_TAG and the example")
     client.images.get(name).tag(repository, tag)
+
+
+@contextmanager
+def running_registry(folder: Path, users: dict[str, str] | None = None) -> Iterator[str]:
+    """The distribution registry on an ephemeral loopback port: storage in `folder`, plain
+    HTTP, and basic auth for `users` when given; its host:port."""
+    exe = shutil.which("docker-registry")
+    if exe is None:
+        raise RuntimeError("docker-registry is not installed: apt-get install docker-registry")
+    port = free_port()
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "config.yml"
+    auth = ""
+    if users:
+        import bcrypt
+
+        htpasswd = folder / "htpasswd"
+        htpasswd.write_text(
+            "".join(
+                f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()}\n"
+                for user, password in users.items()
+            )
+        )
+        auth = f"auth: {{htpasswd: {{realm: dockyard-test, path: {htpasswd}}}}}\n"
+    config.write_text(
+        "version: 0.1\n"
+        "log: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}, "
+        "delete: {enabled: true}}\n"
+        f"http: {{addr: '127.0.0.1:{port}'}}\n" + auth
+    )
+    log = (folder / "registry.log").open("wb")
+    proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()

@@ -4,7 +4,6 @@ its answers and its errors (ECR's codes and wording)."""
 from __future__ import annotations
 
 import base64
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -18,7 +17,8 @@ from botocore.exceptions import ClientError
 
 from dockyard.settings import Settings
 from tests.api.ecr_images import login, push
-from tests.conftest import RunningServer, free_port, wait_for_port
+from tests.conftest import RunningServer, free_port
+from tests.containers import running_registry
 
 ACCOUNT = "000000000000"
 
@@ -297,26 +297,8 @@ def test_no_registry_installed_is_a_clear_error(clean_env: Path) -> None:
 @pytest.fixture
 def open_registry(tmp_path: Path) -> Iterator[str]:
     """A registry of someone else's, without auth: the distribution registry started here."""
-    port = free_port()
-    config = tmp_path / "open-registry.yml"
-    config.write_text(
-        "version: 0.1\nlog:\n  level: error\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {tmp_path / 'open-storage'}\n"
-        "  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n  secret: test\n"
-    )
-    process = subprocess.Popen(
-        ["docker-registry", "serve", str(config)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={"PATH": "/usr/bin:/bin"},
-    )
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_registry(tmp_path / "open-registry") as address:
+        yield f"http://{address}"
 
 
 def test_a_registry_url_is_used_and_none_started(clean_env: Path, open_registry: str) -> None:

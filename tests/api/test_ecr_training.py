@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 
-from dockyard.settings import Settings
 from tests.api.conftest import AWS, aws_env
-from tests.conftest import RunningServer, free_port, model_artifacts
+from tests.conftest import RunningServer, model_artifacts, server_with_engine
 from tests.containers import podman
 from tests.engine.test_docker_jobs import busybox_image_folder, job_log
 
@@ -34,18 +33,7 @@ ACCOUNT_URI = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 def server(clean_env: Path, container_engine: Any) -> Iterator[RunningServer]:
     """The default server (process runtime by default) with a container engine to reach: an ECR
     URI that names no framework chooses the docker runtime by itself."""
-    running = RunningServer(
-        Settings(
-            home=clean_env,
-            port=free_port(),
-            stop_grace_seconds=2.0,
-            docker_host=container_engine.docker_host,
-        )
-    )
-    try:
-        yield running
-    finally:
-        running.close()
+    yield from server_with_engine(clean_env, container_engine)
 
 
 def _run(command: list[str], env: dict[str, str], stdin: str | None = None) -> str:

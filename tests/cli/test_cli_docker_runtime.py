@@ -14,11 +14,10 @@ from typing import Any
 
 import pytest
 
-from dockyard.settings import Settings
 from tests.cli.test_cli_endpoints import IRIS_ROWS, SPECIES, cli_env_for, served_by_instance
 from tests.cli.test_cli_train import DOCKYARD, dockyard
 from tests.cli.test_cli_transform import agreement, iris_batches, predictions
-from tests.conftest import RunningServer, free_port
+from tests.conftest import RunningServer, server_with_engine
 from tests.engine.test_docker_jobs import nothing_labelled
 
 pytestmark = pytest.mark.slow
@@ -26,18 +25,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def docker_server(clean_env: Path, container_engine: Any, r_base: str) -> Iterator[RunningServer]:
-    running = RunningServer(
-        Settings(
-            home=clean_env,
-            port=free_port(),
-            stop_grace_seconds=2.0,
-            docker_host=container_engine.docker_host,
-        )
-    )
-    try:
-        yield running
-    finally:
-        running.close()
+    yield from server_with_engine(clean_env, container_engine)
 
 
 def test_r_example_as_a_real_image_trains_serves_two_instances_and_answers_csv(

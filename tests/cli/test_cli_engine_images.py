@@ -7,60 +7,21 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import subprocess
 import sys
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import bcrypt
 import pytest
 
-from tests.conftest import free_port, wait_for_port
-from tests.containers import Engine, busybox_image, start_service
+from tests.conftest import free_port
+from tests.containers import Engine, busybox_image, running_registry, start_service
 
 DOCKYARD = [sys.executable, "-m", "dockyard.cli.main"]
 USERS = {"pusher": "a-password-for-the-test"}
-
-
-@contextmanager
-def running_registry(folder: Path, users: dict[str, str] | None = None) -> Iterator[str]:
-    """The distribution registry on an ephemeral loopback port: storage in `folder`, plain
-    HTTP, and basic auth for `users` when given; its host:port."""
-    exe = shutil.which("docker-registry")
-    if exe is None:
-        raise RuntimeError("docker-registry is not installed: apt-get install docker-registry")
-    port = free_port()
-    config = folder / "config.yml"
-    auth = ""
-    if users:
-        htpasswd = folder / "htpasswd"
-        htpasswd.write_text(
-            "".join(
-                f"{user}:{bcrypt.hashpw(password.encode(), bcrypt.gensalt()).decode()}\n"
-                for user, password in users.items()
-            )
-        )
-        auth = f"auth: {{htpasswd: {{realm: dockyard-test, path: {htpasswd}}}}}\n"
-    config.write_text(
-        "version: 0.1\n"
-        "log: {level: warn}\n"
-        f"storage: {{filesystem: {{rootdirectory: {folder / 'data'}}}}}\n"
-        f"http: {{addr: '127.0.0.1:{port}'}}\n" + auth
-    )
-    log = (folder / "registry.log").open("wb")
-    proc = subprocess.Popen([exe, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_for_port(port)
-        yield f"127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="module")

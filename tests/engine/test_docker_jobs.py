@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from dockyard.runtimes.docker_images import HOME_LABEL
-from dockyard.settings import Settings
 from tests.conftest import (
     RunningServer,
-    free_port,
     model_artifacts,
+    server_with_engine,
     training_request,
     wait_for_job,
 )
@@ -70,30 +69,13 @@ def busybox_image_folder(root: Path, busybox: str, programs: dict[str, str]) -> 
 
 @pytest.fixture
 def docker_server(clean_env: Path, container_engine: Any) -> Iterator[RunningServer]:
-    yield from _server(clean_env, container_engine)
+    yield from server_with_engine(clean_env, container_engine, runtime="docker")
 
 
 @pytest.fixture
 def small_docker_server(clean_env: Path, container_engine: Any) -> Iterator[RunningServer]:
     """A machine of half a GiB for dockyard: every host's memory limit is at most that."""
-    yield from _server(clean_env, container_engine, memory_gib=0.5)
-
-
-def _server(home: Path, engine: Any, **settings: Any) -> Iterator[RunningServer]:
-    running = RunningServer(
-        Settings(
-            home=home,
-            port=free_port(),
-            stop_grace_seconds=2.0,
-            runtime="docker",
-            docker_host=engine.docker_host,
-            **settings,
-        )
-    )
-    try:
-        yield running
-    finally:
-        running.close()
+    yield from server_with_engine(clean_env, container_engine, runtime="docker", memory_gib=0.5)
 
 
 def job_log(server: RunningServer, job: str) -> str:

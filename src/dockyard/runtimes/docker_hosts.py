@@ -17,7 +17,6 @@ import docker
 import docker.errors
 import docker.types
 
-from dockyard.contract.errors import SandboxError
 from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost
 
 logger = logging.getLogger(__name__)
@@ -92,26 +91,6 @@ def container_plan(
         host_config=api.create_host_config(**options),
         networking_config=api.create_networking_config({network: endpoint}),
     )
-
-
-def make_mount_points(opt_ml: Path, binds: list[tuple[Path, str]]) -> None:
-    """Mount points of binds below /opt/ml, made in the host's folder by dockyard rather than by
-    the engine's runtime inside a folder the job writes to; each source must exist."""
-    for source, destination in binds:
-        if not source.exists():
-            raise SandboxError(f"cannot show {source} at {destination}: it does not exist")
-        if destination == OPT_ML or not destination.startswith(OPT_ML + "/"):
-            continue
-        mount_point = opt_ml / posixpath.relpath(destination, OPT_ML)
-        if mount_point.is_symlink():
-            raise SandboxError(f"cannot show {source} at {destination}: a link is there")
-        if mount_point.exists():
-            continue
-        if source.is_dir():
-            mount_point.mkdir(parents=True, exist_ok=True)
-        else:
-            mount_point.parent.mkdir(parents=True, exist_ok=True)
-            mount_point.touch()
 
 
 def find_program(

@@ -32,7 +32,6 @@ from dockyard.runtimes.docker_hosts import (
     DockerHost,
     container_plan,
     find_program,
-    make_mount_points,
 )
 from dockyard.runtimes.docker_images import (
     HOME_LABEL,
@@ -44,7 +43,7 @@ from dockyard.runtimes.docker_images import (
 )
 from dockyard.runtimes.docker_networks import NETWORK_LABEL, DockerNetwork
 from dockyard.runtimes.images import DEFAULT_PATH
-from dockyard.runtimes.volumes import HostFolder, unmount_all_under
+from dockyard.runtimes.volumes import HostFolder, make_mount_points, unmount_all_under
 
 FOLDER_LABEL = "dockyard.folder"
 HOST_LABEL = "dockyard.host"

@@ -49,7 +49,12 @@ from dockyard.runtimes.run_layer import SANDBOX_PATH as SANDBOX_PYTHON
 from dockyard.runtimes.run_layer import write_run_layer
 from dockyard.runtimes.sandbox_spec import SandboxSpec
 from dockyard.runtimes.seccomp import filter_bpf
-from dockyard.runtimes.volumes import HostFolder, SandboxUsers, unmount_all_under
+from dockyard.runtimes.volumes import (
+    HostFolder,
+    SandboxUsers,
+    make_mount_points,
+    unmount_all_under,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -556,22 +561,9 @@ def _read_lines(stream: IO[bytes], name: str, on_output: OutputSink) -> None:
 
 
 def _prepare_mount_points(spec: SandboxSpec) -> None:
-    """Check the binds' sources, and make the mount points of those inside the job's folder."""
     if not spec.opt_ml.is_dir():
         raise SandboxError(f"the job folder {spec.opt_ml} for /opt/ml does not exist")
-    for source, destination in spec.read_only_binds:
-        if not source.exists():
-            raise SandboxError(f"cannot show {source} at {destination}: it does not exist")
-        if not _is_within(destination, OPT_ML) or destination == OPT_ML:
-            continue
-        mount_point = spec.opt_ml / posixpath.relpath(destination, OPT_ML)
-        if mount_point.exists():
-            continue
-        if source.is_dir():
-            mount_point.mkdir(parents=True, exist_ok=True)
-        else:
-            mount_point.parent.mkdir(parents=True, exist_ok=True)
-            mount_point.touch()
+    make_mount_points(spec.opt_ml, spec.read_only_binds)
 
 
 def _is_within(path: str, folder: str) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import posixpath
 import shutil
 import subprocess
 import threading
@@ -15,6 +16,7 @@ from pathlib import Path
 from dockyard.contract.errors import SandboxError
 
 GIB = 1024**3
+OPT_ML = "/opt/ml"
 MOUNT_OPTIONS = "loop,nosuid,nodev,noatime"
 # Below this much free space a failed host is reported as having filled its volume.
 FULL_MARGIN_BYTES = 4 * 1024 * 1024
@@ -203,3 +205,24 @@ def chown_tree(root: Path, uid: int) -> None:
     for folder, dirs, files in os.walk(root):
         for name in (*dirs, *files):
             os.lchown(os.path.join(folder, name), uid, uid)
+
+
+def make_mount_points(opt_ml: Path, binds: list[tuple[Path, str]]) -> None:
+    """Mount points of binds below /opt/ml, made in the host's folder by dockyard before it
+    starts (rather than by bwrap or the engine's runtime, inside a folder the job writes to);
+    each source must exist, and a link where a mount point goes is refused."""
+    for source, destination in binds:
+        if not source.exists():
+            raise SandboxError(f"cannot show {source} at {destination}: it does not exist")
+        if destination == OPT_ML or not destination.startswith(OPT_ML + "/"):
+            continue
+        mount_point = opt_ml / posixpath.relpath(destination, OPT_ML)
+        if mount_point.is_symlink():
+            raise SandboxError(f"cannot show {source} at {destination}: a link is there")
+        if mount_point.exists():
+            continue
+        if source.is_dir():
+            mount_point.mkdir(parents=True, exist_ok=True)
+        else:
+            mount_point.parent.mkdir(parents=True, exist_ok=True)
+            mount_point.touch()

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from dockyard.contract.errors import SandboxError
 from dockyard.runtimes.base import HostSpec, Limits
 from dockyard.runtimes.docker_images import HOME_LABEL
 from dockyard.runtimes.docker_networks import DockerNetwork
@@ -295,3 +296,32 @@ def test_check_says_what_build_would_do_and_build_makes_it(
         assert any("RUN echo" in line for line in lines), lines
     finally:
         runtime.client.images.remove(str(before.python_layer["Image"]), force=True)
+
+
+def test_leftovers_go_before_the_first_network_when_the_engine_answers_late(
+    runtime: DockerRuntime, container_engine: Any, busybox: str, tmp_path: Path
+) -> None:
+    home = runtime.home
+    left = Job(runtime, busybox, home / "jobs" / "left", outside=False)
+    host, output = left.start("algo-1", "echo ready; sleep 300")
+    output.wait_for("ready")
+    # The next server's engine is not there yet when it starts: its recover says so...
+    late = tmp_path / "late.sock"
+    restarted = DockerRuntime(f"unix://{late}", home)
+    with pytest.raises(SandboxError, match=r"no Docker engine at unix://.*late\.sock"):
+        restarted.recover(home)
+    assert labelled("container", home) != []
+    assert not os.path.ismount(left.folders[0].root)  # the volumes went all the same
+    # ...then the engine answers: the leftovers go before the server's first network is made,
+    # and what this server makes stays.
+    late.symlink_to(container_engine.docker_host.removeprefix("unix://"))
+    now = Job(restarted, busybox, home / "jobs" / "now", outside=False)
+    try:
+        assert labelled("network", home) == [now.network.name]
+        assert labelled("container", home) == []
+        assert host.wait(timeout=30) is not None
+        now.start("algo-1", "echo ready; sleep 300")[1].wait_for("ready")
+        restarted.create_network(outside=False).close()  # removes nothing now
+        assert len(labelled("container", home)) == 1
+    finally:
+        now.close()

@@ -16,6 +16,7 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
+import requests
 
 from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost
 
@@ -91,6 +92,20 @@ def container_plan(
         host_config=api.create_host_config(**options),
         networking_config=api.create_networking_config({network: endpoint}),
     )
+
+
+def remove_container(api: docker.APIClient, container_id: str) -> None:
+    """Remove a container, running or not, with the volumes the engine made for its image's
+    VOLUME lines (unlabelled, so nothing would find them later); gone already is fine. A running
+    one is killed and waited for first: podman 4.3's forced removal of a running container races
+    its own cleanup of the container's exit, and losing leaves a container listed as running
+    whose network namespace is gone, which then fails every `podman ps` on the machine."""
+    with contextlib.suppress(docker.errors.NotFound):
+        with contextlib.suppress(docker.errors.APIError):
+            api.kill(container_id)
+        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
+            api.wait(container_id, timeout=30)
+        api.remove_container(container_id, force=True, v=True)
 
 
 def find_program(
@@ -183,11 +198,10 @@ class DockerHost(RunningHost):
             self._done.set()
 
     def _remove(self) -> None:
-        with contextlib.suppress(docker.errors.NotFound):
-            try:
-                self._client.api.remove_container(self.container_id, force=True)
-            except docker.errors.APIError as exc:
-                logger.warning("container %s: not removed: %s", self.container_id[:12], exc)
+        try:
+            remove_container(self._client.api, self.container_id)
+        except docker.errors.APIError as exc:
+            logger.warning("container %s: not removed: %s", self.container_id[:12], exc)
 
     def wait(self, timeout: float | None = None) -> int | None:
         self._done.wait(timeout)

@@ -5,7 +5,6 @@ named in every host's /etc/hosts, so `algo-2` reaches `algo-1` by name from its 
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import socket
 import threading
@@ -18,6 +17,7 @@ import docker
 import docker.errors
 
 from dockyard.contract.errors import SandboxError
+from dockyard.runtimes.docker_hosts import remove_container
 
 NETWORK_LABEL = "dockyard.network"
 # Hosts' addresses start here: below are the gateway (.1, the host's side of the bridge) and room
@@ -102,8 +102,7 @@ def _remove_network(client: docker.DockerClient, name: str) -> None:
             for container in client.containers.list(
                 all=True, filters={"label": f"{NETWORK_LABEL}={name}"}
             ):
-                with contextlib.suppress(docker.errors.NotFound):
-                    container.remove(force=True)
+                remove_container(client.api, str(container.id))
             if attempt == 2:
                 raise
             time.sleep(0.2)

@@ -8,8 +8,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
@@ -32,6 +35,7 @@ from dockyard.runtimes.docker_hosts import (
     DockerHost,
     container_plan,
     find_program,
+    remove_container,
 )
 from dockyard.runtimes.docker_images import (
     HOME_LABEL,
@@ -46,6 +50,8 @@ from dockyard.runtimes.images import DEFAULT_PATH
 from dockyard.runtimes.volumes import HostFolder, make_mount_points, unmount_all_under
 
 FOLDER_LABEL = "dockyard.folder"
+# The server run that made a container or network (a random id per server start).
+RUN_LABEL = "dockyard.run"
 HOST_LABEL = "dockyard.host"
 ROLE_LABEL = "dockyard.role"
 # Messages of an OCI runtime that could not find the program to run (runc, crun).
@@ -58,6 +64,7 @@ _LabelTest = Callable[[Mapping[str, str]], bool]
 # same container starts on a second try.
 _TRANSIENT = ("can't get final child's PID from pipe", "unable to start container process")
 _START_ATTEMPTS = 3
+_REMOVERS = 8  # containers removed at once by a sweep: each removal waits for a kill
 logger = logging.getLogger(__name__)
 _NO_PROGRAM = ("executable file not found", "no such file or directory", "not found in $path")
 
@@ -81,9 +88,13 @@ class DockerRuntime(Runtime):
         # Output streams and waits last as long as a host runs: no read timeout for them.
         self._streams = docker.APIClient(base_url=base_url, version=API_VERSION, timeout=None)
         self.images = DockerImages(self.client, home, locate=locate, auth_for=auth_for)
+        # This server's run: what a previous server of the home made has another.
+        self._run = uuid.uuid4().hex
+        self._leftovers = False
+        self._leftovers_lock = threading.Lock()
 
     def _labels(self) -> dict[str, str]:
-        return {HOME_LABEL: str(self.home)}
+        return {HOME_LABEL: str(self.home), RUN_LABEL: self._run}
 
     # -- images ------------------------------------------------------------------------------
 
@@ -115,6 +126,8 @@ class DockerRuntime(Runtime):
         return HostFolder.create(root, volume_bytes, 0)
 
     def create_network(self, *, outside: bool) -> DockerNetwork:
+        # Every host is on a network made here: past this, no leftover can hold a host's name.
+        self._remove_leftovers()
         return self._engine_call(
             "make a network",
             lambda: DockerNetwork.create(self.client, self._labels(), outside=outside),
@@ -202,7 +215,7 @@ class DockerRuntime(Runtime):
             api.start(container_id)
         except BaseException as exc:
             with contextlib.suppress(docker.errors.APIError):
-                api.remove_container(container_id, force=True)
+                remove_container(api, container_id)
             if not isinstance(exc, docker.errors.APIError):
                 raise
             message = str(exc.explanation or exc)
@@ -220,38 +233,82 @@ class DockerRuntime(Runtime):
 
     def release(self, folder: Path) -> None:
         """Remove the containers of hosts under `folder` and the networks they were on, then
-        unmount the hosts' volumes."""
+        unmount the hosts' volumes (even when the engine does not answer)."""
         prefix = str(folder).rstrip("/") + "/"
-        self._sweep(
-            self.home, lambda labels: (labels.get(FOLDER_LABEL, "") + "/").startswith(prefix)
-        )
-        unmount_all_under(folder)
+        try:
+            self._engine_call(
+                f"remove the containers of {folder}",
+                lambda: self._sweep(
+                    lambda labels: (labels.get(FOLDER_LABEL, "") + "/").startswith(prefix)
+                ),
+            )
+        finally:
+            unmount_all_under(folder)
 
     def recover(self, home: Path) -> None:
-        """Remove every container and network labelled with `home`, then unmount volumes."""
-        self._sweep(home, lambda labels: True, remove_networks_of_home=True)
-        unmount_all_under(home)
+        """Remove every container and network a previous server of `home` made (they outlive
+        it: the engine keeps a container whose maker died), then unmount the hosts' volumes.
+        When the engine does not answer, that is done before this server makes its first
+        network (SandboxError says so now)."""
+        if home != self.home:
+            raise SandboxError(f"the docker runtime of {self.home} cannot recover {home}")
+        with self._leftovers_lock:
+            self._leftovers = True
+        try:
+            self._remove_leftovers()
+        finally:
+            unmount_all_under(home)
 
-    def _sweep(
-        self, home_folder: Path, matches: _LabelTest, *, remove_networks_of_home: bool = False
-    ) -> None:
-        home = f"{HOME_LABEL}={home_folder}"
-        networks: set[str] = set()
-        for container in self.client.containers.list(all=True, filters={"label": home}):
-            labels = container.labels or {}
-            if not matches(labels):
-                continue
-            if NETWORK_LABEL in labels:
-                networks.add(labels[NETWORK_LABEL])
-            with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True)
-        if remove_networks_of_home:
+    def _remove_leftovers(self) -> None:
+        """What earlier servers of this home made, removed once (before any network of this
+        server's exists, so there is no race with its own hosts; its run label tells its own
+        apart anyway)."""
+        with self._leftovers_lock:
+            if not self._leftovers:
+                return
+            started = time.monotonic()
+            containers, networks = self._engine_call(
+                "remove what a previous server left",
+                lambda: self._sweep(
+                    lambda labels: labels.get(RUN_LABEL) != self._run, all_networks=True
+                ),
+            )
+            self._leftovers = False
+        if containers or networks:
+            logger.warning(
+                "removed %d containers and %d networks a previous server of %s left (%.2f s)",
+                containers, networks, self.home, time.monotonic() - started,
+            )  # fmt: skip
+
+    def _sweep(self, matches: _LabelTest, *, all_networks: bool = False) -> tuple[int, int]:
+        """Remove this home's containers whose labels match, at once (with force: what runs is
+        killed), then the networks they were on, or (`all_networks`) every network of the home
+        whose labels match; how many containers and networks went."""
+        home = f"{HOME_LABEL}={self.home}"
+        found = [
+            container
+            for container in self.client.containers.list(all=True, filters={"label": home})
+            if matches(container.labels or {})
+        ]
+        networks = {
+            container.labels[NETWORK_LABEL]
+            for container in found
+            if NETWORK_LABEL in container.labels
+        }
+        if found:
+            with ThreadPoolExecutor(min(len(found), _REMOVERS)) as removers:
+                # list() so that a failed removal raises here.
+                list(removers.map(lambda c: remove_container(self.client.api, str(c.id)), found))
+        if all_networks:
             networks |= {
-                str(made.name) for made in self.client.networks.list(filters={"label": home})
+                str(made.name)
+                for made in self.client.networks.list(filters={"label": home})
+                if matches(made.attrs.get("Labels") or {})
             }
         for name in networks:
             with contextlib.suppress(docker.errors.NotFound):
                 self.client.api.remove_network(name)
+        return len(found), len(networks)
 
     def _engine_call(self, what: str, call: Callable[[], _T]) -> _T:
         try:

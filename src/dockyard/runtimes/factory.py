@@ -99,26 +99,47 @@ class Runtimes:
             return list(self._opened.values())
 
     def release(self, folder: Path) -> None:
-        """Release what hosts under `folder` hold, in every runtime opened so far."""
+        """Release what hosts under `folder` hold, in every runtime opened so far (the volumes
+        are unmounted even when an engine does not answer: logged, as the folder may go)."""
         for runtime in self.opened():
-            runtime.release(folder)
+            try:
+                runtime.release(folder)
+            except DockyardError as exc:
+                logger.warning("%s not released by the %s runtime: %s", folder, runtime.name, exc)
 
     def recover(self, home: Path) -> None:
         """At server start: release what a killed server left. The process runtime and the
-        server's default always; the docker runtime too when its engine answers (a job may have
-        chosen it by its image), and otherwise nothing of it can be running to release."""
-        for name in dict.fromkeys(("process", self.settings.runtime)):
-            self.named(name).recover(home)
-        if "docker" not in self._opened and docker_engine_configured():
+        server's default always; the docker runtime too when an engine is named (a job may have
+        chosen it by its image), and otherwise nothing of it can be running to release. The
+        docker runtime goes first: its containers still run (the engine keeps them) and hold
+        the hosts' volumes the process runtime's recover unmounts. An engine that does not
+        answer is logged, not fatal: the server starts, and the runtime removes the leftovers
+        before it makes anything."""
+        names = ["process", self.settings.runtime]
+        if docker_engine_configured(self.settings):
+            names.append("docker")
+        for name in sorted(dict.fromkeys(names), key=lambda name: name != "docker"):
+            if name == "process":
+                self.named(name).recover(home)
+                continue
             try:
-                self.named("docker").recover(home)
+                self.named(name).recover(home)
             except DockyardError as exc:
-                logger.warning("docker runtime not recovered: %s", exc)
+                logger.warning(
+                    "the %s runtime was not recovered: %s. What a previous server left in it is "
+                    "removed before this server's first job or endpoint there",
+                    name,
+                    exc,
+                )
 
 
-def docker_engine_configured() -> bool:
-    """True when a Docker engine is named (DOCKER_HOST) or sits at Docker's default socket."""
-    return bool(os.environ.get("DOCKER_HOST")) or os.path.exists("/var/run/docker.sock")
+def docker_engine_configured(settings: Settings) -> bool:
+    """True when a Docker engine is named (DOCKYARD_DOCKER_HOST, DOCKER_HOST) or sits at
+    Docker's default socket."""
+    url = settings.docker_host
+    if url.startswith("unix://"):
+        return os.path.exists(url.removeprefix("unix://"))
+    return True
 
 
 def process_runtime(settings: Settings) -> ProcessRuntime:

@@ -54,7 +54,14 @@ def _clients(url: str, settings: Settings) -> tuple[Any, Any, Any]:
 
 
 def _podman(*args: str) -> list[str]:
-    done = subprocess.run([podman(), *args], capture_output=True, text=True, check=True)
+    # podman's CLI fails now and then on a container that is being removed at that moment
+    # ("joining network namespace ...": another test's, on this shared engine): ask again.
+    for _attempt in range(5):
+        done = subprocess.run([podman(), *args], capture_output=True, text=True, check=False)
+        if done.returncode == 0:
+            break
+        time.sleep(0.2)
+    assert done.returncode == 0, f"podman {' '.join(args)}: {done.stderr}"
     return done.stdout.split()
 
 
@@ -74,13 +81,8 @@ def _volumes_of(containers: set[str]) -> set[str]:
     """The engine's volumes the containers use (the image's VOLUME makes one for each)."""
     names: set[str] = set()
     for container in containers:
-        inspected = json.loads(
-            subprocess.run(
-                [podman(), "inspect", "--type", "container", container],
-                capture_output=True, text=True, check=True,
-            ).stdout
-        )  # fmt: skip
-        names |= {m["Name"] for m in inspected[0]["Mounts"] if m.get("Type") == "volume"}
+        mounts = json.loads(" ".join(_podman("inspect", "--format", "{{json .Mounts}}", container)))
+        names |= {m["Name"] for m in mounts if m.get("Type") == "volume"}
     return names
 
 

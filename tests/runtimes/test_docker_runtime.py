@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.contract.errors import SandboxError
+from dockyard.contract.errors import ImageError, SandboxError
 from dockyard.runtimes.base import HostSpec, Limits
 from dockyard.runtimes.docker_images import HOME_LABEL
 from dockyard.runtimes.docker_networks import DockerNetwork
@@ -153,6 +153,45 @@ def test_sigterm_then_kill_after_the_grace_period(job: Job) -> None:
     stubborn.kill()
     assert stubborn.wait(timeout=30) == 128 + signal.SIGKILL
     assert not stubborn.out_of_memory  # dockyard's own SIGKILL, not the kernel's
+
+
+def test_a_program_of_the_image_is_looked_for_once_one_on_a_volume_every_time(
+    job: Job, runtime: DockerRuntime
+) -> None:
+    """The image's files are fixed by its id; what a host's volume holds is not."""
+    heads: list[object] = []
+    head = runtime.client.api.head
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        heads.append(args)
+        return head(*args, **kwargs)
+
+    runtime.client.api.head = counted  # type: ignore[method-assign]
+    for hostname in ("algo-1", "algo-2"):
+        host, _ = job.start(hostname, "exit 0")
+        assert host.wait(timeout=60) == 0
+    assert len(heads) == 1  # `sh`, found in the image for algo-1, is not looked for again
+
+    def volume_host(hostname: str, program: str | None) -> HostSpec:
+        folder = runtime.prepare_host(job.root / hostname, VOLUME)
+        job.folders.append(folder)
+        folder.opt_ml.mkdir(parents=True, exist_ok=True)
+        if program is not None:
+            (folder.opt_ml / "run").write_text(program)
+            (folder.opt_ml / "run").chmod(0o755)
+        return HostSpec(
+            image=job.image,
+            argv=["/opt/ml/run"],
+            hostname=hostname,
+            folder=folder,
+            network=job.network,
+            hosts=job.network.host_addresses([hostname]),
+        )
+
+    job.hosts.append(runtime.start(volume_host("algo-3", "#!/bin/sh\nexit 5\n"), Output()))
+    assert job.hosts[-1].wait(timeout=60) == 5
+    with pytest.raises(ImageError, match="/opt/ml/run is not in the image"):
+        runtime.start(volume_host("algo-4", None), Output())
 
 
 def test_output_is_streamed_as_it_comes_on_each_stream(job: Job) -> None:

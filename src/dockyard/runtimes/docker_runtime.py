@@ -9,6 +9,7 @@ import contextlib
 import logging
 import os
 import threading
+import posixpath
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -31,6 +32,7 @@ from dockyard.runtimes.base import (
     Runtime,
 )
 from dockyard.runtimes.docker_hosts import (
+    OPT_ML,
     ContainerPlan,
     DockerHost,
     container_plan,
@@ -92,6 +94,10 @@ class DockerRuntime(Runtime):
         self._run = uuid.uuid4().hex
         self._leftovers = False
         self._leftovers_lock = threading.Lock()
+        # Where each image's programs were found: an image id names fixed content, so a program
+        # of the image's own files is where it was the last time (asking the engine costs a
+        # mount of the container's filesystem, ~80 ms on podman, for every host started).
+        self._programs: dict[tuple[str, str, str, str], str] = {}
 
     def _labels(self) -> dict[str, str]:
         return {HOME_LABEL: str(self.home), RUN_LABEL: self._run}
@@ -206,7 +212,7 @@ class DockerRuntime(Runtime):
         container_id = str(made["Id"])
         try:
             path = spec.env.get("PATH") or image.env.get("PATH") or DEFAULT_PATH
-            if find_program(api, container_id, spec.argv[0], path, image.workdir) is None:
+            if self._find_program(container_id, spec, image, path) is None:
                 where = spec.argv[0] if "/" in spec.argv[0] else f"any folder of its PATH ({path})"
                 raise ImageError(
                     f"the program {spec.argv[0]} is not in the image {image.ref}: nothing at "
@@ -228,6 +234,20 @@ class DockerRuntime(Runtime):
                 raise _TransientStart(message) from exc
             raise SandboxError(f"could not start {spec.hostname}: {message}") from exc
         return container_id
+
+    def _find_program(
+        self, container_id: str, spec: HostSpec, image: DockerImage, path: str
+    ) -> str | None:
+        key = (image.image_id, spec.argv[0], path, image.workdir)
+        if key in self._programs:
+            return self._programs[key]
+        found = find_program(self.client.api, container_id, spec.argv[0], path, image.workdir)
+        # Only a program in the image's own files is remembered: what the host's binds and
+        # volume show (/opt/ml, /tmp) differs from one host to the next.
+        mounted = [OPT_ML, "/tmp", *(destination for _, destination in spec.read_only_binds)]
+        if found is not None and not any(_under(found, point) for point in mounted):
+            self._programs[key] = found
+        return found
 
     # -- cleanup -----------------------------------------------------------------------------
 
@@ -336,6 +356,11 @@ def _own_ref(image: ResolvedImage) -> DockerImageRef:
     if not isinstance(image, DockerImageRef):
         raise ImageError(f"{image.ref} was not resolved by the docker runtime")
     return image
+
+
+def _under(path: str, folder: str) -> bool:
+    normal, top = posixpath.normpath(path), posixpath.normpath(folder)
+    return normal == top or normal.startswith(top.rstrip("/") + "/")
 
 
 def _require_root() -> None:

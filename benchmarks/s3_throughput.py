@@ -18,8 +18,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from common import MIB, TIMES, Samples, free_port
+from local_servers import moto_server
 from serving_servers import _env, server_process
-from training import moto_server
 
 SIZES = {"1 MiB": 1, "256 MiB": 256}
 REPS = {"1 MiB": 20, "256 MiB": 3}

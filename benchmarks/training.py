@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import shutil
@@ -11,23 +10,22 @@ import sys
 import tarfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-import uvicorn
 from sqlalchemy import event
 
-from common import MIB, Samples, free_port, interleave, timed_ms, wait_for_port
-from dockyard.api.app import create_app
+from common import MIB, Samples, free_port, interleave, timed_ms
 from dockyard.api.keys import face_key
 from dockyard.contract.training_jobs import CreateTrainingJobRequest
 from dockyard.engine.core import Engine
 from dockyard.runtimes.process import SandboxFiles, bwrap_argv, find_program
 from dockyard.settings import Settings
 from hardening import measure_hardening
+from local_servers import api_server, moto_server
 from noop_job import (
     BARE_ARGV,
     BUCKET,
@@ -109,40 +107,6 @@ class MetadataProbe:
 
 
 # -- fixtures: images, a server, moto ----------------------------------------------------------
-
-
-@contextlib.contextmanager
-def api_server(engine: Engine) -> Iterator[str]:
-    """The real ASGI app on uvicorn in a thread of this process, as tests/conftest.py does."""
-    port = engine.settings.port
-    config = uvicorn.Config(
-        create_app(engine, close_engine=False), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="bench-api", daemon=True)
-    thread.start()
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
-
-
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port(port)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 # -- training jobs -----------------------------------------------------------------------------

@@ -10,9 +10,10 @@ import socket
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -73,6 +74,18 @@ def interleave(variants: dict[str, Callable[[], float]], reps: int) -> dict[str,
         for name, run in variants.items():
             results[name].values.append(run())
     return results
+
+
+def phase_table(runs: Sequence[Any]) -> str:
+    """Each phase of `runs` (objects with .phases, phase → ms) as a table row."""
+    names: list[str] = []
+    for run in runs:
+        names += [n for n in run.phases if n not in names]
+    lines = [TABLE_HEAD]
+    for phase in names:
+        samples = Samples([r.phases[phase] for r in runs if phase in r.phases])
+        lines.append(samples.row(phase))
+    return "\n".join(lines)
 
 
 def timed_ms(action: Callable[[], object]) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from common import MINUS, TABLE_HEAD, TIMES, Samples, verdict
+from common import MINUS, TABLE_HEAD, TIMES, phase_table, verdict
 from hardening_report import hardening_ratio_lines, hardening_section
 from noop_job import BUCKET
 from training import (
@@ -23,17 +23,6 @@ from training import (
     JobRun,
     paired_difference,
 )
-
-
-def phase_table(runs: list[JobRun]) -> str:
-    names: list[str] = []
-    for run in runs:
-        names += [n for n in run.phases if n not in names]
-    lines = [TABLE_HEAD]
-    for phase in names:
-        samples = Samples([r.phases[phase] for r in runs if phase in r.phases])
-        lines.append(samples.row(phase))
-    return "\n".join(lines)
 
 
 def phase_median(runs: list[JobRun], phase: str) -> float:

@@ -175,7 +175,7 @@ class RuntimeProbe:
             what = "logs: stdout stream" if kwargs.get("stdout") else "logs: stderr stream"
             self._record(what, start)
 
-        runtime._streams.logs = timed_logs  # type: ignore[method-assign]
+        runtime._streams.logs = timed_logs
 
     def take(self) -> list[Call]:
         with self.lock:

@@ -15,7 +15,6 @@ from typing import Any
 from common import timed_ms
 from dockyard.contract.opt_ml import OptMl
 from dockyard.engine.core import Engine
-from dockyard.engine.hosts import host_address
 from dockyard.engine.sizing import host_limits
 from dockyard.runtimes import cgroups
 from dockyard.runtimes.base import HostSpec
@@ -58,7 +57,7 @@ def dockyard_sandbox(engine: Engine, image: Path, folder: Path) -> Iterator[Sand
             folder=host_folder,
             network=network,
             env={"TRAINING_JOB_NAME": "bench", "AWS_REGION": settings.region},
-            hosts={"algo-1": host_address(0)},
+            hosts=network.host_addresses(["algo-1"]),
             hidden_paths=engine.ctx.forbidden_paths,
             limits=host_limits(settings, "local"),
         )

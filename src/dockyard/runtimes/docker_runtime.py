@@ -8,8 +8,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
 import posixpath
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping

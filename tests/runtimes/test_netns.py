@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import http.client
 import socket
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -123,3 +125,34 @@ def test_a_closed_connector_refuses_at_once() -> None:
         connector.socket()
     with pytest.raises(ConnectionRefusedError):
         connector.connect(8080)
+
+
+def mounted(path: Path) -> bool:
+    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
+        return any(line.split()[4] == str(path) for line in mountinfo)
+
+
+def test_outside_access_leaves_the_hosts_shared_mounts_alone() -> None:
+    """slirp4netns's own sandbox, run as root, makes only / private before it pivots and detaches
+    the old root: without a mount namespace of its own, that detach reached the mounts inside the
+    host's shared mounts and unmounted them (podman's /run/netns/<ns> under running containers;
+    on a systemd machine, where / is shared, any mount). A mount in a shared folder must stay."""
+    # As podman's /run/netns: a folder bound on itself, shared, with a mount inside.
+    shared = Path(tempfile.mkdtemp(prefix="dockyard-shared-", dir="/run"))
+    inside = shared / "inside"
+    inside.mkdir()
+    try:
+        subprocess.run(["mount", "--bind", str(shared), str(shared)], check=True)
+        subprocess.run(["mount", "--make-shared", str(shared)], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(inside)], check=True)
+        assert mounted(inside)
+        network = Network.create(outside=True)
+        time.sleep(0.5)  # slirp4netns makes its sandbox once it is ready
+        network.close()
+        time.sleep(0.3)
+        assert mounted(inside), "a job's outside network unmounted a host mount"
+    finally:
+        subprocess.run(["umount", "--lazy", str(inside)], check=False)
+        subprocess.run(["umount", "--lazy", str(shared)], check=False)
+        inside.rmdir()
+        shared.rmdir()

@@ -82,8 +82,12 @@ class Network:
         os.set_inheritable(exit_write, False)
         try:
             self._slirp = subprocess.Popen(
-                [executable, "--configure", "--mtu=65520", "--disable-host-loopback",
-                 "--enable-sandbox", "--enable-seccomp",
+                # In a mount namespace of its own, all private: slirp4netns's sandbox (as root)
+                # makes only / private, and its pivot_root's detach of the old root would
+                # propagate to the host's shared mounts (podman's /run/netns/*, seen unmounted
+                # under running containers) and unmount them there.
+                [*_PRIVATE_MOUNTS, executable, "--configure", "--mtu=65520",
+                 "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp",
                  f"--ready-fd={ready_write}", f"--exit-fd={exit_read}",
                  "--netns-type=path", f"/proc/{os.getpid()}/fd/{self.fd}", "tap0"],
                 stdin=subprocess.DEVNULL,
@@ -126,6 +130,9 @@ class Network:
             # It takes ~30 ms to notice: reaped on a thread, not on the job's way to its end.
             threading.Thread(target=_reap, args=(self._slirp,), daemon=True).start()
         os.close(self.fd)
+
+
+_PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private", "--")
 
 
 def _reap(slirp: subprocess.Popen[bytes]) -> None:

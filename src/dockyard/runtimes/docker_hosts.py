@@ -16,7 +16,6 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
-import requests
 
 from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost
 
@@ -96,15 +95,8 @@ def container_plan(
 
 def remove_container(api: docker.APIClient, container_id: str) -> None:
     """Remove a container, running or not, with the volumes the engine made for its image's
-    VOLUME lines (unlabelled, so nothing would find them later); gone already is fine. A running
-    one is killed and waited for first: podman 4.3's forced removal of a running container races
-    its own cleanup of the container's exit, and losing leaves a container listed as running
-    whose network namespace is gone, which then fails every `podman ps` on the machine."""
+    VOLUME lines (unlabelled, so nothing would find them later); gone already is fine."""
     with contextlib.suppress(docker.errors.NotFound):
-        with contextlib.suppress(docker.errors.APIError):
-            api.kill(container_id)
-        with contextlib.suppress(docker.errors.APIError, requests.exceptions.RequestException):
-            api.wait(container_id, timeout=30)
         api.remove_container(container_id, force=True, v=True)
 
 

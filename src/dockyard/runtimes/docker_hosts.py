@@ -18,6 +18,7 @@ import docker.errors
 import docker.types
 
 from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost
+from dockyard.runtimes.docker_pulls import LIBPOD
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +29,8 @@ GIB = 1024**3
 # PyTorch's DataLoader workers in SageMaker's local mode.
 UNBOUNDED_SHM_BYTES = 2 * GIB
 _MAX_LINE = 64 * 1024  # longer lines reach on_output in pieces
+# How often podman looks at a container's state while dockyard waits for its exit.
+_PODMAN_WAIT_INTERVAL = "20ms"
 _REMOVE_AFTER_READERS = 30.0  # seconds to wait for the log readers once the container exited
 EXIT_SIGKILL = 128 + 9
 
@@ -131,8 +134,10 @@ class DockerHost(RunningHost):
         on_output: OutputSink,
         *,
         memory_limited: bool,
+        podman: bool = False,
     ) -> None:
         self._client = client
+        self._podman = podman
         self._streams = streams  # no read timeout: a quiet program is not a broken stream
         self.container_id = container_id
         self._memory_limited = memory_limited
@@ -177,7 +182,7 @@ class DockerHost(RunningHost):
     def _wait(self) -> None:
         code = EXIT_SIGKILL
         try:
-            code = int(self._streams.wait(self.container_id)["StatusCode"])
+            code = self._wait_for_exit()
             for reader in self._readers:
                 reader.join(_REMOVE_AFTER_READERS)
             state = self._client.api.inspect_container(self.container_id)["State"]
@@ -188,6 +193,19 @@ class DockerHost(RunningHost):
             self._remove()
             self._returncode = code
             self._done.set()
+
+    def _wait_for_exit(self) -> int:
+        """The exit code. podman's Docker-compatible wait notices an exit ~250 ms late (it looks
+        at the container's state that often); its own API takes how often to look."""
+        if not self._podman:
+            return int(self._streams.wait(self.container_id)["StatusCode"])
+        api = self._streams
+        answer = api.post(
+            f"{api.base_url}{LIBPOD}/containers/{self.container_id}/wait",
+            params={"condition": ["exited", "stopped"], "interval": _PODMAN_WAIT_INTERVAL},
+        )
+        answer.raise_for_status()
+        return int(answer.json())
 
     def _remove(self) -> None:
         try:

@@ -15,7 +15,7 @@ import docker.errors
 from dockyard.contract.errors import ImageError
 
 # podman's own API version, in the path of its endpoints (any 4.x accepts it).
-_LIBPOD = "/v4.0.0/libpod"
+LIBPOD = "/v4.0.0/libpod"
 
 
 def registry_host(ref: str) -> str | None:
@@ -63,7 +63,7 @@ def _podman_pull(client: docker.DockerClient, ref: str, auth: dict[str, str] | N
     if auth:
         headers["X-Registry-Auth"] = base64.urlsafe_b64encode(json.dumps(auth).encode()).decode()
     response = api.post(
-        f"{api.base_url}{_LIBPOD}/images/pull",
+        f"{api.base_url}{LIBPOD}/images/pull",
         params={"reference": ref, "tlsVerify": "false", "quiet": "true"},
         headers=headers,
         stream=True,

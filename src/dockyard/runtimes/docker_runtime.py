@@ -48,6 +48,7 @@ from dockyard.runtimes.docker_images import (
     Locate,
 )
 from dockyard.runtimes.docker_networks import NETWORK_LABEL, DockerNetwork
+from dockyard.runtimes.docker_pulls import is_podman
 from dockyard.runtimes.images import DEFAULT_PATH
 from dockyard.runtimes.volumes import HostFolder, make_mount_points, unmount_all_under
 
@@ -97,6 +98,7 @@ class DockerRuntime(Runtime):
         # Where each image's programs were found: an image id names fixed content, so a program
         # of the image's own files is where it was the last time (asking the engine costs a
         # mount of the container's filesystem, ~80 ms on podman, for every host started).
+        self._podman: bool | None = None
         self._programs: dict[tuple[str, str, str, str], str] = {}
 
     def _labels(self) -> dict[str, str]:
@@ -188,7 +190,17 @@ class DockerRuntime(Runtime):
             container_id,
             on_output,
             memory_limited=spec.limits.memory_bytes is not None,
+            podman=self._is_podman(),
         )
+
+    def _is_podman(self) -> bool:
+        """Whether the engine is podman (asked once): its own API waits for an exit sooner."""
+        if self._podman is None:
+            self._podman = self._engine_call("ask the engine what it is", self._ask_podman)
+        return self._podman
+
+    def _ask_podman(self) -> bool:
+        return is_podman(self.client)
 
     def _create_and_start(self, plan: ContainerPlan, spec: HostSpec, image: DockerImage) -> str:
         """One attempt: the container made, its program found, started; its id."""

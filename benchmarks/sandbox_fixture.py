@@ -17,9 +17,9 @@ from dockyard.contract.opt_ml import OptMl
 from dockyard.engine.core import Engine
 from dockyard.engine.sizing import host_limits
 from dockyard.runtimes import cgroups
-from dockyard.runtimes.base import HostSpec
 from dockyard.runtimes.images import read_image
 from dockyard.runtimes.process import SandboxFiles, bwrap_argv, sandbox_env
+from dockyard.runtimes.sandbox_spec import SandboxSpec
 from dockyard.runtimes.volumes import GIB
 
 # bwrap's options that add something to the sandbox's file tree (the floor has 4 of them).
@@ -31,7 +31,7 @@ MOUNT_OPTIONS = {
 
 @dataclass
 class Sandbox:
-    spec: HostSpec
+    spec: SandboxSpec
     bwrap: str
     cgroup_folders: list[tuple[Path, str]]
     argv: list[str]  # bwrap_argv(): both bwrap stages, as start() runs them
@@ -39,8 +39,9 @@ class Sandbox:
 
 @contextlib.contextmanager
 def dockyard_sandbox(engine: Engine, image: Path, folder: Path) -> Iterator[Sandbox]:
-    """The HostSpec TrainingRun would build for algo-1 of a one-host job of `image`, on a 1 GiB
-    volume and a network with outside access made once here (a job makes both for each run)."""
+    """The sandbox the process runtime would make for algo-1 of a one-host job of `image`, on a
+    1 GiB volume and a network with outside access made once here (a job makes both for each
+    run)."""
     runtime = engine.ctx.runtimes.named("process")
     settings = engine.settings
     spec_image = read_image(str(image))
@@ -50,7 +51,7 @@ def dockyard_sandbox(engine: Engine, image: Path, folder: Path) -> Iterator[Sand
         network = runtime.create_network(outside=True)
         stack.callback(network.close)
         OptMl(host_folder.opt_ml).create()
-        spec = HostSpec(
+        spec = SandboxSpec(
             image=spec_image,
             argv=spec_image.argv(None, None, "train"),
             hostname="algo-1",

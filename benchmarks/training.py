@@ -214,7 +214,7 @@ def _measure_noop(engine: Engine, api_url: str, image: Path, sandbox: Sandbox) -
     )  # fmt: skip
 
     def start_and_wait() -> None:
-        code = runtime.start(spec, lambda _stream, _line: None).wait()
+        code = runtime.start_sandbox(spec, lambda _stream, _line: None).wait()
         if code != 0:
             raise RuntimeError(f"dockyard's sandbox of /bin/true exited {code}")
 

@@ -27,6 +27,8 @@ OWN_ECR = "123456789012.dkr.ecr.us-west-2.amazonaws.com/test:latest"
         ("dockyard/python:3.11", "process"),
         ("dockyard/nonesuch:1", "process"),  # the process runtime's error names the frameworks
         (SKLEARN, "process"),
+        # Named as a framework image but no framework dockyard knows: refused with the list.
+        ("763104351884.dkr.ecr.us-east-1.amazonaws.com/mxnet-training:1.9.0-cpu-py38", "process"),
         (OWN_ECR, "docker"),
         ("busybox:latest", "docker"),
         ("127.0.0.1:5000/team/model@sha256:" + "a" * 64, "docker"),
@@ -62,3 +64,15 @@ def test_the_tag_names_a_known_runtime() -> None:
     assert requested_runtime([Tag(key=RUNTIME_TAG, value="docker")]) == "docker"
     with pytest.raises(ValidationError, match="use one of process, docker"):
         requested_runtime([Tag(key=RUNTIME_TAG, value="podman")])
+
+
+def test_a_relative_folder_is_the_process_runtimes_to_refuse(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`examples/r` is a valid image name too; naming a folder of the server's, it is refused
+    as not absolute (see tests/security) rather than pulled."""
+    (tmp_path / "examples" / "r").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    runtimes = Runtimes(Settings())
+    assert runtimes.choose("examples/r") == "process"
+    assert runtimes.choose("examples/other") == "docker"

@@ -8,10 +8,10 @@ import os
 import threading
 from pathlib import Path
 
-from dockyard.contract.errors import DockyardError, ImageError, ValidationError
+from dockyard.contract.errors import DockyardError, ValidationError
 from dockyard.runtimes.base import ImageRegistry, Runtime
 from dockyard.runtimes.environments import Environments
-from dockyard.runtimes.frameworks import load_frameworks_file, resolve_framework
+from dockyard.runtimes.frameworks import load_frameworks_file, names_a_framework
 from dockyard.runtimes.process import ProcessRuntime
 from dockyard.runtimes.process_images import ProcessImages
 from dockyard.settings import Settings
@@ -59,9 +59,6 @@ class Runtimes:
         self.registry = registry
         self._opened: dict[str, Runtime] = {}
         self._lock = threading.Lock()
-        self._frameworks = (
-            load_frameworks_file(settings.frameworks_file) if settings.frameworks_file else {}
-        )
 
     def named(self, name: str) -> Runtime:
         with self._lock:
@@ -84,15 +81,13 @@ class Runtimes:
         return self.named(self.choose(ref, requested))
 
     def is_process_image(self, ref: str) -> bool:
-        """True when the process runtime can run `ref` itself: an image folder, or a framework
-        image it builds as an environment."""
-        if ref.startswith(_FOLDER_PREFIXES) or ref.startswith("dockyard/"):
-            return True  # dockyard/<framework> names no image elsewhere: its errors are ours
-        try:
-            return resolve_framework(ref, self._frameworks) is not None
-        except ImageError:
-            # An ECR URI of a repository that is no framework: a user's own image.
-            return False
+        """True when the process runtime runs `ref`: an image folder (a relative path to a
+        folder too, so that it is refused as not absolute rather than pulled as a name), or an
+        image named as a framework image (built as an environment, or refused with the list of
+        the frameworks there are)."""
+        if ref.startswith(_FOLDER_PREFIXES) or names_a_framework(ref):
+            return True
+        return Path(ref).is_dir()
 
     def opened(self) -> list[Runtime]:
         with self._lock:

@@ -279,6 +279,25 @@ def _file_entry(path: Path, key: str, entry: object) -> Framework:
     )
 
 
+def names_a_framework(image: str) -> bool:
+    """True when `image` is written as a framework image: `dockyard/<name>[:<version>]`, or an
+    ECR URI whose repository is named as SageMaker's framework images are (`sagemaker-*`,
+    `*-training`, `*-inference`, `huggingface-*`, `sklearn-*`, `xgboost`), known or not: the
+    process runtime builds it, or says which frameworks it knows. Any other ECR URI is an image
+    of one's own."""
+    if _DOCKYARD_NAME.match(image):
+        return True
+    ecr = _ECR_URI.match(image)
+    if ecr is None:
+        return False
+    repository = ecr["repository"].rsplit("/", 1)[-1]
+    return (
+        repository.startswith(("sagemaker-", "huggingface-", "sklearn-"))
+        or repository.endswith(("-training", "-inference"))
+        or repository == "xgboost"
+    )
+
+
 def _parse(image: str) -> _Request | None:
     dockyard = _DOCKYARD_NAME.match(image)
     if dockyard:

@@ -1,6 +1,6 @@
 """Hosts of the docker runtime: what a host's container is made with (binds, limits, labels, the
 security options), and the running container: its output streamed line by line, signals, its exit
-code and whether the kernel killed it for memory; removed once waited for and its logs read."""
+code and whether the kernel killed it for memory; removed once waited for and its output read."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import Any
 import docker
 import docker.errors
 import docker.types
+from docker.utils.socket import STDOUT, frames_iter
 
 from dockyard.runtimes.base import HostSpec, OutputSink, RunningHost
 from dockyard.runtimes.docker_pulls import LIBPOD
@@ -31,7 +32,7 @@ UNBOUNDED_SHM_BYTES = 2 * GIB
 _MAX_LINE = 64 * 1024  # longer lines reach on_output in pieces
 # How often podman looks at a container's state while dockyard waits for its exit.
 _PODMAN_WAIT_INTERVAL = "20ms"
-_REMOVE_AFTER_READERS = 30.0  # seconds to wait for the log readers once the container exited
+_REMOVE_AFTER_READERS = 30.0  # seconds to wait for the output reader once the container exited
 EXIT_SIGKILL = 128 + 9
 
 
@@ -123,14 +124,23 @@ def find_program(
     return None
 
 
+def attach_output(streams: docker.APIClient, container_id: str) -> Any:
+    """The container's stdout and stderr as one multiplexed socket, attached before it starts, so
+    no line is missed and the stream ends when the program does (a followed log, on podman,
+    ends ~250 ms after the exit)."""
+    return streams.attach_socket(container_id, params={"stdout": 1, "stderr": 1, "stream": 1})
+
+
 class DockerHost(RunningHost):
-    """A started container: a thread waits for its exit, two read its stdout and stderr."""
+    """A started container: a thread waits for its exit, another reads its output (attached
+    before the start) and splits it into stdout and stderr lines."""
 
     def __init__(
         self,
         client: docker.DockerClient,
         streams: docker.APIClient,
         container_id: str,
+        output: Any,
         on_output: OutputSink,
         *,
         memory_limited: bool,
@@ -150,11 +160,10 @@ class DockerHost(RunningHost):
         self._readers = [
             threading.Thread(
                 target=self._read,
-                args=(name, on_output),
-                name=f"dockyard-container-{container_id[:12]}-{name}",
+                args=(output, on_output),
+                name=f"dockyard-container-{container_id[:12]}-output",
                 daemon=True,
             )
-            for name in ("stdout", "stderr")
         ]
         for reader in self._readers:
             reader.start()
@@ -162,22 +171,28 @@ class DockerHost(RunningHost):
             target=self._wait, name=f"dockyard-container-{container_id[:12]}", daemon=True
         ).start()
 
-    def _read(self, name: str, on_output: OutputSink) -> None:
-        try:
-            chunks = self._streams.logs(
-                self.container_id,
-                stdout=name == "stdout",
-                stderr=name == "stderr",
-                stream=True,
-                follow=True,
-            )
-            for line in _lines(chunks):
+    def _read(self, output: Any, on_output: OutputSink) -> None:
+        lines = {"stdout": _LineSplitter(), "stderr": _LineSplitter()}
+
+        def emit(name: str, texts: Iterator[str]) -> None:
+            for text in texts:
                 try:
-                    on_output(name, line)
+                    on_output(name, text)
                 except Exception:
                     logger.exception("output sink failed on a %s line", name)
-        except (docker.errors.APIError, OSError, ValueError) as exc:
-            logger.warning("container %s: %s stream ended: %s", self.container_id[:12], name, exc)
+
+        try:
+            for stream_id, chunk in frames_iter(output, tty=False):
+                # 1 and 2 are the program's; anything else is the engine's own (podman: 3).
+                name = "stdout" if stream_id == STDOUT else "stderr"
+                emit(name, lines[name].feed(chunk))
+        except (OSError, ValueError) as exc:
+            logger.warning("container %s: output ended: %s", self.container_id[:12], exc)
+        finally:
+            for name, splitter in lines.items():
+                emit(name, splitter.flush())
+            with contextlib.suppress(OSError):
+                output.close()
 
     def _wait(self) -> None:
         code = EXIT_SIGKILL
@@ -246,22 +261,29 @@ class DockerHost(RunningHost):
             self._client.api.kill(self.container_id, signal="SIGKILL")
 
 
-def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
-    """Lines without their newline from a stream of byte chunks; a partial last line too."""
-    pending = b""
-    for chunk in chunks:
-        pending += chunk
+class _LineSplitter:
+    """Lines without their newline from byte chunks as they come; a partial last line on
+    flush. A line longer than _MAX_LINE reaches the sink in pieces."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> Iterator[str]:
+        self._pending += chunk
         while True:
-            cut = pending.find(b"\n")
+            cut = self._pending.find(b"\n")
             if cut < 0:
                 break
-            line, pending = pending[:cut], pending[cut + 1 :]
+            line, self._pending = self._pending[:cut], self._pending[cut + 1 :]
             yield from _pieces(line)
-        if len(pending) >= _MAX_LINE:
-            yield from _pieces(pending)
-            pending = b""
-    if pending:
-        yield from _pieces(pending)
+        if len(self._pending) >= _MAX_LINE:
+            yield from _pieces(self._pending)
+            self._pending = b""
+
+    def flush(self) -> Iterator[str]:
+        if self._pending:
+            yield from _pieces(self._pending)
+            self._pending = b""
 
 
 def _pieces(line: bytes) -> Iterator[str]:

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import docker
 import docker.errors
@@ -35,6 +35,7 @@ from dockyard.runtimes.docker_hosts import (
     OPT_ML,
     ContainerPlan,
     DockerHost,
+    attach_output,
     container_plan,
     find_program,
     remove_container,
@@ -174,10 +175,10 @@ class DockerRuntime(Runtime):
             tmp=folder.tmp,
             labels=labels,
         )
-        container_id = ""
+        container_id, output = "", None
         for attempt in range(1, _START_ATTEMPTS + 1):
             try:
-                container_id = self._create_and_start(plan, spec, image)
+                container_id, output = self._create_and_start(plan, spec, image)
                 break
             except _TransientStart as exc:
                 if attempt == _START_ATTEMPTS:
@@ -188,6 +189,7 @@ class DockerRuntime(Runtime):
             self.client,
             self._streams,
             container_id,
+            output,
             on_output,
             memory_limited=spec.limits.memory_bytes is not None,
             podman=self._is_podman(),
@@ -202,8 +204,11 @@ class DockerRuntime(Runtime):
     def _ask_podman(self) -> bool:
         return is_podman(self.client)
 
-    def _create_and_start(self, plan: ContainerPlan, spec: HostSpec, image: DockerImage) -> str:
-        """One attempt: the container made, its program found, started; its id."""
+    def _create_and_start(
+        self, plan: ContainerPlan, spec: HostSpec, image: DockerImage
+    ) -> tuple[str, Any]:
+        """One attempt: the container made, its program found, its output attached, started; its
+        id and its output."""
         api = self.client.api
         try:
             # The whole argv is given: the image's ENTRYPOINT and CMD are already in it.
@@ -222,6 +227,7 @@ class DockerRuntime(Runtime):
                 f"could not make the container of {spec.hostname}: {exc.explanation or exc}"
             ) from exc
         container_id = str(made["Id"])
+        output = None
         try:
             path = spec.env.get("PATH") or image.env.get("PATH") or DEFAULT_PATH
             if self._find_program(container_id, spec, image, path) is None:
@@ -230,8 +236,12 @@ class DockerRuntime(Runtime):
                     f"the program {spec.argv[0]} is not in the image {image.ref}: nothing at "
                     f"{where}; add it to the image, or give its full path"
                 )
+            output = attach_output(self._streams, container_id)
             api.start(container_id)
         except BaseException as exc:
+            if output is not None:
+                with contextlib.suppress(OSError):
+                    output.close()
             with contextlib.suppress(docker.errors.APIError):
                 remove_container(api, container_id)
             if not isinstance(exc, docker.errors.APIError):
@@ -245,7 +255,7 @@ class DockerRuntime(Runtime):
             if any(words in message for words in _TRANSIENT):
                 raise _TransientStart(message) from exc
             raise SandboxError(f"could not start {spec.hostname}: {message}") from exc
-        return container_id
+        return container_id, output
 
     def _find_program(
         self, container_id: str, spec: HostSpec, image: DockerImage, path: str

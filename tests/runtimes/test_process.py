@@ -510,6 +510,18 @@ def test_program_killed_by_a_signal_exits_128_plus_n(tmp_path: Path) -> None:
     assert code == 128 + signal.SIGINT
 
 
+def test_a_program_starts_with_default_signals_whatever_the_server_ignores(
+    tmp_path: Path,
+) -> None:
+    # As a server started in the background (`dockyard server &` ignores SIGINT) would spawn it.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        code, _ = run_shell(tmp_path, "kill -INT $$")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 128 + signal.SIGINT
+
+
 def test_sandbox_dies_with_its_parent(tmp_path: Path) -> None:
     parent_code = textwrap.dedent(
         f"""

@@ -345,6 +345,10 @@ class ProcessRuntime(Runtime):
                 cgroups.leaf_name(f"{spec.hostname}-{spec.folder.uid}"), spec.limits
             )
             argv = [
+                # Every signal at its default, as a container's program starts: a server started
+                # in the background (`&`: SIGINT, SIGQUIT) or under nohup (SIGHUP) ignores some,
+                # and an ignored signal stays ignored across exec.
+                _ENV, "--default-signal", "--",
                 *cgroups.join_command(group.procs_files),
                 "nsenter", f"--net={spec.network.path}", "--",
                 *bwrap_argv(spec, files, bwrap=executable, cgroup_folders=group.mounts),
@@ -541,6 +545,7 @@ class _Spawner:
                 future.set_exception(exc)
 
 
+_ENV = shutil.which("env") or "/usr/bin/env"
 _SPAWNER = _Spawner()  # its thread starts on the first sandbox, not at import
 
 

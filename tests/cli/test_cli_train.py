@@ -237,3 +237,25 @@ def test_foreground_server_and_s3_commands(cli_env: dict[str, str], tmp_path: Pa
         dockyard(cli_env, "s3", "cp", "s3://copies/set", str(back), "--recursive").returncode == 0
     )
     assert (back / "nested" / "b.csv").read_text() == "2\n"
+
+
+def test_follow_marks_every_line_of_a_two_host_job_with_its_host(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A poll may bring lines of one host only (here algo-2's, a second after algo-1 ended):
+    they are marked with their host all the same."""
+    image = make_image(
+        tmp_path / "img",
+        'echo "hello from $(hostname)"\n'
+        'if [ "$(hostname)" = algo-2 ]; then sleep 1.5; echo "late line"; fi\n',
+        language="sh",
+    )
+    submitted = dockyard(
+        cli_env, "train", "--image", str(image), "--instance-count", "2", "--name", "marks",
+        "--detach",
+    )  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    followed = dockyard(cli_env, "jobs", "logs", "marks", "--follow")
+    assert followed.returncode == 0, followed.stderr
+    assert "[algo-1] hello from algo-1" in followed.stdout
+    assert "[algo-2] late line" in followed.stdout, followed.stdout

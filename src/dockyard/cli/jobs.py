@@ -61,7 +61,10 @@ def list_jobs(
 def logs(settings: Settings, name: str, follow: bool) -> None:
     """Print a job's log (every host's stream)."""
     client = Client(settings)
-    client.sagemaker.describe_training_job(TrainingJobName=name)  # a clear error if it's missing
+    # A clear error if it's missing. Lines are marked with their host when the job has several,
+    # on every poll alike (a poll may bring lines of one host only).
+    described = client.sagemaker.describe_training_job(TrainingJobName=name)
+    multi_host = described["ResourceConfig"]["InstanceCount"] > 1
     tail = LogTail(client, TRAINING_LOG_GROUP, name)
     console = Console()
     while True:
@@ -70,9 +73,8 @@ def logs(settings: Settings, name: str, follow: bool) -> None:
             in TERMINAL
         )
         lines = tail.poll()
-        hosts = {host for _, host, _ in lines}
         for _, host, line in sorted(lines, key=lambda item: item[0]):
-            shown = f"[{host}] {line}" if len(hosts) > 1 else line
+            shown = f"[{host}] {line}" if multi_host else line
             console.print(shown, markup=False, highlight=False, soft_wrap=True)
         if not follow or done:
             return

@@ -12,6 +12,9 @@ if [ -S "$socket" ] && podman --remote --url "unix://$socket" version >/dev/null
   exit 0  # already serving
 fi
 rm -f "$socket"
+# In its own folder: conmon writes an `oom` file into its working folder when the kernel kills a
+# container for memory (podman 4.3 on cgroup v1), which would otherwise be the caller's.
+cd "$(dirname "$socket")"
 nohup podman system service --time=0 "unix://$socket" >"$(dirname "$socket")/service.log" 2>&1 &
 for _ in $(seq 100); do [ -S "$socket" ] && break; sleep 0.1; done
 [ -S "$socket" ] || { echo "podman's service did not start; see $(dirname "$socket")/service.log" >&2; exit 1; }

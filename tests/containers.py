@@ -74,6 +74,9 @@ def start_service(folder: Path) -> Iterator[Engine]:
         [podman(), "system", "service", "--time=0", f"unix://{socket}"],
         stdout=log,
         stderr=subprocess.STDOUT,
+        # conmon writes an `oom` file into its working folder when a container is killed for
+        # memory (podman 4.3, cgroup v1): this folder, not the repository's.
+        cwd=folder,
     )
     try:
         deadline = time.monotonic() + 30

@@ -25,8 +25,8 @@ from dockyard.runtimes.base import (
     ResolvedImage,
     RunLineOutcome,
 )
-from dockyard.runtimes.docker_pulls import pull
-from dockyard.runtimes.images import command_line, image_folder_path
+from dockyard.runtimes.docker_pulls import is_podman, pull
+from dockyard.runtimes.images import command_line, image_folder_path, is_image_folder
 
 # Docker's reference grammar (the distribution project's): [domain[:port]/]path[:tag][@digest].
 _DOMAIN_PART = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -57,11 +57,6 @@ def check_reference(ref: str) -> str:
     if len(match.group("name")) > _MAX_NAME:
         raise ValidationError(f"image {ref!r}: the name is longer than {_MAX_NAME} characters")
     return ref
-
-
-def is_folder_reference(ref: str) -> bool:
-    """A path or file:// URI names an image folder; anything else is an image reference."""
-    return ref.startswith(("/", "file:", "./", "../"))
 
 
 @dataclass(frozen=True)
@@ -109,16 +104,19 @@ class DockerImages:
         *,
         locate: Locate | None = None,
         auth_for: AuthFor | None = None,
+        engine_is_podman: Callable[[], bool] | None = None,
     ) -> None:
         self.client = client
         self.home = home
         self.locate = locate or (lambda ref: ref)
         self.auth_for = auth_for or (lambda ref: None)
+        # The runtime's answer, asked of the engine once; alone, this asks at each pull.
+        self.engine_is_podman = engine_is_podman or (lambda: is_podman(client))
 
     def resolve(self, ref: str, readable: FolderCheck) -> DockerImageRef:
         """Cheap, at create time: a folder must be readable and hold a Dockerfile; a reference
         must follow the grammar. Nothing asks the engine yet."""
-        if is_folder_reference(ref):
+        if is_image_folder(ref):
             folder = readable(f"image {ref}", Path(image_folder_path(ref)))
             if not folder.is_dir():
                 raise ImageError(f"image folder {ref} is not a folder")
@@ -183,7 +181,7 @@ class DockerImages:
                     f"could not look up image {ref}: {exc.explanation or exc}"
                 ) from exc
         log(f"pulling {ref}" + (f" (for {image.ref})" if ref != image.ref else ""))
-        return pull(self.client, ref, self.auth_for(ref))
+        return pull(self.client, ref, self.auth_for(ref), podman=self.engine_is_podman())
 
     def _build(self, folder: Path, log: Log) -> Any:
         tag = build_tag(folder)

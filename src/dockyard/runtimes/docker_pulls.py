@@ -11,6 +11,7 @@ from typing import Any
 
 import docker
 import docker.errors
+from docker.auth import resolve_repository_name
 
 from dockyard.contract.errors import ImageError
 
@@ -18,18 +19,9 @@ from dockyard.contract.errors import ImageError
 LIBPOD = "/v4.0.0/libpod"
 
 
-def registry_host(ref: str) -> str | None:
-    """The registry part of a reference (`host[:port]` before the first slash), if it has one."""
-    first, slash, _ = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return first
-    return None
-
-
 def on_loopback(ref: str) -> bool:
-    host = registry_host(ref)
-    if host is None:
-        return False
+    """True when `ref`'s registry (as the docker SDK reads it from the name) is this machine's."""
+    host = resolve_repository_name(ref)[0]
     name = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
     if name == "localhost":
         return True
@@ -44,10 +36,13 @@ def is_podman(client: docker.DockerClient) -> bool:
     return any("podman" in str(c.get("Name", "")).lower() for c in components)
 
 
-def pull(client: docker.DockerClient, ref: str, auth: dict[str, str] | None) -> Any:
-    """The image `ref`, pulled now (ImageError saying what to do when it cannot be)."""
+def pull(
+    client: docker.DockerClient, ref: str, auth: dict[str, str] | None, *, podman: bool
+) -> Any:
+    """The image `ref`, pulled now into the engine (`podman`: whether it is podman); ImageError
+    saying what to do when it cannot be."""
     try:
-        if on_loopback(ref) and is_podman(client):
+        if podman and on_loopback(ref):
             return client.images.get(_podman_pull(client, ref, auth))
         return client.images.pull(ref, auth_config=auth)
     except docker.errors.APIError as exc:

@@ -91,7 +91,14 @@ class DockerRuntime(Runtime):
         self.client = docker.DockerClient(base_url=base_url, version=API_VERSION, timeout=120)
         # Output streams and waits last as long as a host runs: no read timeout for them.
         self._streams = docker.APIClient(base_url=base_url, version=API_VERSION, timeout=None)
-        self.images = DockerImages(self.client, home, locate=locate, auth_for=auth_for)
+        self._podman: bool | None = None  # whether the engine is podman, asked once
+        self.images = DockerImages(
+            self.client,
+            home,
+            locate=locate,
+            auth_for=auth_for,
+            engine_is_podman=self._is_podman,
+        )
         # This server's run: what a previous server of the home made has another.
         self._run = uuid.uuid4().hex
         self._leftovers = False
@@ -99,7 +106,6 @@ class DockerRuntime(Runtime):
         # Where each image's programs were found: an image id names fixed content, so a program
         # of the image's own files is where it was the last time (asking the engine costs a
         # mount of the container's filesystem, ~80 ms on podman, for every host started).
-        self._podman: bool | None = None
         self._programs: dict[tuple[str, str, str, str], str] = {}
 
     def _labels(self) -> dict[str, str]:

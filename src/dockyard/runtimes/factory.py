@@ -12,14 +12,12 @@ from dockyard.contract.errors import DockyardError, ValidationError
 from dockyard.runtimes.base import ImageRegistry, Runtime
 from dockyard.runtimes.environments import Environments
 from dockyard.runtimes.frameworks import load_frameworks_file, names_a_framework
+from dockyard.runtimes.images import is_image_folder
 from dockyard.runtimes.process import ProcessRuntime
 from dockyard.runtimes.process_images import ProcessImages
 from dockyard.settings import Settings
 
 logger = logging.getLogger(__name__)
-
-# What a reference to an image folder starts with (the CLI and SDK send absolute paths).
-_FOLDER_PREFIXES = ("/", "file:", "./", "../", "~")
 
 
 def open_runtime(
@@ -85,7 +83,7 @@ class Runtimes:
         folder too, so that it is refused as not absolute rather than pulled as a name), or an
         image named as a framework image (built as an environment, or refused with the list of
         the frameworks there are)."""
-        if ref.startswith(_FOLDER_PREFIXES) or names_a_framework(ref):
+        if is_image_folder(ref) or names_a_framework(ref):
             return True
         return Path(ref).is_dir()
 

@@ -139,6 +139,12 @@ def read_image(ref: str) -> ImageSpec:
     )
 
 
+def is_image_folder(ref: str) -> bool:
+    """A path or a file:// URI names an image folder; anything else is an image reference
+    (the CLI and SDK send absolute paths; a relative one is refused by the folder rules)."""
+    return ref.startswith(("/", "file:", "./", "../", "~"))
+
+
 def image_folder_path(ref: str) -> str:
     """The path an image folder reference names (a path, or a `file://` URI)."""
     if not ref.startswith("file:"):

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dockyard.runtimes.docker_images import HOME_LABEL
+from dockyard.runtimes.volumes import mount_points
 from tests.conftest import free_port, wait_for_port
 
 REPO = Path(__file__).resolve().parents[1]
@@ -190,20 +192,18 @@ def remove_rootfs(rootfs: Path) -> None:
     would delete the host's own files."""
     if not rootfs.exists():
         return
-    prefix = str(rootfs.resolve()).rstrip("/") + "/"
-    for point in sorted(_mount_points_under(prefix), reverse=True):
+    for point in sorted(mounts_under(rootfs), reverse=True):
         subprocess.run(["umount", "--lazy", point], capture_output=True, check=False)
-    left = _mount_points_under(prefix)
+    left = sorted(mounts_under(rootfs))
     if left:
         raise RuntimeError(f"cannot remove {rootfs}: still mounted there: {', '.join(left)}")
     shutil.rmtree(rootfs)
 
 
-def _mount_points_under(prefix: str) -> list[str]:
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        # Field 5 is the mount point, with spaces and the like written as octal escapes.
-        points = [line.split()[4].encode().decode("unicode_escape") for line in mountinfo]
-    return [point for point in points if point.startswith(prefix)]
+def mounts_under(folder: Path) -> set[str]:
+    """The mount points below `folder` (this process's mount namespace)."""
+    prefix = str(folder.resolve()).rstrip("/") + "/"
+    return {point for point in mount_points() if point.startswith(prefix)}
 
 
 def _debootstrap(suite: str, rootfs: Path, mirror: str) -> None:
@@ -296,3 +296,22 @@ def running_registry(folder: Path, users: dict[str, str] | None = None) -> Itera
         proc.terminate()
         proc.wait(timeout=10)
         log.close()
+
+
+def labelled(kind: str, home: Path, *, running: bool = False) -> list[str]:
+    """What podman itself lists with a home's label: containers (`podman ps -a`, full ids; only
+    running ones with `running`) or networks (`podman network ls`, names)."""
+    label = ["--filter", f"label={HOME_LABEL}={home}"]
+    if kind == "network":
+        command = [podman(), "network", "ls", *label, "--format", "{{.Name}}"]
+    else:
+        command = [podman(), "ps", "-a", "--no-trunc", *label, "--format", "{{.ID}}"]
+        if running:
+            command[-2:-2] = ["--filter", "status=running"]
+    listed = subprocess.run(command, capture_output=True, text=True, check=True)
+    return listed.stdout.split()
+
+
+def nothing_labelled(home: Path) -> bool:
+    """No container or network with the home's label is left."""
+    return not labelled("container", home) and not labelled("network", home)

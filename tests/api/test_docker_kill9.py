@@ -24,12 +24,11 @@ import pytest
 from dockyard.api.keys import face_key
 from dockyard.client.local_server import start_background
 from dockyard.engine.core import Engine
-from dockyard.runtimes.docker_images import HOME_LABEL
 from dockyard.runtimes.docker_runtime import FOLDER_LABEL
 from dockyard.settings import Settings
 from tests.conftest import RunningServer, free_port, training_request, wait_for_job
-from tests.containers import podman
-from tests.engine.test_docker_jobs import HANDLER, SERVE, busybox_image_folder, nothing_labelled
+from tests.containers import labelled, mounts_under, nothing_labelled, podman
+from tests.engine.test_docker_jobs import HANDLER, SERVE, busybox_image_folder
 
 # Runs until the server's successor removes its container; says when it has started.
 TRAIN = """#!/bin/sh
@@ -54,27 +53,9 @@ def _clients(url: str, settings: Settings) -> tuple[Any, Any, Any]:
 
 
 def _podman(*args: str) -> list[str]:
-    # podman's CLI fails now and then on a container that is being removed at that moment
-    # ("joining network namespace ...": another test's, on this shared engine): ask again.
-    for _attempt in range(5):
-        done = subprocess.run([podman(), *args], capture_output=True, text=True, check=False)
-        if done.returncode == 0:
-            break
-        time.sleep(0.2)
+    done = subprocess.run([podman(), *args], capture_output=True, text=True, check=False)
     assert done.returncode == 0, f"podman {' '.join(args)}: {done.stderr}"
     return done.stdout.split()
-
-
-def _containers(home: Path, *, running: bool = False) -> set[str]:
-    filters = ["--filter", f"label={HOME_LABEL}={home}"]
-    if running:
-        filters += ["--filter", "status=running"]
-    return set(_podman("ps", "-a", "--no-trunc", *filters, "--format", "{{.ID}}"))
-
-
-def _networks(home: Path) -> set[str]:
-    label = f"label={HOME_LABEL}={home}"
-    return set(_podman("network", "ls", "--filter", label, "--format", "{{.Name}}"))
 
 
 def _volumes_of(containers: set[str]) -> set[str]:
@@ -84,13 +65,6 @@ def _volumes_of(containers: set[str]) -> set[str]:
         mounts = json.loads(" ".join(_podman("inspect", "--format", "{{json .Mounts}}", container)))
         names |= {m["Name"] for m in mounts if m.get("Type") == "volume"}
     return names
-
-
-def _mounts_under(folder: Path) -> set[str]:
-    prefix = str(folder.resolve()) + "/"
-    with open("/proc/self/mountinfo", encoding="utf-8") as mounts:
-        points = {line.split()[4].encode().decode("unicode_escape") for line in mounts}
-    return {point for point in points if point.startswith(prefix)}
 
 
 def _folders_of(containers: set[str]) -> set[str]:
@@ -218,17 +192,17 @@ def test_kill_9_mid_job_and_mid_serving_then_a_restart(
         assert _answer(runtime, "kept", "1,2") == b"model= input=1,2"
         _wait(lambda: _log_has(logs, "cut-short", "training started on algo-1"), "no training")
         assert _in_service(other_sagemaker, "elsewhere")["EndpointStatus"] == "InService"
-        others = _containers(other_home, running=True)
+        others = set(labelled("container", other_home, running=True))
         assert len(others) == 1
 
-        before = _containers(clean_env, running=True)
+        before = set(labelled("container", clean_env, running=True))
         assert len(before) == 2  # the training host and the serving instance
-        networks = _networks(clean_env)
+        networks = set(labelled("network", clean_env))
         assert len(networks) == 2
         volumes = _volumes_of(before)
         assert len(volumes) == 2
         host_folders = _folders_of(before)
-        assert host_folders == _mounts_under(clean_env)
+        assert host_folders == mounts_under(clean_env)
         job_folder = settings.jobs_dir / "cut-short"
         assert any(Path(folder).is_relative_to(job_folder) for folder in host_folders)
 
@@ -236,7 +210,7 @@ def test_kill_9_mid_job_and_mid_serving_then_a_restart(
         _wait(lambda: _gone(first.pid), "the killed server is still there", 10)
         # Unlike the process runtime's sandboxes, containers outlive the server that made them.
         time.sleep(0.5)
-        assert _containers(clean_env, running=True) == before
+        assert set(labelled("container", clean_env, running=True)) == before
 
         started = time.monotonic()
         second = start_background(settings)
@@ -244,8 +218,8 @@ def test_kill_9_mid_job_and_mid_serving_then_a_restart(
         up = time.monotonic() - started
         assert second.pid != first.pid
         # The recover ran before the server answered: what the killed one made is gone.
-        assert not _containers(clean_env) & before
-        assert not _networks(clean_env) & networks
+        assert not set(labelled("container", clean_env)) & before
+        assert not set(labelled("network", clean_env)) & networks
         assert not set(_podman("volume", "ls", "--format", "{{.Name}}")) & volumes
         for folder in host_folders:
             assert not os.path.ismount(folder), f"{folder} is still mounted"
@@ -260,10 +234,10 @@ def test_kill_9_mid_job_and_mid_serving_then_a_restart(
         assert _in_service(sagemaker, "kept")["EndpointStatus"] == "InService"
         in_service = time.monotonic() - started
         assert _answer(runtime, "kept", "3,4") == b"model= input=3,4"
-        now = _containers(clean_env, running=True)
+        now = set(labelled("container", clean_env, running=True))
         assert len(now) == 1 and not now & before  # a new container serves
         # Every volume mounted under the home is a live container's: none is left over.
-        assert _mounts_under(clean_env) == _folders_of(now)
+        assert mounts_under(clean_env) == _folders_of(now)
         print(f"server up {up:.2f} s after the start, endpoint InService after {in_service:.2f} s")
         # The recover itself: listed by label, removed at once.
         swept = re.findall(
@@ -276,7 +250,7 @@ def test_kill_9_mid_job_and_mid_serving_then_a_restart(
         assert in_service < 30
 
         # The other home's endpoint was not touched: the same container answers.
-        assert _containers(other_home, running=True) == others
+        assert set(labelled("container", other_home, running=True)) == others
         assert _answer(other_runtime, "elsewhere", "5") == b"model= input=5"
         assert (
             other_sagemaker.describe_endpoint(EndpointName="elsewhere")["EndpointStatus"]

@@ -5,7 +5,6 @@ reason that says so, and the trained model serves invocations through the router
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from dockyard.runtimes.docker_images import HOME_LABEL
 from tests.conftest import (
     RunningServer,
     model_artifacts,
@@ -21,7 +19,7 @@ from tests.conftest import (
     training_request,
     wait_for_job,
 )
-from tests.containers import podman
+from tests.containers import nothing_labelled
 
 TRAIN = """#!/bin/sh
 echo "training on $(hostname) with SM_NUM_CPUS=$SM_NUM_CPUS"
@@ -92,19 +90,6 @@ def job_log(server: RunningServer, job: str) -> str:
         )
         lines += [event["message"] for event in events["events"]]
     return "\n".join(lines)
-
-
-def nothing_labelled(home: Path) -> bool:
-    label = f"label={HOME_LABEL}={home}"
-    containers = subprocess.run(
-        [podman(), "ps", "-a", "--filter", label, "--format", "{{.Names}}"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    networks = subprocess.run(
-        [podman(), "network", "ls", "--filter", label, "--format", "{{.Name}}"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return not containers.stdout.split() and not networks.stdout.split()
 
 
 def test_a_training_job_then_its_endpoint(

@@ -22,7 +22,7 @@ from dockyard.runtimes.base import HostSpec, Limits
 from dockyard.runtimes.docker_images import HOME_LABEL
 from dockyard.runtimes.docker_networks import DockerNetwork
 from dockyard.runtimes.docker_runtime import DockerRuntime
-from tests.containers import podman
+from tests.containers import labelled
 from tests.runtimes.output import Output
 
 VOLUME = 256 << 20
@@ -88,17 +88,6 @@ def job(runtime: DockerRuntime, busybox: str, tmp_path: Path) -> Iterator[Job]:
     made = Job(runtime, busybox, tmp_path / "jobs" / "job-1", outside=False)
     yield made
     made.close()
-
-
-def labelled(kind: str, home: Path) -> list[str]:
-    """What podman itself lists (`podman ps -a` / `podman network ls`) with our home's label."""
-    if kind == "network":
-        command = [podman(), "network", "ls", "--format", "{{.Name}}"]
-    else:
-        command = [podman(), "ps", "-a", "--format", "{{.Names}}"]
-    command += ["--filter", f"label={HOME_LABEL}={home}"]
-    listed = subprocess.run(command, capture_output=True, text=True, check=True)
-    return listed.stdout.split()
 
 
 def test_two_hosts_reach_each_other_by_name(job: Job) -> None:

@@ -162,13 +162,14 @@ def unmount(path: Path) -> None:
 def unmount_all_under(folder: Path) -> int:
     """Unmount every volume below `folder` (what a server killed with -9 left mounted)."""
     prefix = str(folder.resolve()).rstrip("/") + "/"
-    points = [p for p in _mount_points() if p.startswith(prefix)]
+    points = [p for p in mount_points() if p.startswith(prefix)]
     for point in sorted(points, reverse=True):
         unmount(Path(point))
     return len(points)
 
 
-def _mount_points() -> list[str]:
+def mount_points() -> list[str]:
+    """Every mount point of this process's mount namespace (/proc/self/mountinfo)."""
     points = []
     with contextlib.suppress(OSError), open("/proc/self/mountinfo", encoding="utf-8") as file:
         for line in file:

@@ -17,6 +17,7 @@ from dockyard.contract.errors import ImageError, ValidationError
 from dockyard.engine.local_paths import LocalPaths
 from dockyard.runtimes.base import FolderCheck, HostNetwork, HostSpec, HostVolume, Runtime
 from dockyard.runtimes.factory import open_runtime
+from dockyard.runtimes.volumes import mount_points
 from dockyard.settings import Settings
 from tests.runtimes.output import Output
 
@@ -136,9 +137,7 @@ def group_exists(pgid: int) -> bool:
 
 
 def mounts_under(folder: Path) -> list[str]:
-    with open("/proc/self/mountinfo", encoding="utf-8") as mountinfo:
-        points = [line.split()[4] for line in mountinfo]
-    return [p for p in points if p == str(folder) or p.startswith(f"{folder}/")]
+    return [p for p in mount_points() if p == str(folder) or p.startswith(f"{folder}/")]
 
 
 # -- images ------------------------------------------------------------------------------------

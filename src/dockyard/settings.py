@@ -53,6 +53,16 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("DOCKYARD_DOCKER_HOST", "DOCKER_HOST", "docker_host"),
     )
 
+    # Where hosts run: `local` (this machine) or `ray` (the nodes of a Ray cluster: the server
+    # connects to DOCKYARD_RAY_ADDRESS, `auto` or host:port of the head, as a Ray driver).
+    backend: Literal["local", "ray"] = "local"
+    ray_address: str | None = None
+    # The Ray namespace of this server's actors (default: one named by the home).
+    ray_namespace: str | None = None
+    # On a cluster every host gets an address of this range, one /24 per job or serving
+    # instance; the nodes route it among themselves. It must be free on every node's network.
+    hosts_cidr: str = "10.208.0.0/12"
+
     # SIGTERM, then this long, then SIGKILL (StopTrainingJob / MaxRuntimeInSeconds).
     stop_grace_seconds: float = 120.0
     # Capacity the scheduler hands out; the machine's own by default.

@@ -10,8 +10,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from dockyard.backends.capacity import Capacity
 from dockyard.contract.instance_types import instance_type
-from dockyard.engine.scheduler import Capacity
 from dockyard.engine.sizing import gpu_grant, host_limits, resource_env
 from dockyard.settings import Settings
 

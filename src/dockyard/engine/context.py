@@ -1,4 +1,5 @@
-"""What every engine service shares: settings, stores, the runtimes and the capacity."""
+"""What every engine service shares: settings, stores, the runtimes, the capacity and the
+backend that places hosts."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from dockyard.backends.base import Backend
+from dockyard.backends.capacity import Capacity
 from dockyard.engine.archives import ArchiveLimits
 from dockyard.engine.local_paths import LocalPaths
-from dockyard.engine.scheduler import Capacity
 from dockyard.runtimes.base import ResolvedImage, Runtime
 from dockyard.runtimes.factory import Runtimes
 from dockyard.settings import Settings
@@ -23,6 +25,7 @@ class EngineContext:
     store: ObjectStore
     runtimes: Runtimes
     capacity: Capacity
+    backend: Backend
 
     @property
     def remote_store(self) -> bool:

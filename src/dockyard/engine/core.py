@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dockyard.backends.capacity import Capacity
+from dockyard.backends.factory import open_backend
 from dockyard.engine.context import EngineContext
 from dockyard.engine.ecr_images import EcrImages
 from dockyard.engine.endpoints import Endpoints
@@ -11,7 +13,6 @@ from dockyard.engine.models import EndpointConfigs, Models
 from dockyard.engine.registry import Registry
 from dockyard.engine.repositories import Repositories
 from dockyard.engine.router import Router
-from dockyard.engine.scheduler import Capacity
 from dockyard.engine.tags import Tags
 from dockyard.engine.training_jobs import TrainingJobs
 from dockyard.engine.transform_jobs import TransformJobs
@@ -54,15 +55,19 @@ class Engine:
         endpoints back."""
         settings.home.mkdir(parents=True, exist_ok=True)
         registry = Registry(settings)
+        runtimes = Runtimes(settings, EcrImages(registry))
+        capacity = Capacity(settings.cpus, settings.memory_gib, settings.gpus)
         ctx = EngineContext(
             settings=settings,
             metadata=MetadataStore(settings.metadata_url),
             store=store_from_settings(settings),
-            runtimes=Runtimes(settings, EcrImages(registry)),
-            capacity=Capacity(settings.cpus, settings.memory_gib, settings.gpus),
+            runtimes=runtimes,
+            capacity=capacity,
+            backend=open_backend(settings, runtimes, capacity),
         )
         engine = cls(ctx, registry)
         ctx.runtimes.recover(settings.home)
+        ctx.backend.recover()
         engine.training_jobs.recover()
         engine.endpoints.recover()
         engine.transform_jobs.recover()
@@ -76,4 +81,5 @@ class Engine:
         self.endpoints.shutdown()
         self.transform_jobs.shutdown()
         self.registry.close()
+        self.ctx.backend.close()
         self.metadata.close()

@@ -1,5 +1,5 @@
-"""The hosts of one job: start their sandboxes, wait for them, stop them (SIGTERM, a grace
-period, SIGKILL) and tell how they ended."""
+"""The hosts of one job: start them (wherever the backend placed them), wait for them, stop them
+(SIGTERM, a grace period, SIGKILL) and tell how they ended."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from dockyard.contract import names
 from dockyard.contract.opt_ml import OptMl
 from dockyard.engine.job_files import read_file
-from dockyard.runtimes.base import HostSpec, HostVolume, OutputSink, RunningHost, Runtime
+from dockyard.runtimes.base import HostVolume, RunningHost
 
 # Enough of stderr to hold a Python traceback and the lines a toolkit logs after it.
 _STDERR_TAIL = 60
@@ -46,23 +46,22 @@ class HostGroup:
     def __init__(
         self,
         hosts: list[Host],
-        runtime: Runtime,
         grace_seconds: float,
         changed: threading.Event,
         log: Callable[[str], None],
     ) -> None:
         self.hosts = hosts
-        self._runtime = runtime
         self._grace = grace_seconds
         # Set by a host exiting or by a stop request: what wakes `wait`.
         self._changed = changed
         self._log = log
 
-    def start(self, specs: Mapping[str, HostSpec], sinks: Mapping[str, OutputSink]) -> None:
-        """Start every host; if one can't start, the ones already started are killed."""
+    def start(self, starters: Mapping[str, Callable[[], RunningHost]]) -> None:
+        """Start every host (`starters`: how, by host name); if one can't start, the ones
+        already started are killed."""
         try:
             for host in self.hosts:
-                host.process = self._runtime.start(specs[host.name], sinks[host.name])
+                host.process = starters[host.name]()
         except Exception:
             self.kill()
             for host in self.hosts:
@@ -151,6 +150,9 @@ def failure_reason(hosts: list[Host], outcome: Outcome) -> str | None:
     failed = [h for h in hosts if outcome.exits.get(h.name, 0) != 0]
     if not failed:
         return None
+    for host in failed:
+        if host.process is not None and host.process.lost:
+            return f"InternalServerError: {host.process.lost}"[: names.MAX_FAILURE_REASON]
     reason = _program_reason(hosts, failed, outcome)
     return _limit_reason(failed, reason) or reason
 

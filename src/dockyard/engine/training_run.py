@@ -1,5 +1,6 @@
-"""One training job from start to finish on this machine: capacity, staging, N sandboxed hosts,
-metrics and logs, stop and timeout handling, artifacts. Runs on its own thread."""
+"""One training job from start to finish: its hosts placed by the backend (this machine, or the
+nodes of a cluster), staging, N sandboxed hosts, metrics and logs, stop and timeout handling,
+artifacts. Runs on its own thread."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from dockyard.backends.base import HostRun, ImageUse, Placement, PlacementRequest
 from dockyard.contract import names
-from dockyard.contract.errors import DockyardError, InvalidTransition
+from dockyard.contract.errors import DockyardError, InvalidTransition, ResourceLimitExceeded
 from dockyard.contract.instance_types import instance_type
 from dockyard.contract.opt_ml import (
     ChannelConfig,
@@ -49,7 +51,7 @@ from dockyard.engine.staging import (
     link_files,
     shard,
 )
-from dockyard.runtimes.base import HostNetwork, HostSpec, PreparedImage
+from dockyard.runtimes.base import RunningHost
 from dockyard.storage.records import TRAINING_JOBS, TrainingJobRecord
 
 log = logging.getLogger(__name__)
@@ -98,14 +100,13 @@ class TrainingRun:
             )
             for i, name in enumerate(host_names(count))
         ]
-        self._network: HostNetwork | None = None
+        self._placement: Placement | None = None
         self.logs = LogWriter(ctx.metadata, TRAINING_LOG_GROUP)
         image = request.algorithm_specification.training_image or ""
         # The runtime is chosen once, when the run is made: its hosts all run on it.
         self.runtime = ctx.runtime_for(image, requested_runtime(request.tags))
         self._group = HostGroup(
             self.hosts,
-            self.runtime,
             ctx.settings.stop_grace_seconds,
             self._changed,
             self._platform_log,
@@ -176,14 +177,13 @@ class TrainingRun:
             self._on_finished(self.name)
 
     def _release_hosts(self) -> None:
-        if self._network is not None:
-            self._network.close()
-        for host in self.hosts:
-            if host.folder is not None:
-                try:
-                    host.folder.close()
-                except DockyardError:
-                    log.exception("training job %s: could not unmount %s", self.name, host.name)
+        placement, self._placement = self._placement, None
+        if placement is None:
+            return
+        try:
+            placement.release()
+        except DockyardError:
+            log.exception("training job %s: its hosts were not all released", self.name)
 
     def _run(self) -> None:
         type_name = self.request.resource_config.instance_type or "local"
@@ -206,14 +206,53 @@ class TrainingRun:
                 self._platform_log(message)
             self._transition(_S.PENDING, message)
 
-        demand = self.ctx.capacity.demand(instance, len(self.hosts), held)
-        if not self.ctx.capacity.acquire(demand, on_wait=pending, cancelled=self._stop.is_set):
+        refused = self._refused_by_backend()
+        if refused is not None:
+            self._finish_failed(f"ClientError: {refused}")
+            return
+        request = PlacementRequest(
+            owner=self.name,
+            hosts=[h.name for h in self.hosts],
+            instance=instance,
+            runtime=self.runtime.name,
+            gpus_per_host=grant.per_host,
+            held_gpus=held,
+            outside=not self.request.enable_network_isolation,
+        )
+        try:
+            placement = self.ctx.backend.place(
+                request, on_wait=pending, cancelled=self._stop.is_set
+            )
+        except ResourceLimitExceeded as exc:
+            self._finish_failed(f"ResourceLimitExceeded: {exc}")
+            return
+        if placement is None:
             self._finish_stopped()
             return
-        try:
-            self._run_with_capacity()
-        finally:
-            self.ctx.capacity.release(demand)
+        self._placement = placement
+        if self.ctx.backend.name != "local":
+            for host in self.hosts:
+                self._platform_log(f"{host.name} runs on {placement.node_of(host.name).describe()}")
+        self._run_placed(placement)
+
+    def _refused_by_backend(self) -> str | None:
+        """Why this job cannot run on a cluster backend yet (None: it can): Pipe channels are fed
+        and checkpoints mirrored by the server, from its own disk, which the nodes' hosts do not
+        share."""
+        if self.ctx.backend.name == "local":
+            return None
+        backend = self.ctx.backend.name
+        if any(self.request.input_mode_of(ch) == "Pipe" for ch in self.request.channels):
+            return (
+                f"Pipe input mode does not run on the {backend} backend yet: use File or "
+                "FastFile, or a server with DOCKYARD_BACKEND=local"
+            )
+        if self.request.checkpoint_config is not None:
+            return (
+                f"CheckpointConfig does not run on the {backend} backend yet: leave it out, or "
+                "use a server with DOCKYARD_BACKEND=local"
+            )
+        return None
 
     def _stopped_early(self) -> bool:
         if self._abort.is_set():
@@ -223,17 +262,18 @@ class TrainingRun:
             return True
         return False
 
-    def _run_with_capacity(self) -> None:
+    def _run_placed(self, placement: Placement) -> None:
         if not self._advance(_S.DOWNLOADING, "Preparing the instances for training"):
             self._finish_stopped()
             return
         spec = self.request.algorithm_specification
         assert spec.training_image is not None
         try:
-            self._prepare_hosts()
+            self._prepare_hosts(placement)
             self._stage_code()
-            image = self._image(spec.training_image)
-            argv = image.command(spec.container_entrypoint, spec.container_arguments, "train")
+            for host in self.hosts:
+                placement.load(host.name)
+            argv = self._image(placement, spec.training_image)
             binds, feeders = self._stage_channels()
         except JobFailed as failed:
             self._finish_failed(failed.reason)
@@ -254,7 +294,7 @@ class TrainingRun:
             self._finish_stopped()
             return
         try:
-            outcome = self._train(image, argv, binds, feeders)
+            outcome = self._train(placement, argv, binds, feeders)
         except JobFailed as failed:
             self._finish_failed(failed.reason)
             return
@@ -265,11 +305,12 @@ class TrainingRun:
                 mirror.close()
         if self._abort.is_set():
             return
+        self._collect(placement)
         self._finish(outcome)
 
     # -- phases --------------------------------------------------------------------------------
 
-    def _prepare_hosts(self) -> None:
+    def _prepare_hosts(self, placement: Placement) -> None:
         names_ = [h.name for h in self.hosts]
         channels = {
             ch.channel_name: ChannelConfig(
@@ -283,7 +324,8 @@ class TrainingRun:
         checkpoint = self.request.checkpoint_config
         size = volume_bytes(self.ctx.settings, self.request.resource_config.volume_size_in_gb)
         for host in self.hosts:
-            host.folder = self.runtime.prepare_host(host.opt_ml.root.parent, size)
+            host.folder = placement.prepare(host.name, host.opt_ml.root.parent, size)
+            host.opt_ml = OptMl(host.folder.opt_ml)
             host.opt_ml.create()
             write_training_config(
                 host.opt_ml,
@@ -299,15 +341,18 @@ class TrainingRun:
                 ),
             )
 
-    def _image(self, name: str) -> PreparedImage:
-        """The image made ready by the runtime, with the code's requirements installed, all
-        before any host starts."""
-        return self.runtime.prepare_image(
-            self.ctx.resolve_image(name, requested_runtime(self.request.tags)),
-            code=self.hosts[0].opt_ml.code_dir,
+    def _image(self, placement: Placement, name: str) -> list[str]:
+        """The image made ready where the hosts run, with the code's requirements installed,
+        all before any host starts; the argv the hosts run."""
+        spec = self.request.algorithm_specification
+        use = ImageUse(
+            ref=name,
+            runtime=self.runtime.name,
             purpose="train",
-            log=self._platform_log,
+            entrypoint=spec.container_entrypoint,
+            arguments=spec.container_arguments,
         )
+        return placement.prepare_image(use, self.ctx.local_paths.readable, self._platform_log)
 
     def _stage_code(self) -> None:
         uri = submit_directory(self.request.hyper_parameters)
@@ -418,11 +463,8 @@ class TrainingRun:
         mirror.start()
         return mirror
 
-    def _host_spec(
-        self, host: Host, image: PreparedImage, argv: list[str], binds: list[tuple[Path, str]]
-    ) -> HostSpec:
+    def _host_run(self, argv: list[str], binds: list[tuple[Path, str]]) -> HostRun:
         settings = self.ctx.settings
-        assert host.folder is not None and self._network is not None
         limits = host_limits(settings, self.request.resource_config.instance_type or "local")
         assert self._gpus is not None
         env = {
@@ -433,15 +475,10 @@ class TrainingRun:
             **resource_env(limits, self._gpus),
             **self.request.environment,
         }
-        return HostSpec(
-            image=image,
+        return HostRun(
             argv=argv,
-            hostname=host.name,
-            folder=host.folder,
-            network=self._network,
-            read_only_binds=binds,
             env=env,
-            hosts=self._network.host_addresses([h.name for h in self.hosts]),
+            read_only_binds=binds,
             hidden_paths=self.ctx.forbidden_paths,
             limits=limits,
             gpus=self._gpus.per_host,
@@ -461,19 +498,19 @@ class TrainingRun:
 
     def _train(
         self,
-        image: PreparedImage,
+        placement: Placement,
         argv: list[str],
         binds: dict[str, list[tuple[Path, str]]],
         feeders: list[PipeFeeder],
     ) -> Outcome:
         scanner = MetricScanner(self.request.algorithm_specification.metric_definitions)
-        isolated = bool(self.request.enable_network_isolation)
+
+        def starter(host: Host) -> Callable[[], RunningHost]:
+            run = self._host_run(argv, binds[host.name])
+            return lambda: placement.start(host.name, run, self._on_output(host, scanner))
+
         try:
-            self._network = self.runtime.create_network(outside=not isolated)
-            self._group.start(
-                {h.name: self._host_spec(h, image, argv, binds[h.name]) for h in self.hosts},
-                {h.name: self._on_output(h, scanner) for h in self.hosts},
-            )
+            self._group.start({h.name: starter(h) for h in self.hosts})
         except DockyardError as exc:
             # e.g. the image's program is not there: a user error, reported as such.
             raise JobFailed(f"ClientError: {exc}") from exc
@@ -497,6 +534,14 @@ class TrainingRun:
         return True
 
     # -- endings -------------------------------------------------------------------------------
+
+    def _collect(self, placement: Placement) -> None:
+        """Read what each host wrote where the backend puts it (where it lies, on this machine)."""
+        for host in self.hosts:
+            try:
+                host.opt_ml = placement.collect(host.name, self.folder / "collected")
+            except DockyardError as exc:
+                self._platform_log(f"what {host.name} wrote could not be collected: {exc}")
 
     def _finish(self, outcome: Outcome) -> None:
         stopped = self._stop.is_set() and outcome.first_failure is None

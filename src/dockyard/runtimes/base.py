@@ -182,6 +182,11 @@ class RunningHost(ABC):
         """True when the kernel killed a process of the host for exceeding its memory limit."""
         return False
 
+    @property
+    def lost(self) -> str | None:
+        """Why the host was lost rather than ended (its node went away), saying where."""
+        return None
+
 
 class Runtime(ABC):
     """Runs hosts of jobs; adapters are chosen by name (`process`, `docker`, ...)."""

@@ -1,4 +1,5 @@
-"""Machine capacity: jobs wait until the CPUs, memory and GPUs their hosts ask for are free."""
+"""This machine's capacity: jobs wait until the CPUs, memory and GPUs their hosts ask for are
+free (the local backend's gate)."""
 
 from __future__ import annotations
 

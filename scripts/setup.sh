@@ -14,7 +14,8 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(bubblewrap libseccomp2 slirp4netns e2fsprogs util-linux
               r-base-core r-cran-randomforest r-cran-plumber r-cran-jsonlite r-cran-reticulate
               python3-venv python3-dev build-essential ca-certificates
-              podman runc aardvark-dns docker-registry busybox-static debootstrap)
+              podman runc aardvark-dns catatonit docker-registry busybox-static debootstrap
+              iproute2 iptables)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then

@@ -248,9 +248,15 @@ def test_a_gpu_endpoint_runs_on_the_cpu_and_its_instance_log_says_so(
     assert json.loads(answer["Body"].read()) == {"SM_NUM_GPUS": "0"}
     logs = no_gpu_server.client("logs")
     group = "/aws/sagemaker/Endpoints/g4dn"
-    (stream,) = logs.describe_log_streams(
-        logGroupName=group, logStreamNamePrefix="AllTraffic/AllTraffic-1-"
-    )["logStreams"]
+    # Log lines reach the store in batches (every 0.2 s): on a busy machine, a little later.
+    deadline = time.monotonic() + 10
+    while not (
+        streams := logs.describe_log_streams(
+            logGroupName=group, logStreamNamePrefix="AllTraffic/AllTraffic-1-"
+        )["logStreams"]
+    ) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    (stream,) = streams
     messages = [
         e["message"]
         for e in logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])[

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,11 @@ def test_the_r_notebook_trains_deploys_predicts_and_deletes_its_endpoint(
         environ = Path(f"/proc/{server.pid}/environ").read_bytes().split(b"\0")
         assert not [v for v in environ if v.startswith(b"LD_LIBRARY_PATH=")]
         sagemaker = Client(settings).sagemaker
+        # DeleteEndpoint returns at once, as SageMaker's does; the endpoint goes once its
+        # instances have stopped.
+        deadline = time.monotonic() + 30
+        while sagemaker.list_endpoints()["Endpoints"] and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert sagemaker.list_endpoints()["Endpoints"] == []
         jobs = sagemaker.list_training_jobs()["TrainingJobSummaries"]
         assert [job["TrainingJobStatus"] for job in jobs] == ["Completed"]

@@ -145,8 +145,18 @@ class LocalObjectStore(ObjectStore):
 
     def create_bucket(self, bucket: str) -> None:
         validate_bucket(bucket)
+        folder = self.root / bucket
         try:
-            (self.root / bucket).mkdir(parents=True, exist_ok=True)
+            for _ in range(3):
+                try:
+                    folder.mkdir(parents=True, exist_ok=True)
+                    return
+                except FileExistsError:
+                    # mkdir found the folder, then a concurrent DeleteBucket removed it before
+                    # mkdir's own check: make it again (a file by that name stays an error).
+                    if folder.exists():
+                        raise
+            folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StorageError(
                 f"could not create bucket {bucket!r} in the local store at {self.root}: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -91,6 +92,11 @@ class Settings(BaseSettings):
     max_processes: int = Field(default=4096, ge=16)
     default_volume_gb: int = Field(default=30, ge=1, le=16384)
     slirp4netns: str = "slirp4netns"
+    # Hosts of a cluster job (the Ray backend) each have a routed network on their node and an
+    # address from this IPv4 range, one /24 per job or serving instance. Pick a range no node
+    # reaches otherwise (not the nodes' own network, nothing the jobs must reach outside): the
+    # nodes guard it, and a host reaches only its own job's /24 in it.
+    hosts_cidr: str = "10.208.0.0/12"
     # Finished jobs' folders (their hosts' volumes) are removed this many hours after the job
     # ends; `dockyard jobs prune` removes them at once.
     job_folder_retention_hours: float = Field(default=24.0, ge=0)
@@ -126,6 +132,23 @@ class Settings(BaseSettings):
                 "(plain HTTP) or https://host[:port]"
             )
         return value
+
+    @field_validator("hosts_cidr")
+    @classmethod
+    def _hosts_range(cls, value: str) -> str:
+        try:
+            network = ipaddress.IPv4Network(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"{value} is not an IPv4 network; DOCKYARD_HOSTS_CIDR takes one like "
+                f"10.208.0.0/12 (with the host bits zero): {exc}"
+            ) from exc
+        if network.prefixlen > 23:
+            raise ValueError(
+                f"{value} is too small a hosts range: each job takes a /24 of it, so "
+                "DOCKYARD_HOSTS_CIDR needs a prefix of /23 or shorter (like 10.208.0.0/12)"
+            )
+        return str(network)
 
     @field_validator("envs_dir", mode="before")
     @classmethod

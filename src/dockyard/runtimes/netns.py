@@ -51,7 +51,7 @@ class Network:
 
     @classmethod
     def create(cls, *, outside: bool, slirp4netns: str = "slirp4netns") -> Network:
-        fd = _run_in_thread(_new_namespace)
+        fd = new_namespace()
         network = cls(fd, outside, None)
         if outside:
             try:
@@ -143,6 +143,11 @@ def _reap(slirp: subprocess.Popen[bytes]) -> None:
         slirp.wait()
     if slirp.stderr is not None:
         slirp.stderr.close()
+
+
+def new_namespace() -> int:
+    """A new network namespace with its loopback up, held by the fd returned (close-on-exec)."""
+    return _run_in_thread(_new_namespace)
 
 
 def _new_namespace() -> int:

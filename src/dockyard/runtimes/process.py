@@ -21,7 +21,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +44,7 @@ from dockyard.runtimes.images import DEFAULT_PATH
 from dockyard.runtimes.mount_plan import MountPlan, Node
 from dockyard.runtimes.netns import Network
 from dockyard.runtimes.process_images import ProcessImage, ProcessImageRef, ProcessImages
+from dockyard.runtimes.routed_network import RoutedNetwork
 from dockyard.runtimes.run_layer import FOLDER_NAME as RUN_LAYER_FOLDER
 from dockyard.runtimes.run_layer import SANDBOX_PATH as SANDBOX_PYTHON
 from dockyard.runtimes.run_layer import write_run_layer
@@ -315,6 +316,28 @@ class ProcessRuntime(Runtime):
     def create_network(self, *, outside: bool) -> Network:
         _require_root()
         return Network.create(outside=outside, slirp4netns=self.slirp4netns)
+
+    def create_routed_network(
+        self,
+        *,
+        address: str,
+        subnet: str,
+        hosts: Mapping[str, str],
+        outside: bool,
+        hosts_cidr: str,
+        peer_nodes: Mapping[str, str] = {},  # read, never changed
+    ) -> RoutedNetwork:
+        """The network of one host of a cluster job on this node, routed to its peers on other
+        nodes (see routed_network)."""
+        _require_root()
+        return RoutedNetwork.create(
+            address=address,
+            subnet=subnet,
+            hosts=hosts,
+            outside=outside,
+            hosts_cidr=hosts_cidr,
+            peer_nodes=peer_nodes,
+        )
 
     def start(self, spec: HostSpec, on_output: OutputSink) -> ProcessHost:
         return self.start_sandbox(sandbox_spec(spec), on_output)

@@ -60,10 +60,6 @@ class Settings(BaseSettings):
     ray_address: str | None = None
     # The Ray namespace of this server's actors (default: one named by the home).
     ray_namespace: str | None = None
-    # On a cluster every host gets an address of this range, one /24 per job or serving
-    # instance; the nodes route it among themselves. It must be free on every node's network.
-    hosts_cidr: str = "10.208.0.0/12"
-
     # SIGTERM, then this long, then SIGKILL (StopTrainingJob / MaxRuntimeInSeconds).
     stop_grace_seconds: float = 120.0
     # Capacity the scheduler hands out; the machine's own by default.

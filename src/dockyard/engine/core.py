@@ -66,8 +66,10 @@ class Engine:
             backend=open_backend(settings, runtimes, capacity),
         )
         engine = cls(ctx, registry)
-        ctx.runtimes.recover(settings.home)
+        # The backend first: a cluster's hosts still run (their actors outlive a killed server)
+        # and hold volumes under the home that the runtimes' recovery would unmount under them.
         ctx.backend.recover()
+        ctx.runtimes.recover(settings.home)
         engine.training_jobs.recover()
         engine.endpoints.recover()
         engine.transform_jobs.recover()

@@ -1,0 +1,165 @@
+"""Training jobs on a real two-node Ray cluster (127.0.0.2 and 127.0.0.3 on this machine): each
+host an actor placed by a placement group, running its sandbox on its node."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import (
+    RunningServer,
+    make_image,
+    model_artifacts,
+    training_request,
+    wait_for_job,
+)
+from tests.engine.test_script_mode import script_job
+from tests.ray_cluster import RayCluster
+
+pytestmark = pytest.mark.slow
+
+WHERE = """
+import json, os, pathlib, socket
+where = {
+    "host": socket.gethostname(),
+    "node_ip": os.environ["DOCKYARD_NODE_IP"],
+    "node_id": os.environ["DOCKYARD_NODE_ID"],
+}
+print("running", json.dumps(where))
+name = where["host"] + ".json"
+pathlib.Path("/opt/ml/model", name).write_text(json.dumps(where))
+"""
+
+
+def log_text(server: RunningServer, job: str) -> str:
+    logs = server.client("logs")
+    streams = logs.describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=job
+    )["logStreams"]
+    lines: list[str] = []
+    for stream in streams:
+        events = logs.get_log_events(
+            logGroupName="/aws/sagemaker/TrainingJobs",
+            logStreamName=stream["logStreamName"],
+            startFromHead=True,
+        )["events"]
+        lines += [e["message"] for e in events]
+    return "\n".join(lines)
+
+
+def test_each_host_runs_on_its_own_node_and_knows_it(
+    ray_server: RunningServer, ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    image = make_image(tmp_path / "image", WHERE)
+    request = training_request("where-2", image)
+    request["ResourceConfig"]["InstanceCount"] = 2
+    sagemaker = ray_server.client("sagemaker")
+    sagemaker.create_training_job(**request)
+    described = wait_for_job(sagemaker, "where-2", deadline_seconds=300)
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    model = model_artifacts(ray_server, "where-2")
+    seen = {name: json.loads(data) for name, data in model.items()}
+    assert set(seen) == {"algo-1.json", "algo-2.json"}
+    # One ml.m5.large fills a node: the two hosts are on the two nodes.
+    assert sorted(s["node_ip"] for s in seen.values()) == ["127.0.0.2", "127.0.0.3"]
+    text = log_text(ray_server, "where-2")
+    for where in seen.values():
+        assert f"{where['host']} runs on node {where['node_id'][:12]} ({where['node_ip']})" in text
+        assert f'"host": "{where["host"]}"' in text
+
+
+def test_a_host_no_node_can_hold_fails_saying_what_is_missing(
+    ray_server: RunningServer, tmp_path: Path
+) -> None:
+    image = make_image(tmp_path / "image", "print('never runs')\n")
+    request = training_request("too-big", image)
+    request["ResourceConfig"]["InstanceType"] = "ml.m5.4xlarge"  # 16 vCPU, 64 GiB
+    sagemaker = ray_server.client("sagemaker")
+    sagemaker.create_training_job(**request)
+    described = wait_for_job(sagemaker, "too-big", deadline_seconds=60)
+    assert described["TrainingJobStatus"] == "Failed"
+    reason = described["FailureReason"]
+    assert reason.startswith("ResourceLimitExceeded: no node of the Ray cluster")
+    assert "16 CPU, 64.0 GiB" in reason and "2 CPU, 9.0 GiB" in reason
+
+
+def test_three_hosts_wait_for_a_third_node_then_start(
+    ray_server: RunningServer, ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    image = make_image(tmp_path / "image", WHERE)
+    request = training_request("three", image)
+    request["ResourceConfig"]["InstanceCount"] = 3
+    sagemaker = ray_server.client("sagemaker")
+    sagemaker.create_training_job(**request)
+    pending = _wait_for_secondary(sagemaker, "three", "Pending")
+    assert "Waiting for capacity on the Ray cluster: 3 hosts of 2 CPU, 8.0 GiB" in pending
+    time.sleep(2)
+    assert sagemaker.describe_training_job(TrainingJobName="three")["SecondaryStatus"] == "Pending"
+    node = ray_cluster.add_node("127.0.0.4")
+    try:
+        described = wait_for_job(sagemaker, "three", deadline_seconds=300)
+        assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+        seen = [json.loads(d) for d in model_artifacts(ray_server, "three").values()]
+        assert sorted(s["node_ip"] for s in seen) == ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    finally:
+        ray_cluster.remove_node(node)
+
+
+def _wait_for_secondary(sagemaker: Any, name: str, status: str, deadline: float = 60) -> str:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        described = sagemaker.describe_training_job(TrainingJobName=name)
+        for transition in described.get("SecondaryStatusTransitions", []):
+            if transition["Status"] == status:
+                return str(transition.get("StatusMessage", ""))
+        time.sleep(0.2)
+    raise AssertionError(f"{name} never went {status}")
+
+
+ALL_REDUCE = """
+import json, os, pathlib
+import torch
+import torch.distributed as dist
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+value = torch.tensor([float(rank + 1)])
+dist.all_reduce(value)
+print(f"rank {rank} of {world} on node {os.environ['DOCKYARD_NODE_IP']}: sum {value.item()}")
+pathlib.Path(os.environ["SM_MODEL_DIR"], f"rank-{rank}.json").write_text(json.dumps({
+    "rank": rank, "world": world, "sum": value.item(),
+    "host": os.environ["SM_CURRENT_HOST"], "node_ip": os.environ["DOCKYARD_NODE_IP"],
+}))
+dist.barrier()
+# Leave without gloo's teardown, which can abort when a peer closes first (see the example).
+os._exit(0)
+"""
+
+
+def test_torch_distributed_all_reduce_across_two_nodes(
+    ray_server: RunningServer, tmp_path: Path
+) -> None:
+    """The real sagemaker-training toolkit and torch's gloo backend: rank 0's store on algo-1,
+    each rank binding the address its own name resolves to and connecting to its peer's, across
+    the two nodes' routed network."""
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "train.py").write_text(ALL_REDUCE)
+    request = script_job(
+        "gloo-2", source, image="dockyard/pytorch:2.13", sagemaker_torch_distributed_enabled="true"
+    )
+    request["ResourceConfig"]["InstanceCount"] = 2
+    sagemaker = ray_server.client("sagemaker")
+    sagemaker.create_training_job(**request)
+    described = wait_for_job(sagemaker, "gloo-2", deadline_seconds=1200)
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    results = [json.loads(d) for f, d in model_artifacts(ray_server, "gloo-2").items()]
+    assert sorted(r["rank"] for r in results) == [0, 1]
+    assert all(r["world"] == 2 and r["sum"] == 3.0 for r in results)
+    assert sorted(r["node_ip"] for r in results) == ["127.0.0.2", "127.0.0.3"]
+    text = log_text(ray_server, "gloo-2")
+    assert "sum 3.0" in text

@@ -8,6 +8,8 @@ nowhere: the host's neighbour table maps it, for good, to the MAC of the veth's 
 packet the host sends goes to the node, whatever the node's own routes are. The node end (`dy` +
 12 hex digits) has a /32 route to the host. Peers on other machines are routed via their node's
 IP (host-gw): the nodes of a cluster must share one network segment, with no router between them.
+The rest of the hosts range is unreachable on the node, so a packet to an address with no host
+behind it is refused there rather than sent out of the node's default route.
 A node forwards between its hosts, as any container engine's node does: making a routed network
 turns on `net.ipv4.ip_forward` (and leaves it on; the machine's own FORWARD policy is the admin's).
 

@@ -221,6 +221,18 @@ def _jumps_to(chains: set[str]) -> list[list[str]]:
 
 
 def _sync_routes(live: Sequence[NetworkRecord], cidrs: set[str]) -> None:
+    # The hosts range is unreachable but for its hosts' own routes: a packet to an address of it
+    # with no host here (a peer not up yet) is refused, not sent out of the node's default route
+    # with a hosts-range source (Calico's blackhole route of a block, likewise).
+    ranges_wanted = {record.hosts_cidr for record in live}
+    for line in run_output(
+        ["ip", "-4", "-o", "route", "show", "proto", ROUTE_PROTOCOL, "type", "unreachable"]
+    ):
+        cidr = line.split()[1]
+        if cidr not in ranges_wanted and cidr in cidrs:
+            run(["ip", "route", "del", "unreachable", cidr, "proto", ROUTE_PROTOCOL], check=False)
+    for cidr in ranges_wanted:
+        run(["ip", "route", "replace", "unreachable", cidr, "proto", ROUTE_PROTOCOL])
     wanted: dict[str, str] = {}
     for record in live:
         wanted.update(record.peer_routes)

@@ -95,7 +95,7 @@ class RoutedNetwork(Network):
         each peer host that runs elsewhere, `outside` gives the world (EnableNetworkIsolation
         false)."""
         _check_addresses(address, subnet, hosts, hosts_cidr, peer_nodes)
-        local = routed_state.local_addresses()
+        local = routed_state.local_networks()
         owner_pid, owner_start = routed_state.this_process()
         record = NetworkRecord(
             link=f"{routed_state.LINK_PREFIX}{secrets.token_hex(6)}",
@@ -140,7 +140,7 @@ class RoutedNetwork(Network):
             text = Path("/etc/resolv.conf").read_text(errors="replace")
         except OSError:
             return ""
-        return reachable_resolv_conf(text, routed_state.local_addresses())
+        return reachable_resolv_conf(text, routed_state.local_networks())
 
     # The router's sockets to a routed host are the node's own: no namespace to enter.
     def connector(self) -> RoutedConnector:  # type: ignore[override]
@@ -205,7 +205,8 @@ def recover_routed_networks(hosts_cidr: str, state_dir: Path = STATE_DIR) -> Non
     """Remove what networks of dead processes left on this machine: their records and links,
     the veth pairs no record names (a link is made only after its record, under the lock, so
     such a link has no owner), the peer routes in `hosts_cidr` no live network wants, and the
-    rules of subnets no live network is in (all of dockyard's chains when none is left).
+    rules of subnets no live network is in (all of dockyard's chains, and the range's
+    unreachable route, when none is left).
     Networks of live processes are kept. Run it at a node's (or the server's) start."""
     with routed_state.locked(state_dir):
         live = routed_state.reap_dead(state_dir)
@@ -216,7 +217,7 @@ def recover_routed_networks(hosts_cidr: str, state_dir: Path = STATE_DIR) -> Non
         routed_state.sync(live, [str(ipaddress.IPv4Network(hosts_cidr))])
 
 
-def reachable_resolv_conf(text: str, node_addresses: set[str]) -> str:
+def reachable_resolv_conf(text: str, node: Sequence[ipaddress.IPv4Network]) -> str:
     """The lines of a resolv.conf a host can use: IPv4 nameservers off the node itself, with the
     search and options lines when any nameserver is left."""
     nameservers, others = [], []
@@ -227,7 +228,11 @@ def reachable_resolv_conf(text: str, node_addresses: set[str]) -> str:
                 server = ipaddress.ip_address(words[1])
             except ValueError:
                 continue
-            if server.version == 4 and not server.is_loopback and words[1] not in node_addresses:
+            if (
+                server.version == 4
+                and not server.is_loopback
+                and not routed_state.is_local(words[1], node)
+            ):
                 nameservers.append(f"nameserver {words[1]}")
         elif words[:1] in (["search"], ["domain"], ["options"]):
             others.append(" ".join(words))
@@ -256,11 +261,7 @@ def _make_link(fd: int, link: str, address: str) -> None:
             f"route add default via {GATEWAY} dev {HOST_LINK} onlink\n"
         ),
     )
-    routed_state.run(["ip", "link", "set", link, "up"])
-    routed_state.run(
-        ["ip", "route", "replace", f"{address}/32", "dev", link, "scope", "link",
-         "proto", routed_state.ROUTE_PROTOCOL]
-    )  # fmt: skip
+    routed_state.run(["ip", "link", "set", link, "up"])  # its route comes with the sync
 
 
 def _uplink_mtu() -> int:

@@ -233,35 +233,46 @@ def _sync_routes(live: Sequence[NetworkRecord], cidrs: set[str]) -> None:
             run(["ip", "route", "del", "unreachable", cidr, "proto", ROUTE_PROTOCOL], check=False)
     for cidr in ranges_wanted:
         run(["ip", "route", "replace", "unreachable", cidr, "proto", ROUTE_PROTOCOL])
-    wanted: dict[str, str] = {}
+    # Each host here by its own link; each peer elsewhere via its node. A peer that has a link
+    # here is routed by it whatever a caller said of its node: a route via a node would take the
+    # place of the link's (same prefix, same table) and cut the host off.
+    present = set(links_made())
+    wanted = {r.address: ("dev", r.link) for r in live if r.link in present}
     for record in live:
-        wanted.update(record.peer_routes)
+        for peer, node in record.peer_routes.items():
+            wanted.setdefault(peer, ("via", node))
     ranges = [ipaddress.IPv4Network(cidr) for cidr in cidrs]
-    for destination, via in peer_routes_made().items():
-        if wanted.get(destination) != via and any(
+    made = host_routes_made()
+    for destination, how in made.items():
+        if wanted.get(destination) != how and any(
             ipaddress.IPv4Address(destination) in network for network in ranges
         ):
             run(["ip", "route", "del", f"{destination}/32", "proto", ROUTE_PROTOCOL], check=False)
-    for destination, via in wanted.items():
-        message = run(
-            ["ip", "route", "replace", f"{destination}/32", "via", via, "proto", ROUTE_PROTOCOL],
-            check=False,
-        )
-        if message:
+    for destination, (kind, target) in wanted.items():
+        if made.get(destination) == (kind, target):
+            continue
+        route = ["ip", "route", "replace", f"{destination}/32", kind, target]
+        scope = ["scope", "link"] if kind == "dev" else []
+        message = run([*route, *scope, "proto", ROUTE_PROTOCOL], check=False)
+        if message and kind == "via":
             raise SandboxError(
-                f"cannot route host {destination} via its node {via}: {message}. Hosts of a "
+                f"cannot route host {destination} via its node {target}: {message}. Hosts of a "
                 "cluster reach each other through their nodes' addresses, which must be on one "
                 "network segment (no router between nodes)"
             )
+        if message:
+            raise SandboxError(f"cannot route host {destination} to its link {target}: {message}")
 
 
-def peer_routes_made() -> dict[str, str]:
-    """The peer routes dockyard made on this machine: host address -> node IP."""
+def host_routes_made() -> dict[str, tuple[str, str]]:
+    """The /32 routes dockyard made on this machine: host address -> ("dev", its link) for a
+    host here, ("via", its node's IP) for a peer elsewhere."""
     routes = {}
     for line in run_output(["ip", "-4", "-o", "route", "show", "proto", ROUTE_PROTOCOL]):
         words = line.split()
-        if "via" in words:
-            routes[words[0].removesuffix("/32")] = words[words.index("via") + 1]
+        if words[0][:1].isdigit():  # not the range's `unreachable` route
+            kind = "via" if "via" in words else "dev"
+            routes[words[0].removesuffix("/32")] = (kind, words[words.index(kind) + 1])
     return routes
 
 
@@ -306,12 +317,20 @@ def run_output(argv: list[str]) -> list[str]:
     return done.stdout.splitlines()
 
 
-def local_addresses() -> set[str]:
-    """The IPv4 addresses of this machine's interfaces, loopback included."""
-    return {line.split()[3].split("/")[0] for line in run_output(["ip", "-4", "-o", "addr"])}
+def local_networks() -> list[ipaddress.IPv4Network]:
+    """What this machine takes as its own (its local routing table): every interface address and
+    all of 127.0.0.0/8, where several Ray nodes of one machine may have their node IPs."""
+    listing = run_output(["ip", "-4", "-o", "route", "show", "table", "local", "type", "local"])
+    return [ipaddress.IPv4Network(line.split()[1]) for line in listing]
 
 
-def remote_peers(peer_nodes: Mapping[str, str], local: set[str]) -> dict[str, str]:
+def is_local(address: str, local: Sequence[ipaddress.IPv4Network]) -> bool:
+    return any(ipaddress.IPv4Address(address) in network for network in local)
+
+
+def remote_peers(
+    peer_nodes: Mapping[str, str], local: Sequence[ipaddress.IPv4Network]
+) -> dict[str, str]:
     """The peers that run on other machines: a peer whose node is this machine is routed here
     already (its own network's link route)."""
-    return {peer: node for peer, node in peer_nodes.items() if node not in local}
+    return {peer: node for peer, node in peer_nodes.items() if not is_local(node, local)}

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     port: int = 8411
     # Set to talk to a server elsewhere; then the CLI starts no local server.
     endpoint_url: str | None = None
+    # The metadata database: SQLite in the home by default, or a team's PostgreSQL
+    # (postgresql://USER:PASSWORD@HOST:PORT/DATABASE; the server migrates it at start).
     database_url: str | None = None
 
     store: Literal["local", "s3"] = "local"
@@ -118,6 +120,21 @@ class Settings(BaseSettings):
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
     keys_file: Path | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        # The drivers dockyard has: sqlite3 and psycopg 3 (storage/database.py maps
+        # postgresql:// to it).
+        schemes = ("sqlite:///", "postgresql://", "postgres://", "postgresql+psycopg://")
+        if value is not None and not value.startswith(schemes):
+            shown = value.split("://", 1)[0] if "://" in value else value
+            raise ValueError(
+                f"DOCKYARD_DATABASE_URL must name SQLite or PostgreSQL, not {shown!r}: "
+                "sqlite:///ABSOLUTE/PATH/dockyard.db or "
+                "postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+            )
+        return value
 
     @field_validator("registry_url")
     @classmethod

@@ -19,6 +19,7 @@ from dockyard.api.keys import (
     server_keys,
 )
 from dockyard.api.validation import service_model
+from dockyard.contract.errors import MetadataUnavailable
 from dockyard.engine.core import Engine
 from dockyard.settings import Settings
 
@@ -27,7 +28,8 @@ log = logging.getLogger(__name__)
 
 def serve(settings: Settings) -> None:
     """Serve until interrupted. `server.json` under the home lets clients find this server.
-    Raises KeysError, before anything starts, when the keys do not allow serving here."""
+    Raises KeysError, before anything starts, when the keys do not allow serving here, and
+    MetadataUnavailable when the metadata database cannot be opened."""
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -78,7 +80,7 @@ def serve(settings: Settings) -> None:
 def main() -> None:
     try:
         serve(Settings())
-    except KeysError as exc:
+    except (KeysError, MetadataUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
 

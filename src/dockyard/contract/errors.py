@@ -136,6 +136,10 @@ class ServiceUnavailable(DockyardError):
     code = "ServiceUnavailable"
 
 
+class MetadataUnavailable(ServiceUnavailable):
+    """The metadata database cannot be opened (wrong URL, server down, no such database)."""
+
+
 class SandboxError(DockyardError):
     """The runtime could not start or control a host's sandbox."""
 

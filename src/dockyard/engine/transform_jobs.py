@@ -78,6 +78,7 @@ class TransformJobs(NamedResources[CreateTransformJobRequest, TransformJobState]
             record,
             f"Job name must be unique within an AWS account and region, and a job with "
             f"this name already exists ({record.arn})",
+            ResourceInUse,  # as the check above, when another request created it meanwhile
         )
         stop = threading.Event()
         thread = threading.Thread(

@@ -1,28 +1,31 @@
 """The metadata store: named resources of every kind (training jobs, models, endpoint configs,
 endpoints, transform jobs), training jobs' status transitions and metrics, tags and log lines in
-SQL (SQLite in WAL mode by default), with the schema kept by Alembic migrations."""
+SQL (SQLite in WAL mode by default, or PostgreSQL), with the schema kept by Alembic migrations.
+Several stores (servers) may share one database: every read-modify-write locks what it reads."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, func, select, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from dockyard.contract.errors import (
+    DockyardError,
     NotFoundError,
     ResourceInUse,
     ResourceLimitExceeded,
     ValidationError,
 )
+from dockyard.storage.database import Database
 from dockyard.storage.records import (
     TRAINING_JOBS,
     Kind,
@@ -129,42 +132,48 @@ def _record_of(kind: Kind[Request, State], row: Any) -> Record[Request, State]:
     )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the API read while job threads write; the busy timeout rides out writer overlap.
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _starts_with(column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
+    """Exactly `prefix`, case and all, on both backends (SQLite's LIKE ignores ASCII case)."""
+    return func.substr(column, 1, len(prefix)) == prefix
 
 
 class MetadataStore:
-    """All SQL of dockyard goes through here; callers get frozen records, never ORM rows."""
+    """All SQL of dockyard goes through here; callers get frozen records, never ORM rows.
+    `url`: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE (storage/database.py).
+    Raises MetadataUnavailable when the database cannot be opened or migrated."""
 
     def __init__(self, url: str) -> None:
-        if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, future=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
-        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
-        # SQLite allows one writer; serialising our own writers avoids busy retries entirely.
-        self._write_lock = threading.Lock()
-        self.migrate()
+        self._db = Database.open(url)
+        self.engine: Engine = self._db.engine
+        self._sessions = sessionmaker(self._db.engine, expire_on_commit=False)
+        self._write_sessions = sessionmaker(self._db.writer, expire_on_commit=False)
+        try:
+            self.migrate()
+        except OperationalError as exc:
+            self._db.close()
+            raise self._db.unavailable(exc) from exc
 
     def migrate(self) -> None:
+        """Bring the schema to the newest migration; nothing to do when it is there already."""
         config = Config()
         config.set_main_option("script_location", str(_MIGRATIONS))
-        with self.engine.begin() as connection:
+        with self._db.write_lock, self._db.writer.begin() as connection:
+            self._db.lock_migrations(connection)
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
     def close(self) -> None:
-        self.engine.dispose()
+        self._db.close()
 
     def _write(self) -> _WriteSession:
-        return _WriteSession(self._sessions(), self._write_lock)
+        return _WriteSession(self._write_sessions(), self._db.write_lock)
+
+    def _locked(
+        self, session: Session, kind: Kind[Request, State], name: str
+    ) -> ResourceRow | None:
+        """The resource's row, locked until the transaction ends (PostgreSQL: FOR UPDATE; SQLite:
+        the write transaction holds the database's write lock already)."""
+        return session.get(ResourceRow, (kind.name, name), with_for_update=True)
 
     # -- training jobs: resources of their own kind, with status transitions and metrics ------
 
@@ -201,7 +210,7 @@ class MetadataStore:
             .where(points.c.job_name == name)
             .group_by(points.c.metric_name)
         )
-        with self.engine.connect() as connection:
+        with self._db.snapshot.connect() as connection:
             row = connection.execute(
                 select(jobs).where(jobs.c.kind == TRAINING_JOBS.name, jobs.c.name == name)
             ).first()
@@ -215,7 +224,7 @@ class MetadataStore:
             metrics = connection.execute(
                 select(points.c.metric_name, points.c.value, points.c.timestamp)
                 .where(points.c.id.in_(last_ids))
-                .order_by(points.c.metric_name)
+                .order_by(self._db.binary(points.c.metric_name))
             ).all()
         return TrainingJobView(
             _record_of(TRAINING_JOBS, row),
@@ -237,7 +246,7 @@ class MetadataStore:
         name the primary status, close the open transition, open the new one (closed at once
         when `final`), and write the status with any other fields of the job's state."""
         with self._write() as session:
-            row = session.get(ResourceRow, (TRAINING_JOBS.name, name))
+            row = self._locked(session, TRAINING_JOBS, name)
             if row is None:
                 raise NotFoundError("Requested resource not found.")
             state = TRAINING_JOBS.load_state(row.state)
@@ -261,7 +270,10 @@ class MetadataStore:
             row.status, row.last_modified_time = primary, at
 
     def set_transition_message(self, name: str, message: str) -> None:
+        """Replace the message of the job's latest transition."""
         with self._write() as session:
+            if self._locked(session, TRAINING_JOBS, name) is None:  # a transition waits for us
+                return
             last = session.scalar(
                 select(func.max(StatusTransitionRow.id)).where(StatusTransitionRow.job_name == name)
             )
@@ -284,13 +296,19 @@ class MetadataStore:
     # -- named resources of every kind -------------------------------------------------------
 
     def insert_resource(
-        self, kind: Kind[Request, State], record: Record[Request, State], exists_message: str
+        self,
+        kind: Kind[Request, State],
+        record: Record[Request, State],
+        exists_message: str,
+        exists_error: type[DockyardError] = ValidationError,
     ) -> None:
+        """Store a new resource; raises `exists_error(exists_message)` when one of its kind has
+        its name (the database's primary key decides, whichever server asks)."""
         try:
             with self._write() as session:
                 session.add(_row(kind, record))
         except IntegrityError:
-            raise ValidationError(exists_message) from None
+            raise exists_error(exists_message) from None
 
     def resource(self, kind: Kind[Request, State], name: str) -> Record[Request, State] | None:
         with self._sessions() as session:
@@ -311,7 +329,7 @@ class MetadataStore:
         transaction, after `check` has seen the current resource (it raises to refuse, e.g. a
         transition the table forbids). Nothing happens when the resource does not exist."""
         with self._write() as session:
-            row = session.get(ResourceRow, (kind.name, name))
+            row = self._locked(session, kind, name)
             if row is None:
                 return
             if check is not None:
@@ -323,8 +341,9 @@ class MetadataStore:
             row.last_modified_time = at if at is not None else time.time()
 
     def delete_resource(self, kind: Kind[Request, State], name: str) -> bool:
+        """Delete the resource and its tags; False when there was none."""
         with self._write() as session:
-            row = session.get(ResourceRow, (kind.name, name))
+            row = self._locked(session, kind, name)
             if row is None:
                 return False
             session.execute(delete(TagRow).where(TagRow.resource_arn == row.arn))
@@ -350,7 +369,8 @@ class MetadataStore:
         if status_equals is not None:
             query = query.where(ResourceRow.status == status_equals)
         if name_contains:
-            query = query.where(ResourceRow.name.contains(name_contains, autoescape=True))
+            # Ignoring case, as SQLite's LIKE always did: both backends answer the same.
+            query = query.where(ResourceRow.name.icontains(name_contains, autoescape=True))
         if creation_after is not None:
             query = query.where(ResourceRow.creation_time > creation_after)
         if creation_before is not None:
@@ -361,10 +381,11 @@ class MetadataStore:
             query = query.where(modified > modified_after)
         if modified_before is not None:
             query = query.where(modified < modified_before)
-        column = {"Name": ResourceRow.name, "Status": ResourceRow.status}.get(
+        name = self._db.binary(ResourceRow.name)
+        column = {"Name": name, "Status": self._db.binary(ResourceRow.status)}.get(
             sort_by, ResourceRow.creation_time
         )
-        query = query.order_by(column.desc() if descending else column.asc(), ResourceRow.name)
+        query = query.order_by(column.desc() if descending else column.asc(), name)
         with self._sessions() as session:
             rows = session.scalars(query.offset(offset).limit(limit))
             return [_listed(kind, row) for row in rows]
@@ -393,6 +414,7 @@ class MetadataStore:
             return
         wanted = dict(tags)  # a key given twice: the last value wins, as AWS does
         with self._write() as session:
+            self._lock_tagged(session, arn)
             existing = {
                 row.key: row
                 for row in session.scalars(select(TagRow).where(TagRow.resource_arn == arn))
@@ -409,6 +431,14 @@ class MetadataStore:
                 else:
                     session.add(TagRow(resource_arn=arn, key=key, value=value))
 
+    def _lock_tagged(self, session: Session, arn: str) -> None:
+        """Lock the resource whose tags change: changes of one resource's tags take turns, so
+        the count checked against the limit is the count written, and a resource deleted
+        meanwhile gets no tags."""
+        query = select(ResourceRow.kind).where(ResourceRow.arn == arn).with_for_update()
+        if session.execute(query).first() is None:
+            raise NotFoundError(f"Resource {arn} not found.")
+
     def tags(self, arn: str, offset: int = 0, limit: int | None = None) -> list[tuple[str, str]]:
         query = select(TagRow.key, TagRow.value).where(TagRow.resource_arn == arn)
         query = query.order_by(TagRow.id).offset(offset)
@@ -419,6 +449,7 @@ class MetadataStore:
 
     def delete_tags(self, arn: str, keys: Iterable[str]) -> None:
         with self._write() as session:
+            self._lock_tagged(session, arn)
             session.execute(
                 delete(TagRow).where(TagRow.resource_arn == arn, TagRow.key.in_(list(keys)))
             )
@@ -447,7 +478,7 @@ class MetadataStore:
             rows = session.scalars(
                 select(MetricPointRow)
                 .where(MetricPointRow.id.in_(last_ids))
-                .order_by(MetricPointRow.metric_name)
+                .order_by(self._db.binary(MetricPointRow.metric_name))
             )
             return [MetricPoint(r.metric_name, r.value, r.timestamp) for r in rows]
 
@@ -467,6 +498,7 @@ class MetadataStore:
             return
         now = int(time.time() * 1000)
         with self._write() as session:
+            self._db.lock_log_stream(session.connection(), group, stream)
             session.add_all(
                 LogEventRow(
                     group_name=group,
@@ -489,10 +521,10 @@ class MetadataStore:
             )
             .where(LogEventRow.group_name == group)
             .group_by(LogEventRow.stream_name)
-            .order_by(LogEventRow.stream_name)
+            .order_by(self._db.binary(LogEventRow.stream_name))
         )
         if prefix:
-            query = query.where(LogEventRow.stream_name.startswith(prefix, autoescape=True))
+            query = query.where(_starts_with(LogEventRow.stream_name, prefix))
         with self._sessions() as session:
             return [
                 LogStream(n, int(a), int(b), int(c), int(d or 0))
@@ -539,10 +571,10 @@ class MetadataStore:
                 func.sum(func.length(LogEventRow.message)),
             )
             .group_by(LogEventRow.group_name)
-            .order_by(LogEventRow.group_name)
+            .order_by(self._db.binary(LogEventRow.group_name))
         )
         if prefix:
-            query = query.where(LogEventRow.group_name.startswith(prefix, autoescape=True))
+            query = query.where(_starts_with(LogEventRow.group_name, prefix))
         with self._sessions() as session:
             return [LogGroup(n, int(c), int(b or 0)) for n, c, b in session.execute(query)]
 
@@ -566,7 +598,7 @@ class MetadataStore:
         if streams is not None:
             query = query.where(LogEventRow.stream_name.in_(list(streams)))
         if stream_prefix:
-            query = query.where(LogEventRow.stream_name.startswith(stream_prefix, autoescape=True))
+            query = query.where(_starts_with(LogEventRow.stream_name, stream_prefix))
         if start_time is not None:
             query = query.where(LogEventRow.timestamp >= start_time)
         if end_time is not None:
@@ -588,14 +620,15 @@ class MetadataStore:
 
 
 class _WriteSession:
-    """A session that commits on success under the store's single-writer lock."""
+    """A write transaction's session, which commits on success, under the store's write lock
+    (SQLite's: one writer of this process at a time)."""
 
-    def __init__(self, session: Session, lock: threading.Lock) -> None:
+    def __init__(self, session: Session, lock: AbstractContextManager[Any]) -> None:
         self._session = session
         self._lock = lock
 
     def __enter__(self) -> Session:
-        self._lock.acquire()
+        self._lock.__enter__()
         return self._session
 
     def __exit__(self, exc_type: object, *_: object) -> None:
@@ -606,4 +639,4 @@ class _WriteSession:
                 self._session.rollback()
         finally:
             self._session.close()
-            self._lock.release()
+            self._lock.__exit__(None, None, None)

@@ -2,8 +2,36 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Float, Index, Integer, String, Text, UniqueConstraint
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Dialect,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# 64-bit integers: log times in milliseconds since 1970 pass 2**31 (PostgreSQL's INTEGER), and
+# so may the ids of log events and metric points on a busy server. SQLite's INTEGER is 64-bit
+# already, and only `INTEGER PRIMARY KEY` numbers its rows by itself: it stays INTEGER there.
+BigInt = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Message(TypeDecorator[str]):
+    """Free text a program wrote (log lines, failure reasons): PostgreSQL's text cannot hold NUL,
+    so both backends store U+FFFD in its place and read back the same."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 class Base(DeclarativeBase):
@@ -20,7 +48,7 @@ class StatusTransitionRow(Base):
     status: Mapped[str] = mapped_column(String(32))
     start_time: Mapped[float] = mapped_column(Float)
     end_time: Mapped[float | None] = mapped_column(Float)
-    message: Mapped[str | None] = mapped_column(Text)
+    message: Mapped[str | None] = mapped_column(Message)
 
     __table_args__ = (Index("ix_status_transitions_job", "job_name", "id"),)
 
@@ -28,7 +56,7 @@ class StatusTransitionRow(Base):
 class MetricPointRow(Base):
     __tablename__ = "metric_points"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
     job_name: Mapped[str] = mapped_column(String(63))
     metric_name: Mapped[str] = mapped_column(String(255))
     value: Mapped[float] = mapped_column(Float)
@@ -40,12 +68,12 @@ class MetricPointRow(Base):
 class LogEventRow(Base):
     __tablename__ = "log_events"
 
-    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
     group_name: Mapped[str] = mapped_column(String(512))
     stream_name: Mapped[str] = mapped_column(String(512))
-    timestamp: Mapped[int] = mapped_column(Integer)  # milliseconds, as CloudWatch Logs has them
-    ingestion_time: Mapped[int] = mapped_column(Integer)
-    message: Mapped[str] = mapped_column(Text)
+    timestamp: Mapped[int] = mapped_column(BigInt)  # milliseconds, as CloudWatch Logs has them
+    ingestion_time: Mapped[int] = mapped_column(BigInt)
+    message: Mapped[str] = mapped_column(Message)
 
     __table_args__ = (Index("ix_log_events_stream", "group_name", "stream_name", "id"),)
 
@@ -68,10 +96,12 @@ class ResourceRow(Base):
     last_modified_time: Mapped[float | None] = mapped_column(Float)
 
     # One kind's listing in creation order (the List* default) without a sort; StatusEquals
-    # filters, and finding the jobs a stopped server left running.
+    # filters, and finding the jobs a stopped server left running; tags find (and lock) their
+    # resource by ARN.
     __table_args__ = (
         Index("ix_resources_kind_created", "kind", "creation_time"),
         Index("ix_resources_kind_status", "kind", "status"),
+        Index("ix_resources_arn", "arn"),
     )
 
 

@@ -11,11 +11,14 @@ cd "$(dirname "$0")/.."
 # The docker runtime and its tests: podman (a Docker-compatible engine; runc and aardvark-dns for
 # it, see scripts/podman/containers.conf), docker-registry (the distribution registry behind the
 # ECR API), busybox-static and debootstrap (base images made from a rootfs: no outside registry).
+# postgresql: the metadata store's PostgreSQL backend is tested against a real server; the tests
+# start their own cluster from its initdb and postgres (tests/postgres.py), as the postgres user
+# the package creates (the Debian service itself is not used).
 APT_PACKAGES=(bubblewrap libseccomp2 slirp4netns e2fsprogs util-linux
               r-base-core r-cran-randomforest r-cran-plumber r-cran-jsonlite r-cran-reticulate
               python3-venv python3-dev build-essential ca-certificates
               podman runc aardvark-dns catatonit docker-registry busybox-static debootstrap
-              iproute2 iptables)
+              iproute2 iptables postgresql)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then

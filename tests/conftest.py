@@ -1,4 +1,5 @@
-"""Shared fixtures: a clean environment for every test and one real moto_server per session."""
+"""Shared fixtures: a clean environment for every test, one real moto_server per session and
+(tests/postgres.py) one real PostgreSQL server per session."""
 
 from __future__ import annotations
 
@@ -17,6 +18,9 @@ from typing import Any
 import pytest
 
 _CLEARED_PREFIXES = ("DOCKYARD_", "SM_", "AWS_", "SAGEMAKER_")
+
+# A real PostgreSQL for the tests that ask for one: postgres_url, postgres_server.
+pytest_plugins = ["tests.postgres"]
 
 
 @pytest.fixture(autouse=True)

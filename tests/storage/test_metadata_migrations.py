@@ -1,6 +1,7 @@
-"""Migration 0005 on a real SQLite file: a store written at revision 0004 (training jobs in their
-own table, the other resources' requests and states as the untyped engine wrote them) opens at
-head with every row read back as a typed record, and goes back to 0004 without loss."""
+"""Migration 0005 on a real SQLite file and a real PostgreSQL database: a store written at
+revision 0004 (training jobs in their own table, the other resources' requests and states as the
+untyped engine wrote them) opens at head with every row read back as a typed record, and goes
+back to 0004 without loss."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy import Engine, create_engine, event, inspect, text
 
 from dockyard.contract.training_jobs import CreateTrainingJobRequest, SecondaryStatus
 from dockyard.storage import metadata as metadata_module
+from dockyard.storage.database import engine_url
 from dockyard.storage.metadata import MetadataStore, MetricPoint, Transition
 from dockyard.storage.records import ENDPOINTS, MODELS, TRAINING_JOBS, TRANSFORM_JOBS
 
@@ -56,12 +58,13 @@ TRANSFORM_REQUEST = {
 
 
 def _engine(url: str) -> Engine:
-    engine = create_engine(url)
+    engine = create_engine(engine_url(url))
 
     def foreign_keys(connection: Any, _record: Any) -> None:
         connection.execute("PRAGMA foreign_keys=ON")  # as the store runs
 
-    event.listen(engine, "connect", foreign_keys)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", foreign_keys)
     return engine
 
 
@@ -140,10 +143,9 @@ def _seed_0004(url: str) -> None:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    url = f"sqlite:///{tmp_path / 'metadata.db'}"
-    _seed_0004(url)
-    return url
+def url(metadata_url: str) -> str:
+    _seed_0004(metadata_url)
+    return metadata_url
 
 
 def _check_training_job(store: MetadataStore) -> None:

@@ -43,6 +43,13 @@ class RayCluster:
         if node in self.extra:
             self.extra.remove(node)
 
+    def node_at(self, ip: str) -> Any:
+        """The worker node (not the head: removing it ends the cluster) with address `ip`."""
+        for node in self.cluster.worker_nodes:
+            if node.node_ip_address == ip:
+                return node
+        raise LookupError(f"no worker node at {ip}")
+
     def node_ips(self) -> list[str]:
         import ray
 

@@ -163,3 +163,38 @@ def test_torch_distributed_all_reduce_across_two_nodes(
     assert sorted(r["node_ip"] for r in results) == ["127.0.0.2", "127.0.0.3"]
     text = log_text(ray_server, "gloo-2")
     assert "sum 3.0" in text
+
+
+SLEEPER = """
+import socket, time
+print("training started on", socket.gethostname(), flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_node_lost_mid_job_fails_the_job_naming_the_node(
+    ray_server: RunningServer, ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    image = make_image(tmp_path / "image", SLEEPER)
+    request = training_request("lost-node", image)
+    request["ResourceConfig"]["InstanceCount"] = 2
+    sagemaker = ray_server.client("sagemaker")
+    sagemaker.create_training_job(**request)
+    deadline = time.monotonic() + 120
+    while "training started on algo-2" not in (text := log_text(ray_server, "lost-node")):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.5)
+    lost = next(
+        host
+        for host in ("algo-1", "algo-2")
+        if f"{host} runs on node" in text and "(127.0.0.3)" in text.split(f"{host} runs on")[1][:40]
+    )
+    ray_cluster.remove_node(ray_cluster.node_at("127.0.0.3"))
+    try:
+        described = wait_for_job(sagemaker, "lost-node", deadline_seconds=120)
+        assert described["TrainingJobStatus"] == "Failed"
+        reason = described["FailureReason"]
+        assert reason.startswith(f"InternalServerError: {lost} on node "), reason
+        assert "(127.0.0.3) was lost" in reason
+    finally:
+        ray_cluster.add_node("127.0.0.3")

@@ -23,6 +23,8 @@ from dockyard.runtimes.base import (
     Limits,
     Log,
     OutputSink,
+    PortConnector,
+    PreparedImage,
     Purpose,
     RunningHost,
 )
@@ -52,6 +54,10 @@ class PlacementRequest:
     # job waits for GPUs the machine does not have: engine.sizing.gpu_grant)
     held_gpus: int = 0
     outside: bool = True  # the hosts reach the outside world (EnableNetworkIsolation false)
+    # Whether the request waits for the resources its hosts ask for. A serving instance on this
+    # machine does not (endpoints and transform jobs start at once, as they always have); on a
+    # cluster every host holds what its type asks for, so an instance waits for a node too.
+    queue: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,9 @@ class ImageUse:
     purpose: Purpose
     entrypoint: list[str] | None = None
     arguments: list[str] | None = None
+    # The code whose requirements are installed: a folder every node reads (a serving model's
+    # code/), or None for each host's own /opt/ml/code.
+    code: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -111,9 +120,18 @@ class Placement(ABC):
         from the hosts' /opt/ml/code); the argv the hosts run. A folder the image names is read
         only when `readable` allows it."""
 
+    def reuse_image(self, image: PreparedImage) -> bool:
+        """Run the hosts with an image the server already made ready (a variant's, shared by its
+        instances) instead of `prepare_image`: True when the hosts run where the server does."""
+        return False
+
     @abstractmethod
     def start(self, host: str, run: HostRun, on_output: OutputSink) -> RunningHost:
         """Start the host's program; its output reaches `on_output` as it comes."""
+
+    @abstractmethod
+    def connector(self, host: str) -> PortConnector:
+        """How the server reaches the host's ports (the router, an instance's /ping)."""
 
     @abstractmethod
     def collect(self, host: str, into: Path) -> OptMl:
@@ -121,9 +139,10 @@ class Placement(ABC):
         `into` (a folder of the job's own) or where it already lies."""
 
     @abstractmethod
-    def release(self) -> None:
+    def release(self, remove: bool = False) -> None:
         """Stop what still runs, unmount and close the hosts' volumes and networks and give their
-        resources back. Idempotent."""
+        resources back; with `remove`, delete the hosts' folders too (a serving instance's, which
+        nobody reads afterwards). Idempotent."""
 
 
 class Backend(ABC):

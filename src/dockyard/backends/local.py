@@ -27,6 +27,7 @@ from dockyard.runtimes.base import (
     HostVolume,
     Log,
     OutputSink,
+    PortConnector,
     PreparedImage,
     RunningHost,
     Runtime,
@@ -50,14 +51,12 @@ class LocalBackend(Backend):
         on_wait: OnWait,
         cancelled: Callable[[], bool],
     ) -> Placement | None:
+        runtime = self.runtimes.named(request.runtime)
+        if not request.queue:
+            return LocalPlacement(request, runtime, lambda: None)
         demand = self.capacity.demand(request.instance, len(request.hosts), request.held_gpus)
         if not self.capacity.acquire(demand, on_wait=on_wait, cancelled=cancelled):
             return None
-        try:
-            runtime = self.runtimes.named(request.runtime)
-        except BaseException:
-            self.capacity.release(demand)
-            raise
         return LocalPlacement(request, runtime, lambda: self.capacity.release(demand))
 
     def recover(self) -> None:
@@ -106,11 +105,17 @@ class LocalPlacement(Placement):
         # One build for all the hosts: they share the machine. The code's requirements come
         # from the first host's /opt/ml/code (every host has the same code).
         resolved = self.runtime.resolve(image.ref, readable)
-        code = self._volumes[self.hosts[0]].opt_ml / "code" if self._volumes else None
+        code = image.code
+        if code is None and self._volumes:
+            code = self._volumes[self.hosts[0]].opt_ml / "code"
         self._image = self.runtime.prepare_image(
             resolved, code=code, purpose=image.purpose, log=log
         )
         return self._image.command(image.entrypoint, image.arguments, image.purpose)
+
+    def reuse_image(self, image: PreparedImage) -> bool:
+        self._image = image
+        return True
 
     def start(self, host: str, run: HostRun, on_output: OutputSink) -> RunningHost:
         assert self._image is not None, "prepare_image comes before start"
@@ -130,20 +135,24 @@ class LocalPlacement(Placement):
         )
         return self.runtime.start(spec, on_output)
 
+    def connector(self, host: str) -> PortConnector:
+        return self._job_network().connector()
+
     def collect(self, host: str, into: Path) -> OptMl:
         """The host's own /opt/ml, still mounted until `release`."""
         return OptMl(self._volumes[host].opt_ml)
 
-    def release(self) -> None:
+    def release(self, remove: bool = False) -> None:
         with self._lock:
             network, self._network = self._network, None
             give_back, self._give_back = self._give_back, None
         errors: list[DockyardError] = []
         if network is not None:
             network.close()
-        for volume in self._volumes.values():
+        volumes, self._volumes = self._volumes, {}
+        for volume in volumes.values():
             try:
-                volume.close()
+                volume.remove() if remove else volume.close()
             except DockyardError as exc:
                 errors.append(exc)
         if give_back is not None:

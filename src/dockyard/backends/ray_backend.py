@@ -11,10 +11,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import shutil
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from socket import socket as Socket
 from typing import Any
 
 from dockyard.backends.base import (
@@ -30,7 +33,14 @@ from dockyard.backends.ray_node import HostNetworkPlan, NodeHost, OutputBatch
 from dockyard.backends.subnets import SubnetPool, host_addresses
 from dockyard.contract.errors import DockyardError, ResourceLimitExceeded, SandboxError
 from dockyard.contract.opt_ml import OptMl
-from dockyard.runtimes.base import FolderCheck, HostVolume, Log, OutputSink, RunningHost
+from dockyard.runtimes.base import (
+    FolderCheck,
+    HostVolume,
+    Log,
+    OutputSink,
+    PortConnector,
+    RunningHost,
+)
 from dockyard.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -317,12 +327,15 @@ class RayPlacement(Placement):
         except DockyardError:
             return False
 
+    def connector(self, host: str) -> PortConnector:
+        return AddressConnector(self._addresses[host])
+
     def collect(self, host: str, into: Path) -> OptMl:
         folder = into / host
         self._call({host: self._actors[host].collect.remote(str(folder))}, timeout=3600.0)
         return OptMl(folder)
 
-    def release(self) -> None:
+    def release(self, remove: bool = False) -> None:
         with self._lock:
             if self._released:
                 return
@@ -332,6 +345,10 @@ class RayPlacement(Placement):
             _close_actor(ray, actor, f"{self.request.owner}/{host}")
         _remove_group(ray, self._group)
         self.backend.subnets.give_back(self.request.owner)
+        if remove:
+            # The hosts' folders are on the path the server shares with the nodes.
+            for volume in self._volumes.values():
+                volume.remove()
 
 
 def _close_actor(ray: Any, actor: Any, name: str) -> None:
@@ -393,7 +410,41 @@ class RemoteVolume:
         """The actor unmounts the volume when the placement is released."""
 
     def remove(self) -> None:
-        self.close()
+        """Delete the host's folder, its volume file and its staging, once the actor is gone."""
+        for folder in (self._root, self.opt_ml.parent):
+            shutil.rmtree(folder, ignore_errors=True)
+        self._root.with_name(self._root.name + ".volume").unlink(missing_ok=True)
+
+
+class AddressConnector:
+    """Reaches a host's ports at its routed address: the nodes route the hosts' range, and the
+    server runs on one of them (or routes to them), so plain sockets of the server do."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._open = True
+
+    def _target(self, host: str) -> str:
+        if not self._open:
+            raise ConnectionRefusedError("the instance's network is closed")
+        # The instance's own loopback, seen from the server, is its routed address.
+        return self._address if host in ("127.0.0.1", "localhost") else host
+
+    def address(self, port: int) -> tuple[str, int]:
+        return (self._target("127.0.0.1"), port)
+
+    def socket(self) -> Socket:
+        self._target("127.0.0.1")
+        made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        made.setblocking(False)
+        made.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return made
+
+    def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> Socket:
+        return socket.create_connection((self._target(host), port), timeout=timeout)
+
+    def close(self) -> None:
+        self._open = False
 
 
 class RemoteHost(RunningHost):

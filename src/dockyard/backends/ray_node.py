@@ -117,8 +117,9 @@ class NodeHost:
         runtime = self.runtime(image.runtime)
         logged: list[str] = []
         resolved = runtime.resolve(image.ref, readable)  # type: ignore[arg-type]
+        code = image.code or self._volume.opt_ml / "code"
         self._image = runtime.prepare_image(
-            resolved, code=self._volume.opt_ml / "code", purpose=image.purpose, log=logged.append
+            resolved, code=code, purpose=image.purpose, log=logged.append
         )
         argv = self._image.command(image.entrypoint, image.arguments, image.purpose)
         return argv, logged

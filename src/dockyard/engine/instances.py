@@ -1,6 +1,7 @@
 """Serving instances: a model's container started as `serve` in a sandbox with its own network
-namespace (so every instance may listen on 8080), reached through that namespace, and checked
-with GET /ping. Endpoints and transform jobs both run their models this way."""
+(so every instance may listen on 8080), placed by the backend (this machine, or a node of a
+cluster), reached through its network, and checked with GET /ping. Endpoints and transform jobs
+both run their models this way."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard.backends.base import HostRun, ImageUse, Placement, PlacementRequest
 from dockyard.contract.errors import DockyardError
+from dockyard.contract.instance_types import instance_type as lookup_instance_type
 from dockyard.contract.models import CreateModelRequest
 from dockyard.contract.tags import requested_runtime
 from dockyard.engine.code import find_code, stage_code
@@ -24,9 +27,6 @@ from dockyard.engine.context import EngineContext
 from dockyard.engine.model_data import stage_model_data
 from dockyard.engine.sizing import gpu_grant, host_limits, resource_env, volume_bytes
 from dockyard.runtimes.base import (
-    HostNetwork,
-    HostSpec,
-    HostVolume,
     PortConnector,
     PreparedImage,
     RunningHost,
@@ -50,8 +50,10 @@ class PreparedModel:
     """A model made ready to serve: its image, command, environment and the folders to show.
     Made once per variant; every instance of the variant shares it (read-only)."""
 
-    runtime: Runtime  # the one that prepared `image` and starts its instances
-    image: PreparedImage
+    runtime: Runtime  # the one that runs its instances
+    use: ImageUse  # the image, for a backend whose instances get it ready where they run
+    # Made ready here when the instances run on this machine (local backend); else None
+    image: PreparedImage | None
     argv: list[str]
     env: dict[str, str]
     binds: list[tuple[Path, str]]
@@ -93,18 +95,21 @@ def prepare_model(
             log(f"code from {submitted} is in {MODEL_DIR}/code")
         shutil.rmtree(folder / "scratch", ignore_errors=True)
         runtime = ctx.runtime_for(container.image, requested_runtime(model.tags))
-        image = runtime.prepare_image(
-            ctx.resolve_image(container.image, requested_runtime(model.tags)),
-            code=code_dir,
-            purpose="serve",
-            log=log,
-        )
-        argv = image.command(None, None, "serve")
+        use = ImageUse(container.image, runtime.name, "serve", code=code_dir)
+        resolved = ctx.resolve_image(container.image, requested_runtime(model.tags))
+        image: PreparedImage | None = None
+        argv: list[str] = []
+        if ctx.backend.name == "local":
+            # Once for every instance of the variant: they all run on this machine.
+            image = runtime.prepare_image(resolved, code=code_dir, purpose="serve", log=log)
+            argv = image.command(None, None, "serve")
     except DockyardError as exc:
         raise InstanceFailed(f"ClientError: {exc}") from exc
     binds = [(model_dir, MODEL_DIR)]
     isolated = bool(model.enable_network_isolation)
-    return PreparedModel(runtime, image, argv, env, binds, container.container_hostname, isolated)
+    return PreparedModel(
+        runtime, use, image, argv, env, binds, container.container_hostname, isolated
+    )
 
 
 @dataclass
@@ -117,8 +122,7 @@ class Instance:
     host: RunningHost
     connector: PortConnector  # reaches the instance's port
     folder: Path
-    host_folder: HostVolume
-    network: HostNetwork
+    placement: Placement  # where it runs; released (and its folder removed) by `kill`
     log_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=50))
     in_flight: int = 0
     idle: list[Any] = field(default_factory=list)  # keep-alive connections of the router
@@ -191,8 +195,7 @@ class Instance:
             if not self._closed:
                 self._closed = True
                 self.connector.close()
-                self.network.close()
-                self.host_folder.remove()
+                self.placement.release(remove=True)
 
 
 class _NamespaceConnection(http.client.HTTPConnection):
@@ -233,37 +236,49 @@ def start_instance(
     if policy == "cpu":
         on_line(f"[dockyard] {gpus.cpu_note()}")
     limits = host_limits(ctx.settings, instance_type)
-    runtime = model.runtime
-    host_folder: HostVolume | None = None
-    network: HostNetwork | None = None
+    hostname = model.hostname or name
+    request = PlacementRequest(
+        # Unique among what runs: the instance's folder under the home.
+        owner=folder.relative_to(ctx.settings.home).as_posix(),
+        hosts=[hostname],
+        instance=lookup_instance_type(instance_type or "local"),
+        runtime=model.runtime.name,
+        gpus_per_host=gpus.per_host,
+        outside=not model.network_isolation,
+        queue=False,
+    )
+    placement: Placement | None = None
     host: RunningHost | None = None
     try:
-        host_folder = runtime.prepare_host(folder, volume_bytes(ctx.settings, volume_gb))
-        network = runtime.create_network(outside=not model.network_isolation)
-        spec = HostSpec(
-            image=model.image,
-            argv=model.argv,
-            hostname=model.hostname or name,
-            folder=host_folder,
-            network=network,
-            read_only_binds=model.binds,
+        placement = ctx.backend.place(
+            request, on_wait=lambda why: on_line(f"[dockyard] {why}"), cancelled=lambda: False
+        )
+        assert placement is not None  # never cancelled
+        placement.prepare(hostname, folder, volume_bytes(ctx.settings, volume_gb))
+        placement.load(hostname)
+        argv = model.argv
+        if model.image is None or not placement.reuse_image(model.image):
+            argv = placement.prepare_image(model.use, ctx.local_paths.readable, on_line)
+        if ctx.backend.name != "local":
+            on_line(f"[dockyard] {name} runs on {placement.node_of(hostname).describe()}")
+        run = HostRun(
+            argv=argv,
             env={**resource_env(limits, gpus), **model.env, **env},
+            read_only_binds=model.binds,
             hidden_paths=ctx.forbidden_paths,
             limits=limits,
             gpus=gpus.per_host,
         )
-        host = runtime.start(spec, output)
-        connector = network.connector()
+        host = placement.start(hostname, run, output)
+        connector = placement.connector(hostname)
     except BaseException as exc:
         # Whatever was made is released; a reason a user can act on names the instance.
         if host is not None:
             host.kill()
             host.wait(timeout=10)
-        if network is not None:
-            network.close()
-        if host_folder is not None:
-            host_folder.remove()
+        if placement is not None:
+            placement.release(remove=True)
         if isinstance(exc, DockyardError):
             raise InstanceFailed(f"{name}: {exc}") from exc
         raise
-    return Instance(name, variant, host, connector, folder, host_folder, network, log_tail=tail)
+    return Instance(name, variant, host, connector, folder, placement, log_tail=tail)

@@ -17,10 +17,13 @@ def ray_server(
     ray_cluster: RayCluster,  # noqa: F811 - the fixture above
     clean_env: Path,
     shared_envs_dir: Path,
+    postgres_url: str,
 ) -> Iterator[RunningServer]:
-    """A server whose hosts run on the Ray cluster's nodes."""
+    """A server whose hosts run on the Ray cluster's nodes, with its metadata in PostgreSQL (as
+    a team's server on a cluster would keep it)."""
     settings = Settings(
         home=clean_env,
+        database_url=postgres_url,
         port=free_port(),
         envs_dir=shared_envs_dir,
         stop_grace_seconds=2.0,

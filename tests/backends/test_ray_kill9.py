@@ -75,15 +75,17 @@ def test_kill_9_mid_job_then_a_restart_leaves_nothing_on_the_cluster(
     clean_env: Path,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    postgres_url: str,
 ) -> None:
     import ray
 
+    monkeypatch.setenv("DOCKYARD_DATABASE_URL", postgres_url)
     monkeypatch.setenv("DOCKYARD_BACKEND", "ray")
     monkeypatch.setenv("DOCKYARD_RAY_ADDRESS", ray_cluster.address)
     monkeypatch.setenv("DOCKYARD_STOP_GRACE_SECONDS", "2")
     if not ray.is_initialized():  # this test reads the cluster's actors as a driver of its own
         ray.init(address=ray_cluster.address, log_to_driver=False)
-    settings = Settings(home=clean_env, port=free_port())
+    settings = Settings(home=clean_env, port=free_port(), database_url=postgres_url)
     namespace = ray_namespace(settings)
     prefix = f"dockyard:{namespace}:"
     links_before = _host_links()

@@ -15,6 +15,7 @@ import shutil
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from socket import socket as Socket
@@ -83,6 +84,12 @@ class RayBackend(Backend):
             )
         self.subnets = SubnetPool(settings.hosts_cidr)
         self._actor = ray.remote(NodeHost)
+        # What every node must read at the server's path: the nodes stage and collect hosts'
+        # files under the home, so one that sees another folder there would run jobs on nothing.
+        self.home_mark = settings.home / "cluster" / "home-mark"
+        self.home_mark.parent.mkdir(parents=True, exist_ok=True)
+        self.home_token = uuid.uuid4().hex
+        self.home_mark.write_text(self.home_token)
 
     # -- placing -----------------------------------------------------------------------------------
 
@@ -247,7 +254,10 @@ class RayPlacement(Placement):
                 )
                 .remote(self.backend.settings, host, self.request.owner)
             )
-        where = self._call({host: actor.node.remote() for host, actor in self._actors.items()})
+        mark, token = str(self.backend.home_mark), self.backend.home_token
+        where = self._call(
+            {host: actor.node.remote(mark, token) for host, actor in self._actors.items()}
+        )
         self._nodes = {host: Node(node_id, address) for host, (node_id, address) in where.items()}
 
     def _call(self, pending: Mapping[str, Any], timeout: float = _CALL_SECONDS) -> dict[str, Any]:

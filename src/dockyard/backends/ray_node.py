@@ -77,12 +77,26 @@ class NodeHost:
 
     # -- where it is -----------------------------------------------------------------------------
 
-    def node(self) -> tuple[str, str]:
-        """(Ray node id, the node's address)."""
+    def node(self, home_mark: str, token: str) -> tuple[str, str]:
+        """(Ray node id, the node's address), once this node is seen to read the server's home
+        (the file `home_mark` holds `token`): SandboxError saying what to set up otherwise."""
         import ray
 
-        context = ray.get_runtime_context()
-        return context.get_node_id(), ray.util.get_node_ip_address()
+        node_id, address = ray.get_runtime_context().get_node_id(), ray.util.get_node_ip_address()
+        try:
+            seen = Path(home_mark).read_text()
+        except OSError:
+            seen = None
+        if seen != token:
+            home = self.settings.home
+            raise SandboxError(
+                f"the Ray node {address} does not see the dockyard server's DOCKYARD_HOME at "
+                f"{home} ({'another folder is there' if seen else 'nothing is there'}): every "
+                "node stages and collects its hosts' files there. Mount the same folder at "
+                f"{home} on every node (a shared file system such as NFS), or start the "
+                "server with a DOCKYARD_HOME the nodes share"
+            )
+        return node_id, address
 
     def runtime(self, name: str) -> Runtime:
         if self._runtime is None:

@@ -226,6 +226,11 @@ class TrainingRun:
         except ResourceLimitExceeded as exc:
             self._finish_failed(f"ResourceLimitExceeded: {exc}")
             return
+        except DockyardError as exc:
+            # The hosts could not be placed: the cluster's doing (a node that does not see the
+            # server's home, a node lost while starting), not the job's.
+            self._finish_failed(f"InternalServerError: {exc}")
+            return
         if placement is None:
             self._finish_stopped()
             return

@@ -243,7 +243,8 @@ def test_no_host_loopback(runtime: DockerRuntime, busybox: str, tmp_path: Path) 
             except TimeoutError:
                 continue
 
-    threading.Thread(target=accept, daemon=True).start()
+    acceptor = threading.Thread(target=accept, daemon=True)
+    acceptor.start()
     host_address = _host_address()
     try:
         for outside in (True, False):
@@ -264,6 +265,7 @@ def test_no_host_loopback(runtime: DockerRuntime, busybox: str, tmp_path: Path) 
         assert accepted == []
     finally:
         stop.set()
+        acceptor.join()  # before the socket closes under its accept()
         server.close()
 
 

@@ -12,13 +12,11 @@ import contextlib
 import hashlib
 import logging
 import shutil
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from socket import socket as Socket
 from typing import Any
 
 from dockyard.backends.base import (
@@ -34,6 +32,7 @@ from dockyard.backends.ray_node import HostNetworkPlan, NodeHost, OutputBatch
 from dockyard.backends.subnets import SubnetPool, host_addresses
 from dockyard.contract.errors import DockyardError, ResourceLimitExceeded, SandboxError
 from dockyard.contract.opt_ml import OptMl
+from dockyard.runtimes.address_connector import AddressConnector
 from dockyard.runtimes.base import (
     FolderCheck,
     HostVolume,
@@ -424,37 +423,6 @@ class RemoteVolume:
         for folder in (self._root, self.opt_ml.parent):
             shutil.rmtree(folder, ignore_errors=True)
         self._root.with_name(self._root.name + ".volume").unlink(missing_ok=True)
-
-
-class AddressConnector:
-    """Reaches a host's ports at its routed address: the nodes route the hosts' range, and the
-    server runs on one of them (or routes to them), so plain sockets of the server do."""
-
-    def __init__(self, address: str) -> None:
-        self._address = address
-        self._open = True
-
-    def _target(self, host: str) -> str:
-        if not self._open:
-            raise ConnectionRefusedError("the instance's network is closed")
-        # The instance's own loopback, seen from the server, is its routed address.
-        return self._address if host in ("127.0.0.1", "localhost") else host
-
-    def address(self, port: int) -> tuple[str, int]:
-        return (self._target("127.0.0.1"), port)
-
-    def socket(self) -> Socket:
-        self._target("127.0.0.1")
-        made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        made.setblocking(False)
-        made.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return made
-
-    def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> Socket:
-        return socket.create_connection((self._target(host), port), timeout=timeout)
-
-    def close(self) -> None:
-        self._open = False
 
 
 class RemoteHost(RunningHost):

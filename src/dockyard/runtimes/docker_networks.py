@@ -6,17 +6,16 @@ named in every host's /etc/hosts, so `algo-2` reaches `algo-1` by name from its 
 from __future__ import annotations
 
 import ipaddress
-import socket
 import threading
 import time
 import uuid
 from collections.abc import Sequence
-from socket import socket as Socket
 
 import docker
 import docker.errors
 
 from dockyard.contract.errors import SandboxError
+from dockyard.runtimes.address_connector import AddressConnector
 from dockyard.runtimes.docker_hosts import remove_container
 
 NETWORK_LABEL = "dockyard.network"
@@ -72,11 +71,11 @@ class DockerNetwork:
     def host_addresses(self, hostnames: Sequence[str]) -> dict[str, str]:
         return {name: self.address_of(name) for name in hostnames}
 
-    def connector(self) -> ContainerConnector:
+    def connector(self) -> AddressConnector:
         """Reaches the network's first host: the serving instance, for a serving network."""
         with self._lock:
             first = next(iter(self._addresses.values()), None)
-        return ContainerConnector(self, first)
+        return AddressConnector(first, lambda: self.closed)
 
     @property
     def closed(self) -> bool:
@@ -106,34 +105,3 @@ def _remove_network(client: docker.DockerClient, name: str) -> None:
             if attempt == 2:
                 raise
             time.sleep(0.2)
-
-
-class ContainerConnector:
-    """Reaches ports of a container on a bridge network from this machine: the bridge routes
-    the host to its containers' addresses, so no port is published on the host."""
-
-    def __init__(self, network: DockerNetwork, address: str | None) -> None:
-        self._network = network
-        self._address = address
-
-    def _target(self, host: str = "127.0.0.1") -> str:
-        if self._address is None or self._network.closed:
-            # No instance is there (any more): to a caller that is a refused connection.
-            raise ConnectionRefusedError("the instance's network is closed")
-        # The instance's own loopback, seen from outside, is its address on the bridge.
-        return self._address if host in ("127.0.0.1", "localhost") else host
-
-    def address(self, port: int) -> tuple[str, int]:
-        return (self._target(), port)
-
-    def socket(self) -> Socket:
-        made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        made.setblocking(False)
-        made.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return made
-
-    def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> Socket:
-        return socket.create_connection((self._target(host), port), timeout=timeout)
-
-    def close(self) -> None:
-        self._address = None

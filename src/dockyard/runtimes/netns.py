@@ -24,6 +24,7 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from dockyard.contract.errors import SandboxError
+from dockyard.runtimes.address_connector import nodelay_socket
 
 _CLONE_NEWNET = 0x40000000
 _SIOCGIFFLAGS = 0x8913
@@ -232,14 +233,7 @@ class NamespaceConnector:
 
     def socket(self) -> socket.socket:
         """An unconnected, non-blocking TCP socket of the namespace."""
-
-        def make() -> socket.socket:
-            made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            made.setblocking(False)
-            made.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return made
-
-        return self._inside(make)
+        return self._inside(nodelay_socket)
 
     def close(self) -> None:
         with self._queueing:

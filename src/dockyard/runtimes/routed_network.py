@@ -29,13 +29,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
-import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from socket import socket as Socket
 
 from dockyard.contract.errors import SandboxError
 from dockyard.runtimes import routed_state
+from dockyard.runtimes.address_connector import AddressConnector
 from dockyard.runtimes.netns import Network, new_namespace
 from dockyard.runtimes.routed_state import STATE_DIR, NetworkRecord
 
@@ -143,8 +142,8 @@ class RoutedNetwork(Network):
         return reachable_resolv_conf(text, routed_state.local_networks())
 
     # The router's sockets to a routed host are the node's own: no namespace to enter.
-    def connector(self) -> RoutedConnector:  # type: ignore[override]
-        return RoutedConnector(self)
+    def connector(self) -> AddressConnector:  # type: ignore[override]
+        return AddressConnector(self.address, lambda: self.closed)
 
     def host_addresses(self, hostnames: Sequence[str]) -> dict[str, str]:
         """The addresses the server gave these hosts."""
@@ -167,38 +166,6 @@ class RoutedNetwork(Network):
                 routed_state.sync(routed_state.reap_dead(self._state_dir), [self.record.hosts_cidr])
         finally:
             super().close()
-
-
-class RoutedConnector:
-    """Reaches ports of a host on a routed network from this node: the node routes to its
-    hosts' addresses, so the router's sockets are plain sockets of the node."""
-
-    def __init__(self, network: RoutedNetwork) -> None:
-        self._network = network
-        self._open = True
-
-    def _target(self, host: str = "127.0.0.1") -> str:
-        if not self._open or self._network.closed:
-            # No instance is there (any more): to a caller that is a refused connection.
-            raise ConnectionRefusedError("the instance's network is closed")
-        # The instance's own loopback, seen from the node, is its routed address.
-        return self._network.address if host in ("127.0.0.1", "localhost") else host
-
-    def address(self, port: int) -> tuple[str, int]:
-        return (self._target(), port)
-
-    def socket(self) -> Socket:
-        self._target()
-        made = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        made.setblocking(False)
-        made.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return made
-
-    def connect(self, port: int, host: str = "127.0.0.1", timeout: float = 2.0) -> Socket:
-        return socket.create_connection((self._target(host), port), timeout=timeout)
-
-    def close(self) -> None:
-        self._open = False
 
 
 def recover_routed_networks(hosts_cidr: str, state_dir: Path = STATE_DIR) -> None:

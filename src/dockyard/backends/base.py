@@ -11,7 +11,7 @@ disks."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,6 +125,14 @@ class Placement(ABC):
         instances) instead of `prepare_image`: True when the hosts run where the server does."""
         return False
 
+    def attach(
+        self, host: str, root: Path, on_output: OutputSink
+    ) -> tuple[HostVolume, RunningHost]:
+        """For a server that restarted while the host ran (a placement from `Backend.reattach`):
+        its volume and its running program, whose output reaches `on_output` from the first line
+        no server had read."""
+        raise NotImplementedError(f"{type(self).__name__} cannot re-attach to a running host")
+
     @abstractmethod
     def start(self, host: str, run: HostRun, on_output: OutputSink) -> RunningHost:
         """Start the host's program; its output reaches `on_output` as it comes."""
@@ -162,9 +170,16 @@ class Backend(ABC):
         why) while they are not free; None when `cancelled()` turns true first. Raises
         ResourceLimitExceeded when they can never be had, saying what is missing."""
 
+    def reattach(self, request: PlacementRequest) -> Placement | None:
+        """At server start: the placement of `request` if its hosts still run where a server
+        killed with -9 placed them (then `attach` each), else None. This machine's hosts die
+        with their server, so the local backend never has one."""
+        return None
+
     @abstractmethod
-    def recover(self) -> None:
-        """At server start: give back what a server killed with -9 left running."""
+    def recover(self, keep: Collection[str] = ()) -> None:
+        """At server start: give back what a server killed with -9 left running, but the
+        placements of the owners in `keep` (re-attached)."""
 
     @abstractmethod
     def close(self) -> None:

@@ -5,7 +5,7 @@ lies: nothing is copied."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from dockyard.backends.base import (
@@ -59,7 +59,7 @@ class LocalBackend(Backend):
             return None
         return LocalPlacement(request, runtime, lambda: self.capacity.release(demand))
 
-    def recover(self) -> None:
+    def recover(self, keep: Collection[str] = ()) -> None:
         """Nothing of the backend's own: the runtimes recover their hosts (Runtimes.recover)."""
 
     def close(self) -> None:

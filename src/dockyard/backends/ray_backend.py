@@ -15,7 +15,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -172,15 +172,40 @@ class RayBackend(Backend):
 
     # -- after a restart ---------------------------------------------------------------------------
 
-    def recover(self) -> None:
-        """Every actor and placement group a killed server of this home left on the cluster goes:
-        each actor first closes its host (kills its sandbox, unmounts its volume, removes its
-        network), so nothing stays on any node. The jobs are failed by the engine's recovery."""
+    def reattach(self, request: PlacementRequest) -> Placement | None:
+        """The placement of a job whose hosts' actors all still run (the server was killed,
+        the cluster was not): the same actors, placement group and subnet."""
+        ray = self._ray
+        from ray.util.placement_group import PlacementGroup
+
+        groups = [
+            group_id
+            for group_id, info in ray.util.placement_group_table().items()
+            if info.get("name") == self.group_prefix + request.owner
+            and info.get("state") == "CREATED"
+        ]
+        if len(groups) != 1:
+            return None
+        actors: dict[str, Any] = {}
+        for host in request.hosts:
+            try:
+                actors[host] = ray.get_actor(f"{request.owner}/{host}", namespace=self.namespace)
+            except ValueError:
+                return None  # gone with its node: the job cannot go on
+        group = PlacementGroup(ray.PlacementGroupID(bytes.fromhex(groups[0])))
+        return RayPlacement.adopted(self, request, group, actors)
+
+    def recover(self, keep: Collection[str] = ()) -> None:
+        """Every actor and placement group a killed server of this home left on the cluster goes,
+        but those of the owners in `keep` (re-attached): each actor first closes its host (kills
+        its sandbox, unmounts its volume, removes its network), so nothing stays on any node.
+        The jobs are failed by the engine's recovery."""
         ray = self._ray
         from ray.util.placement_group import PlacementGroup, remove_placement_group
 
+        kept = {self.group_prefix + owner for owner in keep}
         for named in ray.util.list_named_actors(all_namespaces=True):
-            if named["namespace"] != self.namespace:
+            if named["namespace"] != self.namespace or named["name"].rsplit("/", 1)[0] in keep:
                 continue
             try:
                 actor = ray.get_actor(named["name"], namespace=self.namespace)
@@ -189,7 +214,11 @@ class RayBackend(Backend):
             _close_actor(ray, actor, named["name"])
         for group_id, info in ray.util.placement_group_table().items():
             name = info.get("name") or ""
-            if name.startswith(self.group_prefix) and info.get("state") != "REMOVED":
+            if (
+                name.startswith(self.group_prefix)
+                and name not in kept
+                and info.get("state") != "REMOVED"
+            ):
                 group = PlacementGroup(ray.PlacementGroupID(bytes.fromhex(group_id)))
                 with contextlib.suppress(Exception):  # removed meanwhile
                     remove_placement_group(group)
@@ -224,6 +253,34 @@ class RayPlacement(Placement):
         self._volumes: dict[str, RemoteVolume] = {}
         self._released = False
         self._lock = threading.Lock()
+        # Per host, when re-attached: (its pid, the first line no server had read).
+        self._attached: dict[str, tuple[int, int]] = {}
+
+    @classmethod
+    def adopted(
+        cls, backend: RayBackend, request: PlacementRequest, group: Any, actors: dict[str, Any]
+    ) -> RayPlacement | None:
+        """The placement of actors a killed server made: their nodes, their subnet (held in
+        the pool again) and their hosts as they are now; None when one cannot answer."""
+        ray = backend._ray
+        mark, token = str(backend.home_mark), backend.home_token
+        try:
+            answers = _get_all(ray, {h: a.attach.remote() for h, a in actors.items()})
+            where = _get_all(ray, {h: a.node.remote(mark, token) for h, a in actors.items()})
+        except Exception:
+            logger.warning(
+                "%s: hosts did not answer, not re-attached", request.owner, exc_info=True
+            )
+            return None
+        plans = [plan for _, _, plan in answers.values()]
+        if any(plan is None for plan in plans):
+            return None  # a host that never started: the job was not running yet
+        subnet = backend.subnets.claim(request.owner, plans[0].subnet)
+        placement = cls(backend, request, group, {}, subnet)
+        placement._actors = dict(actors)
+        placement._nodes = {host: Node(*where[host]) for host in request.hosts}
+        placement._attached = {host: (pid, since) for host, (pid, since, _) in answers.items()}
+        return placement
 
     @property
     def _ray(self) -> Any:
@@ -312,6 +369,15 @@ class RayPlacement(Placement):
                 log(f"{host}: {line}")
         return list(done[self.hosts[0]][0])
 
+    def attach(
+        self, host: str, root: Path, on_output: OutputSink
+    ) -> tuple[HostVolume, RunningHost]:
+        pid, since = self._attached[host]
+        volume = RemoteVolume(self, host, root, 0)
+        self._volumes[host] = volume
+        actor, node = self._actors[host], self._nodes[host]
+        return volume, RemoteHost(self._ray, actor, host, node, pid, on_output, since)
+
     def start(self, host: str, run: HostRun, on_output: OutputSink) -> RunningHost:
         node = self._nodes[host]
         peers = {
@@ -358,6 +424,10 @@ class RayPlacement(Placement):
             # The hosts' folders are on the path the server shares with the nodes.
             for volume in self._volumes.values():
                 volume.remove()
+
+
+def _get_all(ray: Any, pending: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: ray.get(ref, timeout=_CALL_SECONDS) for key, ref in pending.items()}
 
 
 def _close_actor(ray: Any, actor: Any, name: str) -> None:
@@ -430,7 +500,14 @@ class RemoteHost(RunningHost):
     new (waiting there up to a second), its signals sent to the actor."""
 
     def __init__(
-        self, ray: Any, actor: Any, host: str, node: Node, pid: int, on_output: OutputSink
+        self,
+        ray: Any,
+        actor: Any,
+        host: str,
+        node: Node,
+        pid: int,
+        on_output: OutputSink,
+        since: int = 0,
     ) -> None:
         self._ray = ray
         self._actor = actor
@@ -438,6 +515,7 @@ class RemoteHost(RunningHost):
         self.node = node
         self.pid = pid
         self._on_output = on_output
+        self._since = since
         self._code: int | None = None
         self._oom = False
         self._lost: str | None = None
@@ -446,7 +524,7 @@ class RemoteHost(RunningHost):
 
     def _read(self) -> None:
         ray = self._ray
-        since = 0
+        since = self._since
         try:
             while True:
                 batch: OutputBatch = ray.get(self._actor.output.remote(since, 1.0), timeout=30.0)

@@ -72,6 +72,9 @@ class NodeHost:
         self._next_seq = 0
         self._dropped = 0
         self._exit: int | None = None
+        # Lines before this sequence number reached a server: a restarted one goes on from here.
+        self._delivered = 0
+        self._plan: HostNetworkPlan | None = None
         self._changed = threading.Condition()
         self._closed = False
 
@@ -145,6 +148,7 @@ class NodeHost:
         make = getattr(self._runtime, "create_routed_network", None)
         if make is None:
             raise SandboxError(f"the {self._runtime.name} runtime has no routed network")
+        self._plan = network
         self._network = make(
             address=network.address,
             subnet=network.subnet,
@@ -191,6 +195,7 @@ class NodeHost:
         exit code once the host has exited and nothing is left to read."""
         deadline = time.monotonic() + timeout
         with self._changed:
+            self._delivered = max(self._delivered, since)
             while True:
                 while self._lines and self._lines[0][0] < since:
                     self._lines.popleft()  # read by the server already
@@ -206,6 +211,13 @@ class NodeHost:
             dropped, self._dropped = self._dropped, 0
             oom = self._running is not None and self._running.out_of_memory
             return OutputBatch(lines, self._next_seq, self._exit, oom, dropped)
+
+    def attach(self) -> tuple[int, int, HostNetworkPlan | None]:
+        """For a server that restarted: (the host's pid, the first line no server has had,
+        the host's network plan); pid 0 when the host never started."""
+        with self._changed:
+            pid = self._running.pid if self._running is not None else 0
+            return pid, self._delivered, self._plan
 
     def signal(self, sig: int) -> None:
         if self._running is not None:

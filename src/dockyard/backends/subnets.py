@@ -43,6 +43,13 @@ class SubnetPool:
             "instance: wait for one to end, or give the server a larger range"
         )
 
+    def claim(self, owner: str, subnet: str) -> ipaddress.IPv4Network:
+        """Hold `subnet` for `owner` again (its hosts still run: a server restarted)."""
+        network = ipaddress.IPv4Network(subnet)
+        with self._lock:
+            self._taken[owner] = network
+        return network
+
     def give_back(self, owner: str) -> None:
         with self._lock:
             self._taken.pop(owner, None)

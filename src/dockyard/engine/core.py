@@ -66,11 +66,14 @@ class Engine:
             backend=open_backend(settings, runtimes, capacity),
         )
         engine = cls(ctx, registry)
-        # The backend first: a cluster's hosts still run (their actors outlive a killed server)
-        # and hold volumes under the home that the runtimes' recovery would unmount under them.
-        ctx.backend.recover()
-        ctx.runtimes.recover(settings.home)
-        engine.training_jobs.recover()
+        # Jobs whose hosts still run on a cluster (their actors outlive a killed server) are
+        # re-attached first; the backend then gives back everything else the last server left.
+        # A cluster's hosts on this machine hold volumes under the home: the runtimes recover
+        # it only when every host runs here.
+        resumed = engine.training_jobs.recover()
+        ctx.backend.recover(keep=resumed)
+        if ctx.backend.name == "local":
+            ctx.runtimes.recover(settings.home)
         engine.endpoints.recover()
         engine.transform_jobs.recover()
         engine.job_folders.start()

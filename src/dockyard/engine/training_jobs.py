@@ -24,7 +24,7 @@ from dockyard.engine.context import EngineContext
 from dockyard.engine.lifecycle import TrainingLifecycle
 from dockyard.engine.paging import Page, resource_page
 from dockyard.engine.staging import find_channel_source
-from dockyard.engine.training_run import TrainingRun
+from dockyard.engine.training_run import TrainingRun, placement_request
 from dockyard.storage.metadata import TrainingJobView, Transition
 from dockyard.storage.objects import S3Uri
 from dockyard.storage.records import TRAINING_JOBS, Listed, TrainingJobRecord
@@ -141,17 +141,38 @@ class TrainingJobs:
             self._runs.pop(name, None)
         self.lifecycle.forget(name)
 
-    def recover(self) -> None:
-        """Jobs that were running when the server last stopped cannot be re-attached (their
-        sandboxes died with it): fail them with a reason that says so."""
+    def recover(self) -> set[str]:
+        """Jobs that were running when the server last stopped: those training on hosts that
+        still run (a cluster's, the server killed with -9) are re-attached and go on; the others
+        cannot be (their sandboxes died with the server) and are failed with a reason that says
+        so. The names of the jobs re-attached."""
+        resumed: set[str] = set()
         for record in self.ctx.metadata.resources_of_kind(
             TRAINING_JOBS, [TrainingJobStatus.IN_PROGRESS, TrainingJobStatus.STOPPING]
         ):
+            if self._resume(self.ctx.metadata.training_job(record.name)):
+                resumed.add(record.name)
+                continue
             self.lifecycle.fail_orphan(
                 record.name,
                 "InternalServerError: the dockyard server stopped while this job was running; "
                 "start the job again under a new name",
             )
+        return resumed
+
+    def _resume(self, record: TrainingJobRecord) -> bool:
+        if record.state.secondary_status is not SecondaryStatus.TRAINING:
+            return False  # not started, or already ending: nothing to go on with
+        placement = self.ctx.backend.reattach(placement_request(self.ctx, record.request))
+        if placement is None:
+            return False
+        run = TrainingRun(
+            self.ctx, self.lifecycle, record.request, record, on_finished=self.finished
+        )
+        with self._guard:
+            self._runs[record.name] = run
+        run.resume(placement)
+        return True
 
     def shutdown(self) -> None:
         with self._guard:

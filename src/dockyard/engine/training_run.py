@@ -4,6 +4,7 @@ artifacts. Runs on its own thread."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import threading
@@ -101,6 +102,7 @@ class TrainingRun:
             for i, name in enumerate(host_names(count))
         ]
         self._placement: Placement | None = None
+        self._resumed: Placement | None = None
         self.logs = LogWriter(ctx.metadata, TRAINING_LOG_GROUP)
         image = request.algorithm_specification.training_image or ""
         # The runtime is chosen once, when the run is made: its hosts all run on it.
@@ -115,6 +117,12 @@ class TrainingRun:
     # -- control from other threads ------------------------------------------------------------
 
     def start(self) -> None:
+        self._thread.start()
+
+    def resume(self, placement: Placement) -> None:
+        """Go on with a job whose hosts still run where they were placed: the server was killed
+        with -9, the cluster was not (`Backend.reattach`)."""
+        self._resumed = placement
         self._thread.start()
 
     def join(self, timeout: float | None = None) -> None:
@@ -163,7 +171,10 @@ class TrainingRun:
 
     def _main(self) -> None:
         try:
-            self._run()
+            if self._resumed is not None:
+                self._resume_run(self._resumed)
+            else:
+                self._run()
         except Exception as exc:  # the runner must always leave the job in a final status
             log.exception("training job %s: unexpected error", self.name)
             self._finish_failed(f"InternalServerError: {type(exc).__name__}: {exc}")
@@ -187,7 +198,6 @@ class TrainingRun:
 
     def _run(self) -> None:
         type_name = self.request.resource_config.instance_type or "local"
-        instance = instance_type(type_name)
         settings = self.ctx.settings
         self._gpus = grant = gpu_grant(settings, type_name, len(self.hosts))
         policy = settings.gpu_shortage if grant.short else None
@@ -210,14 +220,8 @@ class TrainingRun:
         if refused is not None:
             self._finish_failed(f"ClientError: {refused}")
             return
-        request = PlacementRequest(
-            owner=self.name,
-            hosts=[h.name for h in self.hosts],
-            instance=instance,
-            runtime=self.runtime.name,
-            gpus_per_host=grant.per_host,
-            held_gpus=held,
-            outside=not self.request.enable_network_isolation,
+        request = dataclasses.replace(
+            placement_request(self.ctx, self.request), gpus_per_host=grant.per_host, held_gpus=held
         )
         try:
             placement = self.ctx.backend.place(
@@ -239,6 +243,36 @@ class TrainingRun:
             for host in self.hosts:
                 self._platform_log(f"{host.name} runs on {placement.node_of(host.name).describe()}")
         self._run_placed(placement)
+
+    def _resume_run(self, placement: Placement) -> None:
+        """The hosts run on: read their output from where the last server stopped reading, wait
+        for them under what is left of MaxRuntimeInSeconds, then finish as any run does."""
+        self._placement = placement
+        self._platform_log(
+            "the dockyard server restarted: re-attached to the hosts still running on the cluster"
+        )
+        scanner = MetricScanner(self.request.algorithm_specification.metric_definitions)
+
+        def attach(host: Host) -> Callable[[], RunningHost]:
+            def attached() -> RunningHost:
+                root = self.folder / "hosts" / host.name
+                host.folder, running = placement.attach(
+                    host.name, root, self._on_output(host, scanner)
+                )
+                return running
+
+            return attached
+
+        self._group.start({h.name: attach(h) for h in self.hosts})
+        started = self.record.state.training_start_time or time.time()
+        limit = self.request.stopping_condition.max_runtime_in_seconds
+        outcome = self._group.wait(
+            max(limit - (time.time() - started), 0.001), self._stop, self._max_runtime_reached
+        )
+        if self._abort.is_set():
+            return
+        self._collect(placement)
+        self._finish(outcome)
 
     def _refused_by_backend(self) -> str | None:
         """Why this job cannot run on a cluster backend yet (None: it can): Pipe channels are fed
@@ -619,6 +653,19 @@ class TrainingRun:
             "Training job stopped before training started",
             training_end_time=time.time(),
         )
+
+
+def placement_request(ctx: EngineContext, request: CreateTrainingJobRequest) -> PlacementRequest:
+    """What the hosts of a training job ask of the backend (its GPUs: see engine.sizing)."""
+    spec = request.algorithm_specification
+    runtime = ctx.runtime_for(spec.training_image or "", requested_runtime(request.tags))
+    return PlacementRequest(
+        owner=request.training_job_name,
+        hosts=host_names(request.resource_config.instance_count),
+        instance=instance_type(request.resource_config.instance_type or "local"),
+        runtime=runtime.name,
+        outside=not request.enable_network_isolation,
+    )
 
 
 def _size(count: float) -> str:

@@ -129,7 +129,7 @@ def test_servers_starting_together_on_an_empty_database_migrate_once(metadata_ur
     for thread in threads:
         thread.join()
     try:
-        assert errors == [] and len(opened) == 4
+        assert [str(error) for error in errors] == [] and len(opened) == 4
         assert all(_version(store) == _head() for store in opened)
     finally:
         for store in opened:

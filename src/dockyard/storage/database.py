@@ -5,7 +5,9 @@ PostgreSQL's driver, row order and locks."""
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ _WRITE = "dockyard_write"
 # pg_advisory_xact_lock keys: one 64-bit key for migrations ("dockyard" in ASCII); log streams
 # use the two-key form (this class, a hash of the stream), a space apart from the first.
 _MIGRATIONS_LOCK = 0x646F636B79617264
+_SQLITE_BUSY_MS = 10_000
 _LOG_STREAM_LOCKS = 1
 
 
@@ -52,10 +55,21 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # another connection wrote in between. Transactions are begun here instead (see _sqlite_begin).
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    # WAL lets the API read while job threads write; the busy timeout rides out writer overlap.
-    cursor.execute("PRAGMA journal_mode=WAL")
+    # The busy timeout rides out writer overlap (first: the statements below may wait too).
+    cursor.execute(f"PRAGMA busy_timeout={_SQLITE_BUSY_MS}")
+    # WAL lets the API read while job threads write. The mode is kept in the file: only the
+    # first connection to a new database changes it, and a change that meets another connection
+    # fails at once instead of waiting (servers starting together on a new file), so it is
+    # tried again until the busy timeout.
+    deadline = time.monotonic() + _SQLITE_BUSY_MS / 1000
+    while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

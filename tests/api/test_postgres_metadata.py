@@ -1,13 +1,16 @@
 """A real server with its metadata in PostgreSQL (DOCKYARD_DATABASE_URL=postgresql://...): a
 training job through boto3 ends up as rows in PostgreSQL, not in the home's SQLite file, and
 `kill -9` of the server process then a new server on the same database and home lose nothing:
-the finished job is as it was, the one that was running ends with a reason."""
+the finished job is as it was, the one that was running ends with a reason. A second server on
+the same database refuses to start."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -160,6 +163,19 @@ def test_kill_9_of_a_server_on_postgresql_loses_no_record(
         ):
             assert time.monotonic() < deadline, "the second job did not start training"
             time.sleep(0.1)
+        # A second server on the same database (another home) would fail the running job as
+        # its own orphan: it refuses to start instead.
+        other = subprocess.run(
+            [sys.executable, "-m", "dockyard.api.server"],
+            env={**os.environ, "DOCKYARD_HOME": str(tmp_path / "other-home"),
+                 "DOCKYARD_PORT": str(free_port())},
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert other.returncode == 1, other.stderr[-2000:]
+        assert "error: another dockyard server uses the metadata database" in other.stderr
+        assert sagemaker.describe_training_job(TrainingJobName="running")["SecondaryStatus"] == (
+            "Training"
+        )
     finally:
         os.kill(first.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10

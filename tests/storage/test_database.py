@@ -74,3 +74,32 @@ def test_the_server_says_so_and_exits(postgres_server: PostgresServer, tmp_path:
     assert done.returncode == 1
     assert "error: cannot open the metadata database" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_one_server_per_postgresql_database(postgres_url: str) -> None:
+    first = MetadataStore(postgres_url)
+    first.claim()
+    second = MetadataStore(postgres_url)
+    with pytest.raises(MetadataUnavailable) as info:
+        second.claim(wait_seconds=0.5)
+    message = str(info.value)
+    assert message.startswith("another dockyard server uses the metadata database postgresql://")
+    assert "(session pid " in message and "from 127.0.0.1 since " in message
+    assert "run one server per database" in message
+    first.close()  # a stopped (or killed) server's lock goes with its connection
+    third = MetadataStore(postgres_url)
+    try:
+        third.claim(wait_seconds=5)
+    finally:
+        third.close()
+
+
+def test_sqlite_leaves_one_server_per_home_to_the_home(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'dockyard.db'}"
+    first, second = MetadataStore(url), MetadataStore(url)
+    try:
+        first.claim()
+        second.claim(wait_seconds=0)
+    finally:
+        first.close()
+        second.close()

@@ -54,12 +54,14 @@ class Engine:
         """Open the stores, fail the jobs that a previous server left running and bring its
         endpoints back."""
         settings.home.mkdir(parents=True, exist_ok=True)
+        metadata = MetadataStore(settings.metadata_url)
+        metadata.claim()  # before recovering: what the database says runs must be ours
         registry = Registry(settings)
         runtimes = Runtimes(settings, EcrImages(registry))
         capacity = Capacity(settings.cpus, settings.memory_gib, settings.gpus)
         ctx = EngineContext(
             settings=settings,
-            metadata=MetadataStore(settings.metadata_url),
+            metadata=metadata,
             store=store_from_settings(settings),
             runtimes=runtimes,
             capacity=capacity,

@@ -26,9 +26,11 @@ _POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 _PSYCOPG = "postgresql+psycopg://"
 # A write transaction marks its connection with this execution option (SQLite: BEGIN IMMEDIATE).
 _WRITE = "dockyard_write"
-# pg_advisory_xact_lock keys: one 64-bit key for migrations ("dockyard" in ASCII); log streams
-# use the two-key form (this class, a hash of the stream), a space apart from the first.
+# Advisory lock keys: 64-bit ones for migrations ("dockyard" in ASCII) and for the server that
+# owns the database; log streams use the two-key form (this class, a hash of the stream), a space
+# apart from the first.
 _MIGRATIONS_LOCK = 0x646F636B79617264
+_SERVER_LOCK = _MIGRATIONS_LOCK + 1
 _SQLITE_BUSY_MS = 10_000
 _LOG_STREAM_LOCKS = 1
 
@@ -154,6 +156,33 @@ class Database:
                 text("SELECT pg_advisory_xact_lock(:space, hashtext(:stream))"),
                 {"space": _LOG_STREAM_LOCKS, "stream": f"{group}\n{stream}"},
             )
+
+    def try_server_lock(self, connection: Connection) -> bool:
+        """Take the lock of the one server of this database on `connection`, for as long as
+        that connection lives (PostgreSQL; SQLite's server is the one of its home). The
+        database server ends the connection of a machine that went away within about 30 s."""
+        if not self.postgresql:
+            return True
+        for setting in ("tcp_keepalives_idle = 10", "tcp_keepalives_interval = 5",
+                        "tcp_keepalives_count = 3"):  # fmt: skip
+            connection.exec_driver_sql(f"SET {setting}")
+        query = text("SELECT pg_try_advisory_lock(:key)")
+        return bool(connection.execute(query, {"key": _SERVER_LOCK}).scalar())
+
+    def server_lock_holder(self, connection: Connection) -> str:
+        """Who holds the server lock, as PostgreSQL sees the session: for a message."""
+        row = connection.execute(
+            text(
+                "SELECT a.pid, a.client_addr, a.backend_start FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' "
+                "AND l.granted AND l.classid = :high AND l.objid = :low AND l.objsubid = 1"
+            ),
+            {"high": _SERVER_LOCK >> 32, "low": _SERVER_LOCK & 0xFFFFFFFF},
+        ).first()
+        if row is None:
+            return "a session that has just ended"
+        since = f"{row.backend_start:%Y-%m-%d %H:%M:%S %Z}"
+        return f"session pid {row.pid} from {row.client_addr or 'a local socket'} since {since}"
 
     def unavailable(self, exc: Exception) -> MetadataUnavailable:
         """What a user reads when the database cannot be opened or migrated."""

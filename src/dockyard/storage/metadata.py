@@ -14,18 +14,19 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ColumnElement, Engine, delete, func, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from dockyard.contract.errors import (
     DockyardError,
+    MetadataUnavailable,
     NotFoundError,
     ResourceInUse,
     ResourceLimitExceeded,
     ValidationError,
 )
-from dockyard.storage.database import Database
+from dockyard.storage.database import Database, shown_url
 from dockyard.storage.records import (
     TRAINING_JOBS,
     Kind,
@@ -147,6 +148,7 @@ class MetadataStore:
         self.engine: Engine = self._db.engine
         self._sessions = sessionmaker(self._db.engine, expire_on_commit=False)
         self._write_sessions = sessionmaker(self._db.writer, expire_on_commit=False)
+        self._claimed: Connection | None = None
         try:
             self.migrate()
         except OperationalError as exc:
@@ -162,7 +164,32 @@ class MetadataStore:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    def claim(self, wait_seconds: float = 5.0) -> None:
+        """Make the database this store's server's own, until the store closes: a second server
+        on a PostgreSQL database refuses to start (it would take the first one's running jobs
+        for orphans). The lock of a killed server goes with its connection; a successor waits
+        up to `wait_seconds` for that. Raises MetadataUnavailable naming the holder."""
+        connection = self._db.engine.connect()
+        deadline = time.monotonic() + wait_seconds
+        while not self._db.try_server_lock(connection):
+            if time.monotonic() > deadline:
+                holder = self._db.server_lock_holder(connection)
+                connection.close()
+                self.close()
+                raise MetadataUnavailable(
+                    f"another dockyard server uses the metadata database "
+                    f"{shown_url(self._db.url)} ({holder}): run one server per database. Stop "
+                    "that server, or give this one a database of its own (DOCKYARD_DATABASE_URL)"
+                )
+            connection.rollback()
+            time.sleep(0.2)
+        connection.commit()  # the lock outlives the transaction; an idle one would not end
+        self._claimed = connection
+
     def close(self) -> None:
+        if self._claimed is not None:
+            self._claimed.close()  # its session ends with the pool's below, and the lock with it
+            self._claimed = None
         self._db.close()
 
     def _write(self) -> _WriteSession:

@@ -23,15 +23,8 @@ from dockyard.contract.errors import (
     ValidationError,
 )
 from dockyard.contract.training_jobs import SecondaryStatus, check_transition
-from dockyard.storage.metadata import (
-    _MIGRATIONS,
-    LogEvent,
-    LogGroup,
-    LogStream,
-    MetadataStore,
-    MetricPoint,
-    Transition,
-)
+from dockyard.storage.log_events import LogEvent, LogGroup, LogStream
+from dockyard.storage.metadata import _MIGRATIONS, MetadataStore, MetricPoint, Transition
 from dockyard.storage.records import ENDPOINTS, MODELS, TRAINING_JOBS, TRANSFORM_JOBS, Kind
 from dockyard.storage.tables import Base
 from tests.storage.metadata_records import (

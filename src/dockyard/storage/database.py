@@ -158,11 +158,9 @@ class Database:
             )
 
     def try_server_lock(self, connection: Connection) -> bool:
-        """Take the lock of the one server of this database on `connection`, for as long as
-        that connection lives (PostgreSQL; SQLite's server is the one of its home). The
-        database server ends the connection of a machine that went away within about 30 s."""
-        if not self.postgresql:
-            return True
+        """Take the lock of the one server of this PostgreSQL database on `connection`, for as
+        long as that connection lives. PostgreSQL ends the connection of a machine that went
+        away within about 30 s (the keepalives set here)."""
         for setting in ("tcp_keepalives_idle = 10", "tcp_keepalives_interval = 5",
                         "tcp_keepalives_count = 3"):  # fmt: skip
             connection.exec_driver_sql(f"SET {setting}")

@@ -7,16 +7,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import ColumnElement, Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from dockyard.contract.errors import (
     DockyardError,
@@ -27,6 +26,7 @@ from dockyard.contract.errors import (
     ValidationError,
 )
 from dockyard.storage.database import Database, shown_url
+from dockyard.storage.log_events import LogEventStore
 from dockyard.storage.records import (
     TRAINING_JOBS,
     Kind,
@@ -37,7 +37,6 @@ from dockyard.storage.records import (
     TrainingJobRecord,
 )
 from dockyard.storage.tables import (
-    LogEventRow,
     MetricPointRow,
     ResourceRow,
     StatusTransitionRow,
@@ -60,31 +59,6 @@ class MetricPoint:
     metric_name: str
     value: float
     timestamp: float
-
-
-@dataclass(frozen=True)
-class LogStream:
-    name: str
-    first_event: int
-    last_event: int
-    last_ingestion: int
-    stored_bytes: int
-
-
-@dataclass(frozen=True)
-class LogEvent:
-    sequence: int
-    timestamp: int
-    ingestion_time: int
-    message: str
-    stream: str = ""
-
-
-@dataclass(frozen=True)
-class LogGroup:
-    name: str
-    creation_time: int  # the first event's ingestion (a group exists from its first event)
-    stored_bytes: int
 
 
 @dataclass(frozen=True)
@@ -133,21 +107,15 @@ def _record_of(kind: Kind[Request, State], row: Any) -> Record[Request, State]:
     )
 
 
-def _starts_with(column: InstrumentedAttribute[str], prefix: str) -> ColumnElement[bool]:
-    """Exactly `prefix`, case and all, on both backends (SQLite's LIKE ignores ASCII case)."""
-    return func.substr(column, 1, len(prefix)) == prefix
-
-
-class MetadataStore:
-    """All SQL of dockyard goes through here; callers get frozen records, never ORM rows.
+class MetadataStore(LogEventStore):
+    """All SQL of dockyard goes through here; callers get frozen records, never ORM rows
+    (log lines: storage/log_events.py).
     `url`: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE (storage/database.py).
     Raises MetadataUnavailable when the database cannot be opened or migrated."""
 
     def __init__(self, url: str) -> None:
-        self._db = Database.open(url)
+        super().__init__(Database.open(url))
         self.engine: Engine = self._db.engine
-        self._sessions = sessionmaker(self._db.engine, expire_on_commit=False)
-        self._write_sessions = sessionmaker(self._db.writer, expire_on_commit=False)
         self._claimed: Connection | None = None
         try:
             self.migrate()
@@ -169,6 +137,8 @@ class MetadataStore:
         on a PostgreSQL database refuses to start (it would take the first one's running jobs
         for orphans). The lock of a killed server goes with its connection; a successor waits
         up to `wait_seconds` for that. Raises MetadataUnavailable naming the holder."""
+        if not self._db.postgresql:
+            return  # a SQLite file is its home's, and the home's server file keeps one server
         connection = self._db.engine.connect()
         deadline = time.monotonic() + wait_seconds
         while not self._db.try_server_lock(connection):
@@ -191,9 +161,6 @@ class MetadataStore:
             self._claimed.close()  # its session ends with the pool's below, and the lock with it
             self._claimed = None
         self._db.close()
-
-    def _write(self) -> _WriteSession:
-        return _WriteSession(self._write_sessions(), self._db.write_lock)
 
     def _locked(
         self, session: Session, kind: Kind[Request, State], name: str
@@ -517,153 +484,3 @@ class MetadataStore:
                 .order_by(MetricPointRow.id)
             )
             return [MetricPoint(r.metric_name, r.value, r.timestamp) for r in rows]
-
-    # -- logs ----------------------------------------------------------------------------------
-
-    def append_log_events(self, group: str, stream: str, events: Sequence[tuple[int, str]]) -> None:
-        if not events:
-            return
-        now = int(time.time() * 1000)
-        with self._write() as session:
-            self._db.lock_log_stream(session.connection(), group, stream)
-            session.add_all(
-                LogEventRow(
-                    group_name=group,
-                    stream_name=stream,
-                    timestamp=ts,
-                    ingestion_time=now,
-                    message=message,
-                )
-                for ts, message in events
-            )
-
-    def log_streams(self, group: str, prefix: str = "") -> list[LogStream]:
-        query = (
-            select(
-                LogEventRow.stream_name,
-                func.min(LogEventRow.timestamp),
-                func.max(LogEventRow.timestamp),
-                func.max(LogEventRow.ingestion_time),
-                func.sum(func.length(LogEventRow.message)),
-            )
-            .where(LogEventRow.group_name == group)
-            .group_by(LogEventRow.stream_name)
-            .order_by(self._db.binary(LogEventRow.stream_name))
-        )
-        if prefix:
-            query = query.where(_starts_with(LogEventRow.stream_name, prefix))
-        with self._sessions() as session:
-            return [
-                LogStream(n, int(a), int(b), int(c), int(d or 0))
-                for n, a, b, c, d in session.execute(query)
-            ]
-
-    def log_events(
-        self,
-        group: str,
-        stream: str,
-        *,
-        after: int | None = None,
-        before: int | None = None,
-        start_time: int | None = None,
-        end_time: int | None = None,
-        limit: int = 10000,
-        from_head: bool = True,
-    ) -> list[LogEvent]:
-        """Events of one stream in order; `after`/`before` are sequence numbers (event ids)."""
-        query = select(LogEventRow).where(
-            LogEventRow.group_name == group, LogEventRow.stream_name == stream
-        )
-        if after is not None:
-            query = query.where(LogEventRow.id > after)
-        if before is not None:
-            query = query.where(LogEventRow.id < before)
-        if start_time is not None:
-            query = query.where(LogEventRow.timestamp >= start_time)
-        if end_time is not None:
-            query = query.where(LogEventRow.timestamp < end_time)
-        query = query.order_by(LogEventRow.id if from_head else LogEventRow.id.desc()).limit(limit)
-        with self._sessions() as session:
-            rows = [
-                LogEvent(r.id, r.timestamp, r.ingestion_time, r.message)
-                for r in session.scalars(query)
-            ]
-        return rows if from_head else rows[::-1]
-
-    def log_groups(self, prefix: str = "") -> list[LogGroup]:
-        query = (
-            select(
-                LogEventRow.group_name,
-                func.min(LogEventRow.ingestion_time),
-                func.sum(func.length(LogEventRow.message)),
-            )
-            .group_by(LogEventRow.group_name)
-            .order_by(self._db.binary(LogEventRow.group_name))
-        )
-        if prefix:
-            query = query.where(_starts_with(LogEventRow.group_name, prefix))
-        with self._sessions() as session:
-            return [LogGroup(n, int(c), int(b or 0)) for n, c, b in session.execute(query)]
-
-    def filter_log_events(
-        self,
-        group: str,
-        *,
-        streams: Sequence[str] | None = None,
-        stream_prefix: str = "",
-        start_time: int | None = None,
-        end_time: int | None = None,
-        contains: Sequence[str] = (),
-        after: tuple[int, int] | None = None,
-        limit: int = 10000,
-    ) -> list[LogEvent]:
-        """Events of a group across its streams, by (timestamp, id): time order, then the
-        order they were written. `contains`: substrings every message has (SQL's LIKE, which
-        may ignore case: the caller checks exactly). `after`: the (timestamp, id) to go on
-        from."""
-        query = select(LogEventRow).where(LogEventRow.group_name == group)
-        if streams is not None:
-            query = query.where(LogEventRow.stream_name.in_(list(streams)))
-        if stream_prefix:
-            query = query.where(_starts_with(LogEventRow.stream_name, stream_prefix))
-        if start_time is not None:
-            query = query.where(LogEventRow.timestamp >= start_time)
-        if end_time is not None:
-            query = query.where(LogEventRow.timestamp <= end_time)
-        for text in contains:
-            query = query.where(LogEventRow.message.contains(text, autoescape=True))
-        if after is not None:
-            timestamp, sequence = after
-            query = query.where(
-                (LogEventRow.timestamp > timestamp)
-                | ((LogEventRow.timestamp == timestamp) & (LogEventRow.id > sequence))
-            )
-        query = query.order_by(LogEventRow.timestamp, LogEventRow.id).limit(limit)
-        with self._sessions() as session:
-            return [
-                LogEvent(r.id, r.timestamp, r.ingestion_time, r.message, r.stream_name)
-                for r in session.scalars(query)
-            ]
-
-
-class _WriteSession:
-    """A write transaction's session, which commits on success, under the store's write lock
-    (SQLite's: one writer of this process at a time)."""
-
-    def __init__(self, session: Session, lock: AbstractContextManager[Any]) -> None:
-        self._session = session
-        self._lock = lock
-
-    def __enter__(self) -> Session:
-        self._lock.__enter__()
-        return self._session
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        try:
-            if exc_type is None:
-                self._session.commit()
-            else:
-                self._session.rollback()
-        finally:
-            self._session.close()
-            self._lock.__exit__(None, None, None)

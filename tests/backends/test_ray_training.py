@@ -4,6 +4,8 @@ host an actor placed by a placement group, running its sandbox on its node."""
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -198,3 +200,69 @@ def test_a_node_lost_mid_job_fails_the_job_naming_the_node(
         assert "(127.0.0.3) was lost" in reason
     finally:
         ray_cluster.add_node("127.0.0.3")
+
+
+REACH = """
+import json, os, socket, sys, time
+host = socket.gethostname()
+
+def reach(address, port):
+    try:
+        socket.create_connection((address, port), timeout=2).close()
+        return "connected"
+    except OSError as exc:
+        return type(exc).__name__
+
+if host == "algo-1":
+    server = socket.create_server((socket.gethostbyname(host), 5555))
+    server.settimeout(60)
+    conn, _ = server.accept()
+    print("algo-1 got", conn.recv(64).decode(), flush=True)
+else:
+    targets = json.loads(os.environ["TARGETS"])
+    seen = {f"{a}:{p}": reach(a, p) for a, p in targets}
+    for _ in range(100):
+        try:
+            with socket.create_connection(("algo-1", 5555), timeout=2) as peer:
+                peer.sendall(b"hello from algo-2")
+            break
+        except OSError:
+            time.sleep(0.1)
+    print("reached " + json.dumps(seen), flush=True)
+"""
+
+
+def test_hosts_on_a_cluster_reach_their_peers_and_nothing_of_the_nodes(
+    ray_server: RunningServer, ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    """The sandbox rules on every node: algo-2 reaches algo-1 on another node, but nothing
+    listening on the machine the nodes run on: the dockyard API (127.0.0.1), Ray's GCS, nor a
+    server on all addresses reached through either node's address or the machine's own."""
+    gcs_host, gcs_port = ray_cluster.address.rsplit(":", 1)
+    listener = socket.create_server(("0.0.0.0", 0))
+    port = listener.getsockname()[1]
+    machine = subprocess.run(
+        ["hostname", "-I"], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    targets = [
+        ["127.0.0.1", ray_server.settings.port],
+        [gcs_host, int(gcs_port)],
+        ["127.0.0.2", port],
+        ["127.0.0.3", port],
+        [machine, port],
+    ]
+    for address, target_port in targets:  # all reachable from the machine itself
+        socket.create_connection((address, target_port), timeout=2).close()
+    image = make_image(tmp_path / "image", REACH)
+    request = training_request("reach", image, Environment={"TARGETS": json.dumps(targets)})
+    request["ResourceConfig"]["InstanceCount"] = 2
+    sagemaker = ray_server.client("sagemaker")
+    sagemaker.create_training_job(**request)
+    described = wait_for_job(sagemaker, "reach", deadline_seconds=300)
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    text = log_text(ray_server, "reach")
+    assert "algo-1 got hello from algo-2" in text
+    seen = json.loads(text.split("reached ", 1)[1].splitlines()[0])
+    assert len(seen) == 5
+    assert all(outcome != "connected" for outcome in seen.values()), seen
+    listener.close()

@@ -266,3 +266,44 @@ def test_hosts_on_a_cluster_reach_their_peers_and_nothing_of_the_nodes(
     assert len(seen) == 5
     assert all(outcome != "connected" for outcome in seen.values()), seen
     listener.close()
+
+
+FINISHING = """
+import pathlib, socket, time
+host = socket.gethostname()
+print("training started on", host, flush=True)
+time.sleep(6)
+pathlib.Path("/opt/ml/model", host + ".txt").write_text("done")
+"""
+
+
+def test_a_node_lost_mid_job_restarts_it_when_retry_strategy_asks(
+    ray_server: RunningServer, ray_cluster: RayCluster, tmp_path: Path
+) -> None:
+    image = make_image(tmp_path / "image", FINISHING)
+    request = training_request("retried", image, RetryStrategy={"MaximumRetryAttempts": 1})
+    request["ResourceConfig"]["InstanceCount"] = 2
+    sagemaker = ray_server.client("sagemaker")
+    sagemaker.create_training_job(**request)
+    deadline = time.monotonic() + 120
+    while "training started on algo-2" not in (text := log_text(ray_server, "retried")):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.3)
+    ray_cluster.remove_node(ray_cluster.node_at("127.0.0.3"))
+    spare = ray_cluster.add_node("127.0.0.4")  # room for the second attempt
+    try:
+        described = wait_for_job(sagemaker, "retried", deadline_seconds=180)
+        assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+        steps = [t["Status"] for t in described["SecondaryStatusTransitions"]]
+        assert steps.count("Training") == 2 and "Restarting" in steps, steps
+        restart = next(
+            t for t in described["SecondaryStatusTransitions"] if t["Status"] == "Restarting"
+        )
+        assert "(127.0.0.3) was lost" in restart["StatusMessage"]
+        assert "(retry 1 of 1)" in restart["StatusMessage"]
+        assert set(model_artifacts(ray_server, "retried")) == {"algo-1.txt", "algo-2.txt"}
+        text = log_text(ray_server, "retried")
+        assert "runs on node" in text and "(127.0.0.4)" in text
+    finally:
+        ray_cluster.remove_node(spare)
+        ray_cluster.add_node("127.0.0.3")

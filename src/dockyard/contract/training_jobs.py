@@ -43,6 +43,7 @@ class SecondaryStatus(StrEnum):
     COMPLETED = "Completed"
     FAILED = "Failed"
     INTERRUPTED = "Interrupted"
+    RESTARTING = "Restarting"  # a host was lost and RetryStrategy asks for another attempt
 
 
 TERMINAL_STATUSES = frozenset(
@@ -62,6 +63,7 @@ PRIMARY_OF: dict[SecondaryStatus, TrainingJobStatus] = {
     _S.TRAINING: _T.IN_PROGRESS,
     _S.UPLOADING: _T.IN_PROGRESS,
     _S.INTERRUPTED: _T.IN_PROGRESS,
+    _S.RESTARTING: _T.IN_PROGRESS,
     _S.STOPPING: _T.STOPPING,
     _S.COMPLETED: _T.COMPLETED,
     _S.FAILED: _T.FAILED,
@@ -74,7 +76,8 @@ SECONDARY_TRANSITIONS: dict[SecondaryStatus, frozenset[SecondaryStatus]] = {
     _S.STARTING: frozenset({_S.PENDING, _S.DOWNLOADING, _S.STOPPING, _S.FAILED}),
     _S.PENDING: frozenset({_S.STARTING, _S.DOWNLOADING, _S.STOPPING, _S.FAILED}),
     _S.DOWNLOADING: frozenset({_S.TRAINING, _S.STOPPING, _S.FAILED}),
-    _S.TRAINING: frozenset({_S.UPLOADING, _S.STOPPING, _S.FAILED}),
+    _S.TRAINING: frozenset({_S.UPLOADING, _S.STOPPING, _S.FAILED, _S.RESTARTING}),
+    _S.RESTARTING: frozenset({_S.PENDING, _S.DOWNLOADING, _S.STOPPING, _S.FAILED}),
     _S.UPLOADING: frozenset({_S.COMPLETED, _S.FAILED, _S.STOPPED, _S.MAX_RUNTIME_EXCEEDED}),
     _S.STOPPING: frozenset({_S.UPLOADING, _S.STOPPED, _S.MAX_RUNTIME_EXCEEDED, _S.FAILED}),
     _S.INTERRUPTED: frozenset({_S.FAILED}),

@@ -88,6 +88,7 @@ class TrainingRun:
         self._changed = threading.Event()
         self._abort = threading.Event()
         self._max_runtime_hit = False
+        self._retries = 0  # attempts started again after a lost host (RetryStrategy)
         self._gpus: GpuGrant | None = None
         self._thread = threading.Thread(target=self._main, name=f"job-{self.name}", daemon=True)
         count = request.resource_config.instance_count
@@ -223,26 +224,63 @@ class TrainingRun:
         request = dataclasses.replace(
             placement_request(self.ctx, self.request), gpus_per_host=grant.per_host, held_gpus=held
         )
+        while self._place_and_run(request, pending):
+            # A host was lost and RetryStrategy asks for another attempt: all hosts again, on
+            # whatever nodes have room now.
+            self._release_hosts()
+            self._reset_hosts()
+
+    def _place_and_run(self, request: PlacementRequest, pending: Callable[[str], None]) -> bool:
+        """One attempt; True when it ended with a host lost and the job is to start again."""
         try:
             placement = self.ctx.backend.place(
                 request, on_wait=pending, cancelled=self._stop.is_set
             )
         except ResourceLimitExceeded as exc:
             self._finish_failed(f"ResourceLimitExceeded: {exc}")
-            return
+            return False
         except DockyardError as exc:
             # The hosts could not be placed: the cluster's doing (a node that does not see the
             # server's home, a node lost while starting), not the job's.
             self._finish_failed(f"InternalServerError: {exc}")
-            return
+            return False
         if placement is None:
             self._finish_stopped()
-            return
+            return False
         self._placement = placement
         if self.ctx.backend.name != "local":
             for host in self.hosts:
                 self._platform_log(f"{host.name} runs on {placement.node_of(host.name).describe()}")
-        self._run_placed(placement)
+        return self._run_placed(placement)
+
+    def _restarts(self, outcome: Outcome) -> bool:
+        """Whether a host lost with its node (not stopped, not failed by its program) starts the
+        job again: as SageMaker's RetryStrategy retries a job failed by an internal error, up to
+        MaximumRetryAttempts times. Says so in the status and the log."""
+        lost = [h.process.lost for h in self.hosts if h.process is not None and h.process.lost]
+        retry = self.request.retry_strategy
+        if not lost or retry is None or self._stop.is_set():
+            return False
+        if self._retries >= retry.maximum_retry_attempts:
+            return False
+        self._retries += 1
+        message = (
+            f"Restarting the training job: {lost[0]} (retry {self._retries} of "
+            f"{retry.maximum_retry_attempts})"
+        )
+        self._platform_log(message)
+        self._transition(_S.RESTARTING, message[: names.MAX_FAILURE_REASON])
+        return True
+
+    def _reset_hosts(self) -> None:
+        """Every host as before its first start, for another attempt."""
+        for host in self.hosts:
+            host.process = None
+            host.folder = None
+            host.stderr_tail.clear()
+            host.opt_ml = OptMl(self.folder / "hosts" / host.name / "opt_ml")
+        for scratch in ("staging", "channels", "collected"):
+            shutil.rmtree(self.folder / scratch, ignore_errors=True)
 
     def _resume_run(self, placement: Placement) -> None:
         """The hosts run on: read their output from where the last server stopped reading, wait
@@ -301,10 +339,11 @@ class TrainingRun:
             return True
         return False
 
-    def _run_placed(self, placement: Placement) -> None:
+    def _run_placed(self, placement: Placement) -> bool:
+        """The job on its placed hosts; True when a host was lost and it is to start again."""
         if not self._advance(_S.DOWNLOADING, "Preparing the instances for training"):
             self._finish_stopped()
-            return
+            return False
         spec = self.request.algorithm_specification
         assert spec.training_image is not None
         try:
@@ -316,12 +355,12 @@ class TrainingRun:
             binds, feeders = self._stage_channels()
         except JobFailed as failed:
             self._finish_failed(failed.reason)
-            return
+            return False
         except DockyardError as exc:
             self._finish_failed(f"ClientError: {exc}")
-            return
+            return False
         if self._stopped_early():
-            return
+            return False
         mirror = self._restore_checkpoints()
         if not self._advance(
             _S.TRAINING,
@@ -331,21 +370,24 @@ class TrainingRun:
             if mirror is not None:
                 mirror.close()
             self._finish_stopped()
-            return
+            return False
         try:
             outcome = self._train(placement, argv, binds, feeders)
         except JobFailed as failed:
             self._finish_failed(failed.reason)
-            return
+            return False
         finally:
             for feeder in feeders:
                 feeder.stop()
             if mirror is not None:
                 mirror.close()
         if self._abort.is_set():
-            return
+            return False
+        if self._restarts(outcome):
+            return True
         self._collect(placement)
         self._finish(outcome)
+        return False
 
     # -- phases --------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@ what a host can write and nothing it writes there is a setuid file or device on 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import posixpath
 import shutil
@@ -22,33 +23,52 @@ MOUNT_OPTIONS = "loop,nosuid,nodev,noatime"
 FULL_MARGIN_BYTES = 4 * 1024 * 1024
 
 
-class SandboxUsers:
-    """Hands out unprivileged host uids, one per running host: no two sandboxes share a uid, so
-    none can signal, trace or read another's files. The uids have no entry in the host's
-    /etc/passwd; each is its own group too."""
+# Where the uids held by running hosts are marked, machine-wide: /run is gone at reboot, as the
+# hosts are.
+UID_LOCKS = Path("/run/dockyard/sandbox-uids")
 
-    def __init__(self, base: int, count: int = 65536) -> None:
+
+class SandboxUsers:
+    """Hands out unprivileged host uids, one per running host on this machine, whichever process
+    runs it (several dockyard servers, or the host actors of a cluster node, each with a runtime
+    of its own): no two sandboxes share a uid, so none can signal, trace or read another's files.
+    A uid is held by an exclusive flock on a file of its own under `lock_dir`, which the kernel
+    gives back when its holder dies. The uids have no entry in the host's /etc/passwd; each is
+    its own group too."""
+
+    def __init__(self, base: int, count: int = 65536, lock_dir: Path = UID_LOCKS) -> None:
         if base < 1000 or base + count > 2**31 - 2:
             raise SandboxError(f"sandbox uid range {base}+{count} is not a range of plain users")
         self.base = base
         self.count = count
-        self._taken: set[int] = set()
+        self.lock_dir = lock_dir
+        self._held: dict[int, int] = {}  # uid -> the descriptor holding its lock
         self._next = 0
         self._lock = threading.Lock()
 
     def acquire(self) -> int:
+        self.lock_dir.mkdir(parents=True, exist_ok=True)
         with self._lock:
             for _ in range(self.count):
                 uid = self.base + self._next
                 self._next = (self._next + 1) % self.count
-                if uid not in self._taken:
-                    self._taken.add(uid)
-                    return uid
+                if uid in self._held:
+                    continue
+                fd = os.open(self.lock_dir / str(uid), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)  # another process's host has it
+                    continue
+                self._held[uid] = fd
+                return uid
         raise SandboxError(f"all {self.count} sandbox uids are in use")
 
     def release(self, uid: int) -> None:
         with self._lock:
-            self._taken.discard(uid)
+            fd = self._held.pop(uid, None)
+        if fd is not None:
+            os.close(fd)
 
 
 class HostFolder:

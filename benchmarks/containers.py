@@ -20,13 +20,11 @@ import boto3
 
 from common import REPO, free_port, interleave, timed_ms
 from dockyard.api.keys import face_key
-from dockyard.contract.endpoints import CreateEndpointRequest
-from dockyard.contract.errors import NotFoundError
-from dockyard.contract.models import CreateEndpointConfigRequest, CreateModelRequest
 from dockyard.contract.training_jobs import CreateTrainingJobRequest
 from dockyard.engine.core import Engine
 from dockyard.runtimes.docker_runtime import _TRANSIENT, DockerRuntime
 from dockyard.settings import Settings
+from endpoint_runs import Endpoints
 from local_servers import api_server
 from noop_job import BUCKET, describe, job_body, make_image, phases, private_uid_base
 
@@ -34,7 +32,6 @@ JOB_REPS = 15
 ENDPOINT_REPS = 10
 POLL_SECONDS = 0.005
 OVERHEAD_TARGET = 0.2  # times the bare run, from issue 11
-ROLE = "arn:aws:iam::111111111111:role/bench"
 
 # `serve` of both runtimes: busybox's httpd answering GET /ping with the file www/ping (200).
 SERVE = "#!/bin/sh\nexec busybox httpd -f -p 8080 -h /opt/program/www\n"
@@ -380,70 +377,10 @@ def bare_serve(image: str) -> float:
         podman_cli("rm", "--force", "--time", "0", container)
 
 
-class Endpoints:
-    """One model and config per runtime, made once; each run an endpoint of its own, timed from
-    CreateEndpoint to InService (describe every 5 ms), then deleted and waited for, untimed."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        self.count = 0
-
-    def model(self, name: str, image: str) -> str:
-        self.engine.models.create(
-            CreateModelRequest.from_wire(
-                {"ModelName": name, "PrimaryContainer": {"Image": image}, "ExecutionRoleArn": ROLE}
-            )
-        )
-        self.engine.endpoint_configs.create(
-            CreateEndpointConfigRequest.from_wire(
-                {
-                    "EndpointConfigName": name,
-                    "ProductionVariants": [
-                        {
-                            "VariantName": "AllTraffic",
-                            "ModelName": name,
-                            "InitialInstanceCount": 1,
-                            "InstanceType": "local",
-                        }
-                    ],
-                }
-            )
-        )
-        return name
-
-    def status(self, name: str) -> str | None:
-        try:
-            return self.engine.endpoints.describe(name).record.status
-        except NotFoundError:
-            return None
-
-    def start(self, config: str) -> float:
-        self.count += 1
-        name = f"{config}-{self.count}"
-        request = CreateEndpointRequest.from_wire(
-            {"EndpointName": name, "EndpointConfigName": config}
-        )
-        start = time.perf_counter()
-        self.engine.endpoints.create(request)
-        while (status := self.status(name)) == "Creating":
-            time.sleep(POLL_SECONDS)
-        elapsed = (time.perf_counter() - start) * 1000
-        if status != "InService":
-            reason = self.engine.endpoints.describe(name).record.state
-            raise RuntimeError(f"endpoint {name} ended {status}: {reason}")
-        self.engine.endpoints.delete(name)
-        deadline = time.monotonic() + 60
-        while self.status(name) is not None:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"endpoint {name} was not deleted within 60 s")
-            time.sleep(0.02)
-        return elapsed
-
-
 def measure_endpoints(engine: Engine, images: Images, probe: RuntimeProbe) -> dict[str, Any]:
     endpoints = Endpoints(engine)
-    docker = endpoints.model("bench-docker", images.serve)
-    process = endpoints.model("bench-process", str(images.process_serve))
+    docker = endpoints.model("bench-docker", {"Image": images.serve})
+    process = endpoints.model("bench-process", {"Image": str(images.process_serve)})
     samples = interleave(
         {
             BARE_SERVE: lambda: float(transient(lambda: bare_serve(images.serve))()),  # type: ignore[arg-type]

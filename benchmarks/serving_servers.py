@@ -344,7 +344,7 @@ def dockyard_router(setup: Setup, model: Model) -> Iterator[Target]:
         try:
             _create_endpoint(sagemaker, name, model)
             _wait_in_service(sagemaker, name, log)
-            invocations = _presigned(
+            invocations = presigned(
                 f"{url}/endpoints/{name}/invocations", setup.csv_body.read_bytes(), key_id, secret
             )
             yield _checked(Target(invocations, setup.csv_body, CSV, CSV, process.pid), model, log)
@@ -354,7 +354,7 @@ def dockyard_router(setup: Setup, model: Model) -> Iterator[Target]:
                 _wait_deleted(sagemaker, name)
 
 
-def _presigned(url: str, body: bytes, key_id: str, secret: str) -> str:
+def presigned(url: str, body: bytes, key_id: str, secret: str) -> str:
     """wrk replays one request, so it is signed once, in the SigV4 query form (a presigned
     URL) over its body and headers: the router checks its signature on every request."""
 

@@ -1,5 +1,6 @@
 """dockyard's benchmarks, one command: training (no-op job, staging), serving, the control plane,
-S3 throughput and the docker runtime beside a bare `podman run`, to RESULTS.md."""
+S3 throughput, the docker runtime beside a bare `podman run` and the ray backend beside the local
+one, to RESULTS.md."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from common import REPO, RESULTS, machine
 
-PARTS = ("training", "serving", "control", "s3", "containers")
+PARTS = ("training", "serving", "control", "s3", "containers", "cluster")
 ROUNDS = 3
 ROUND_SECONDS = 10.0
 
@@ -72,6 +73,12 @@ def _measure(part: str, work: Path, args: argparse.Namespace) -> dict[str, str]:
 
             results = measure_containers(work / "containers")
             ratios, sections = containers_ratios(results), containers_section(results)
+        elif part == "cluster":
+            from cluster import measure_cluster
+            from cluster_report import cluster_ratios, cluster_section
+
+            results = measure_cluster(work / "cluster")
+            ratios, sections = cluster_ratios(results), cluster_section(results)
         else:
             from serving import measure_serving
             from serving_report import serving_ratios, serving_section
@@ -116,6 +123,8 @@ def report(info: dict[str, str], blocks: dict[str, str]) -> str:
         "",
         blocks["containers ratios"],
         "",
+        blocks["cluster ratios"],
+        "",
         blocks["training sections"],
         "",
         blocks["serving sections"],
@@ -125,6 +134,8 @@ def report(info: dict[str, str], blocks: dict[str, str]) -> str:
         blocks["s3 sections"],
         "",
         blocks["containers sections"],
+        "",
+        blocks["cluster sections"],
     ]
     return "\n".join(parts)
 

@@ -41,7 +41,7 @@ from serving_servers import APPS, CSV, Target, post, presigned
 
 JOB_REPS = 7
 ENDPOINT_REPS = 7
-ROUNDS = 3
+ROUNDS = 5
 ROUND_SECONDS = 8.0
 WARMUP_SECONDS = 3.0
 LATENCY_SECONDS = 3.0

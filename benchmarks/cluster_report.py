@@ -172,9 +172,15 @@ def _meaning(results: dict[str, Any]) -> list[str]:
     return [
         f"What it means: on Ray a no-op job costs {added:+.0f} ms and an endpoint start "
         f"{e_added:+.0f} ms more than on the local backend. Starting the host's actor is {share} "
-        f"({actors:.0f} ms median for a job; a trivial actor in the same placement answers its "
-        f"first call after {floor:.0f} ms): each host's actor gets a Ray worker process of its "
-        "own, which imports dockyard's modules before its first call; the other steps that cost "
+        f"({actors:.0f} ms median for a job); Ray alone has a trivial actor in the same kind of "
+        f"placement answer its first call after {floor:.0f} ms, so "
+        + (
+            "about all of it is Ray starting a worker process for the actor"
+            if actors - floor < 0.25 * actors
+            else f"{actors - floor:.0f} ms of it is dockyard's (the actor's fresh worker imports "
+            "dockyard's modules before its first call)"
+        )
+        + "; the other steps that cost "
         f"most more for a job are {_biggest_differences(jobs['runs'], skip=ACTORS)}. Through the "
         f"router, the instance at its routed address served {_rps(head) / _rps(base):.2f}{TIMES} "
         f"(b) and {_rps(worker) / _rps(base):.2f}{TIMES} (c) the requests/s of the one reached "

@@ -29,6 +29,7 @@ from dockyard.settings import Settings
 from tests.conftest import RunningServer, free_port, training_request, wait_for_job
 from tests.containers import labelled, mounts_under, nothing_labelled, podman
 from tests.engine.test_docker_jobs import HANDLER, SERVE, busybox_image_folder
+from tests.processes import gone, stop
 
 # Runs until the server's successor removes its container; says when it has started.
 TRAIN = """#!/bin/sh
@@ -130,27 +131,6 @@ def _answer(runtime: Any, name: str, value: str) -> bytes:
     return bytes(body["Body"].read())
 
 
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] == "Z"
-
-
-def _stop(pid: int) -> None:
-    with_signal = signal.SIGTERM
-    try:
-        os.kill(pid, with_signal)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + 30
-    while not _gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if not _gone(pid):
-        os.kill(pid, signal.SIGKILL)
-
-
 @pytest.mark.slow
 def test_kill_9_mid_job_and_mid_serving_then_a_restart(
     clean_env: Path,
@@ -207,7 +187,7 @@ def test_kill_9_mid_job_and_mid_serving_then_a_restart(
         assert any(Path(folder).is_relative_to(job_folder) for folder in host_folders)
 
         os.kill(first.pid, signal.SIGKILL)
-        _wait(lambda: _gone(first.pid), "the killed server is still there", 10)
+        _wait(lambda: gone(first.pid), "the killed server is still there", 10)
         # Unlike the process runtime's sandboxes, containers outlive the server that made them.
         time.sleep(0.5)
         assert set(labelled("container", clean_env, running=True)) == before
@@ -259,7 +239,7 @@ def test_kill_9_mid_job_and_mid_serving_then_a_restart(
     finally:
         for pid in (first_pid, second_pid):
             if pid is not None:
-                _stop(pid)
+                stop(pid)
         other.close()
     _wait(lambda: nothing_labelled(clean_env), "the stopped server left containers", 30)
     _wait(lambda: nothing_labelled(other_home), "the other server left containers", 30)

@@ -18,6 +18,7 @@ from dockyard.client.local_server import start_background
 from dockyard.settings import Settings
 from tests.api.test_endpoints_api import make_echo_image, wait_for_endpoint
 from tests.conftest import free_port
+from tests.processes import gone
 
 
 def _clients(url: str, settings: Settings) -> tuple[Any, Any]:
@@ -48,14 +49,6 @@ def _sandboxes_of(server_pid: int) -> set[int]:
     return found
 
 
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] == "Z"
-
-
 @pytest.mark.slow
 def test_kill_9_of_the_server_and_the_endpoint_comes_back(clean_env: Path, tmp_path: Path) -> None:
     settings = Settings(home=clean_env, port=free_port())
@@ -79,7 +72,7 @@ def test_kill_9_of_the_server_and_the_endpoint_comes_back(clean_env: Path, tmp_p
     finally:
         os.kill(first.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while not all(_gone(pid) for pid in sandboxes):
+    while not all(gone(pid) for pid in sandboxes):
         assert time.monotonic() < deadline, "sandboxes outlived the killed server"
         time.sleep(0.05)
 
@@ -101,6 +94,6 @@ def test_kill_9_of_the_server_and_the_endpoint_comes_back(clean_env: Path, tmp_p
     finally:
         os.kill(second.pid, signal.SIGTERM)
         for _ in range(200):
-            if _gone(second.pid):
+            if gone(second.pid):
                 break
             time.sleep(0.05)

@@ -6,7 +6,6 @@ the same database refuses to start."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import subprocess
@@ -31,6 +30,7 @@ from tests.conftest import (
     training_request,
     wait_for_job,
 )
+from tests.processes import gone, stop
 
 TRAIN = """
 import json, os, time
@@ -125,22 +125,6 @@ def _clients(url: str, settings: Settings) -> Any:
     )
 
 
-def _gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rindex(")") + 2] == "Z"
-
-
-def _stop(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 30
-    while not _gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 @pytest.mark.slow
 def test_kill_9_of_a_server_on_postgresql_loses_no_record(
     clean_env: Path, postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -179,7 +163,7 @@ def test_kill_9_of_a_server_on_postgresql_loses_no_record(
     finally:
         os.kill(first.pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while not _gone(first.pid):
+    while not gone(first.pid):
         assert time.monotonic() < deadline, "the killed server did not go"
         time.sleep(0.05)
     assert _rows(postgres_url, "running")["status"] == "InProgress"  # as the kill left it
@@ -202,7 +186,7 @@ def test_kill_9_of_a_server_on_postgresql_loses_no_record(
         ]
         assert names == ["finished", "running"]
     finally:
-        _stop(second.pid)
+        stop(second.pid)
     assert _rows(postgres_url, "finished")["steps"] == STEPS
     assert _rows(postgres_url, "running")["status"] == "Failed"
     assert not (clean_env / "dockyard.db").exists()

@@ -23,8 +23,9 @@ from dockyard.client.local_server import start_background
 from dockyard.runtimes.routed_state import STATE_DIR as ROUTED_RECORDS
 from dockyard.runtimes.volumes import mount_points
 from dockyard.settings import Settings
-from tests.api.test_docker_kill9 import _clients, _gone, _log_has, _stop, _wait
+from tests.api.test_docker_kill9 import _clients, _log_has, _wait
 from tests.conftest import free_port, make_image, training_request, wait_for_job
+from tests.processes import gone, stop
 from tests.ray_cluster import RayCluster
 
 pytestmark = pytest.mark.slow
@@ -135,7 +136,7 @@ def test_kill_9_mid_job_then_a_restart_reattaches_and_the_job_completes(
         assert len(_host_links(hosts_cidr)) == 2  # each host's veth on its node
 
         os.kill(first.pid, signal.SIGKILL)
-        _wait(lambda: _gone(first.pid), "the killed server is still there", 10)
+        _wait(lambda: gone(first.pid), "the killed server is still there", 10)
         time.sleep(1.0)
         # Detached actors outlive their driver: the hosts still run.
         assert sorted(_named_actors(namespace)) == ["cut-short/algo-1", "cut-short/algo-2"]
@@ -157,6 +158,6 @@ def test_kill_9_mid_job_then_a_restart_reattaches_and_the_job_completes(
         assert [m for m in mount_points() if m.startswith(str(clean_env))] == []
         assert _host_links(hosts_cidr) == set()
     finally:
-        _stop(first.pid)
+        stop(first.pid)
         if second_pid is not None:
-            _stop(second_pid)
+            stop(second_pid)

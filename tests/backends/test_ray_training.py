@@ -53,6 +53,15 @@ def log_text(server: RunningServer, job: str) -> str:
     return "\n".join(lines)
 
 
+def wait_for_log(server: RunningServer, job: str, words: str, seconds: float = 120) -> str:
+    """The job's log once it has `words`."""
+    deadline = time.monotonic() + seconds
+    while words not in (text := log_text(server, job)):
+        assert time.monotonic() < deadline, text
+        time.sleep(0.3)
+    return text
+
+
 def test_each_host_runs_on_its_own_node_and_knows_it(
     ray_server: RunningServer, ray_cluster: RayCluster, tmp_path: Path
 ) -> None:
@@ -182,10 +191,7 @@ def test_a_node_lost_mid_job_fails_the_job_naming_the_node(
     request["ResourceConfig"]["InstanceCount"] = 2
     sagemaker = ray_server.client("sagemaker")
     sagemaker.create_training_job(**request)
-    deadline = time.monotonic() + 120
-    while "training started on algo-2" not in (text := log_text(ray_server, "lost-node")):
-        assert time.monotonic() < deadline, text
-        time.sleep(0.5)
+    text = wait_for_log(ray_server, "lost-node", "training started on algo-2")
     lost = next(
         host
         for host in ("algo-1", "algo-2")
@@ -285,10 +291,7 @@ def test_a_node_lost_mid_job_restarts_it_when_retry_strategy_asks(
     request["ResourceConfig"]["InstanceCount"] = 2
     sagemaker = ray_server.client("sagemaker")
     sagemaker.create_training_job(**request)
-    deadline = time.monotonic() + 120
-    while "training started on algo-2" not in (text := log_text(ray_server, "retried")):
-        assert time.monotonic() < deadline, text
-        time.sleep(0.3)
+    text = wait_for_log(ray_server, "retried", "training started on algo-2")
     ray_cluster.remove_node(ray_cluster.node_at("127.0.0.3"))
     spare = ray_cluster.add_node("127.0.0.4")  # room for the second attempt
     try:

@@ -348,7 +348,8 @@ class RayPlacement(Placement):
         return dict(self._addresses)
 
     def prepare(self, host: str, root: Path, volume_bytes: int) -> HostVolume:
-        self._call({host: self._actors[host].prepare.remote("process", str(root), volume_bytes)})
+        runtime = self.request.runtime
+        self._call({host: self._actors[host].prepare.remote(runtime, str(root), volume_bytes)})
         volume = RemoteVolume(self, host, root, volume_bytes)
         volume.opt_ml.mkdir(parents=True, exist_ok=True)
         self._volumes[host] = volume

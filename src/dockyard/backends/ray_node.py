@@ -27,6 +27,7 @@ from dockyard.runtimes.base import (
     RunningHost,
     Runtime,
 )
+from dockyard.runtimes.routed_network import RoutedNetwork
 from dockyard.settings import Settings
 
 # Lines a host may have written that the server has not read yet; past this the oldest go (the
@@ -102,16 +103,13 @@ class NodeHost:
         return node_id, address
 
     def runtime(self, name: str) -> Runtime:
+        """The node's runtime `name`: its sandboxes, or its container engine (podman's service
+        at DOCKYARD_DOCKER_HOST, whose containers can join a host's routed network). ECR URIs
+        are not pulled on a node: the server's registry is the server's."""
         if self._runtime is None:
-            if name != "process":
-                raise SandboxError(
-                    f"the {name} runtime does not run on a Ray cluster yet: hosts on a cluster "
-                    "run in the process runtime's sandboxes (use an image folder or a framework "
-                    "image, or DOCKYARD_BACKEND=local for container images)"
-                )
-            from dockyard.runtimes.factory import process_runtime
+            from dockyard.runtimes.factory import open_runtime
 
-            self._runtime = process_runtime(self.settings)
+            self._runtime = open_runtime(self.settings, name)
         return self._runtime
 
     # -- getting ready -----------------------------------------------------------------------------
@@ -145,11 +143,8 @@ class NodeHost:
 
     def start(self, run: HostRun, network: HostNetworkPlan, node_env: dict[str, str]) -> int:
         assert self._volume is not None and self._image is not None and self._runtime is not None
-        make = getattr(self._runtime, "create_routed_network", None)
-        if make is None:
-            raise SandboxError(f"the {self._runtime.name} runtime has no routed network")
         self._plan = network
-        self._network = make(
+        self._network = RoutedNetwork.create(
             address=network.address,
             subnet=network.subnet,
             hosts=network.hosts,

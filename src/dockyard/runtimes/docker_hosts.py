@@ -55,14 +55,16 @@ def container_plan(
     *,
     image_id: str,
     network: str,
-    address: str,
+    address: str | None,
     opt_ml: Path,
     tmp: Path,
     labels: dict[str, str],
 ) -> ContainerPlan:
     """How the host of `spec` runs: /opt/ml read-write and the channels and model read-only
     after it, /tmp on the host's volume, its limits (no swap), Docker's default capabilities with
-    no-new-privileges, an init that forwards signals, and a fixed address on its network."""
+    no-new-privileges, an init that forwards signals, and a fixed address on its network (or,
+    with no `address`, the network namespace `network` names: `ns:<path>`, a cluster host's
+    routed network, which the namespace's own interface addresses)."""
     binds = [f"{opt_ml}:{OPT_ML}:rw", f"{tmp}:/tmp:rw"]
     binds += [f"{source}:{destination}:ro" for source, destination in spec.read_only_binds]
     limits = spec.limits
@@ -85,7 +87,10 @@ def container_plan(
         options["device_requests"] = [
             docker.types.DeviceRequest(count=spec.gpus, capabilities=[["gpu"]])
         ]
-    endpoint = api.create_endpoint_config(ipv4_address=address)
+    networking: dict[str, Any] = {}
+    if address is not None:
+        endpoint = api.create_endpoint_config(ipv4_address=address)
+        networking = api.create_networking_config({network: endpoint})
     return ContainerPlan(
         image=image_id,
         argv=list(spec.argv),
@@ -93,7 +98,7 @@ def container_plan(
         env=dict(spec.env),
         labels=labels,
         host_config=api.create_host_config(**options),
-        networking_config=api.create_networking_config({network: endpoint}),
+        networking_config=networking,
     )
 
 

@@ -51,6 +51,7 @@ from dockyard.runtimes.docker_images import (
 from dockyard.runtimes.docker_networks import NETWORK_LABEL, DockerNetwork
 from dockyard.runtimes.docker_pulls import is_podman
 from dockyard.runtimes.images import DEFAULT_PATH
+from dockyard.runtimes.routed_network import RoutedNetwork
 from dockyard.runtimes.volumes import HostFolder, make_mount_points, unmount_all_under
 
 FOLDER_LABEL = "dockyard.folder"
@@ -157,10 +158,25 @@ class DockerRuntime(Runtime):
             raise SandboxError(
                 f"{spec.hostname}: the image was not made ready by the docker runtime"
             )
-        if not isinstance(folder, HostFolder) or not isinstance(network, DockerNetwork):
+        if not isinstance(folder, HostFolder) or not isinstance(
+            network, DockerNetwork | RoutedNetwork
+        ):
             raise SandboxError(
                 f"{spec.hostname}: its folder and network were not made by the docker runtime"
             )
+        if isinstance(network, RoutedNetwork):
+            # A cluster host's routed network: the container joins its namespace, which only
+            # podman's Docker-compatible API can do (`ns:` network mode).
+            if not self._is_podman():
+                raise SandboxError(
+                    f"{spec.hostname}: the docker runtime on a cluster node joins the host's "
+                    "routed network namespace, which takes podman's Docker-compatible service "
+                    "(DOCKYARD_DOCKER_HOST on every node); Docker's API cannot"
+                )
+            mode, address, network_name = f"ns:/proc/{os.getpid()}/fd/{network.fd}", None, ""
+        else:
+            mode = network_name = network.name
+            address = network.address_of(spec.hostname)
         if not spec.argv:
             raise SandboxError(f"no program to run on {spec.hostname}")
         make_mount_points(folder.opt_ml, spec.read_only_binds)
@@ -169,14 +185,15 @@ class DockerRuntime(Runtime):
             FOLDER_LABEL: str(folder.root),
             HOST_LABEL: spec.hostname,
             ROLE_LABEL: image.purpose,
-            NETWORK_LABEL: network.name,
         }
+        if network_name:  # a network of the engine's, removed with the container's leftovers
+            labels[NETWORK_LABEL] = network_name
         plan = container_plan(
             self.client.api,
             spec,
             image_id=image.image_id,
-            network=network.name,
-            address=network.address_of(spec.hostname),
+            network=mode,
+            address=address,
             opt_ml=folder.opt_ml,
             tmp=folder.tmp,
             labels=labels,

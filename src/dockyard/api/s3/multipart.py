@@ -285,6 +285,9 @@ def _append(source: BinaryIO, out: BinaryIO) -> None:
     kernel cannot."""
     size = os.fstat(source.fileno()).st_size
     copied = 0
+    # `out` is buffered: what a plain copy left in its buffer goes to the file before the kernel
+    # appends at the descriptor's offset, or the parts would land out of order.
+    out.flush()
     try:
         while copied < size:
             done = os.copy_file_range(source.fileno(), out.fileno(), size - copied)
@@ -298,6 +301,7 @@ def _append(source: BinaryIO, out: BinaryIO) -> None:
         source.seek(copied)
         out.seek(0, os.SEEK_END)
         shutil.copyfileobj(source, out, 8 * 1024 * 1024)
+        out.flush()
 
 
 async def complete_multipart_upload(call: S3Call) -> Response:

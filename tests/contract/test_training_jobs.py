@@ -159,8 +159,13 @@ def test_stop_and_max_runtime_paths() -> None:
         check_transition(SecondaryStatus.TRAINING, SecondaryStatus.STOPPING)
         is TrainingJobStatus.STOPPING
     )
+    # A stopped job's artifacts are uploaded while it stays Stopping (never InProgress again).
     assert (
         check_transition(SecondaryStatus.STOPPING, SecondaryStatus.UPLOADING)
+        is TrainingJobStatus.STOPPING
+    )
+    assert (
+        check_transition(SecondaryStatus.TRAINING, SecondaryStatus.UPLOADING)
         is TrainingJobStatus.IN_PROGRESS
     )
     assert (

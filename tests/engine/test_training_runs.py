@@ -102,7 +102,8 @@ def test_stop_training_job(server: RunningServer, tmp_path: Path) -> None:
         time.sleep(0.05)
     sagemaker.stop_training_job(TrainingJobName="to-stop")
     after = sagemaker.describe_training_job(TrainingJobName="to-stop")
-    # Seen once in CI as InProgress: say how the job had gone, so the next one tells why.
+    # The hosts may have ended already (SIGTERM on a busy machine) and the job be uploading
+    # what they wrote: it is Stopping still (seen once in CI as InProgress, see test_lifecycle).
     assert after["TrainingJobStatus"] in ("Stopping", "Stopped"), (
         after["SecondaryStatus"],
         after.get("FailureReason"),

@@ -53,9 +53,10 @@ TERMINAL_STATUSES = frozenset(
 _S = SecondaryStatus
 _T = TrainingJobStatus
 
-# The secondary status drives the job; each one belongs to exactly one primary status (the API
-# model's documented grouping). Stopping can interrupt any running phase; Uploading follows a
-# stop too, because artifacts written in the grace period are kept.
+# The secondary status drives the job; each one belongs to one primary status (the API model's
+# documented grouping), except Uploading after a stop (see primary_status). Stopping can interrupt
+# any running phase; Uploading follows a stop too, because artifacts written in the grace period
+# are kept.
 PRIMARY_OF: dict[SecondaryStatus, TrainingJobStatus] = {
     _S.STARTING: _T.IN_PROGRESS,
     _S.PENDING: _T.IN_PROGRESS,
@@ -91,9 +92,20 @@ assert set(SECONDARY_TRANSITIONS) >= _RUNNING
 
 
 def check_transition(current: SecondaryStatus, target: SecondaryStatus) -> TrainingJobStatus:
-    """Raise InvalidTransition unless the table allows it; return the primary status of `target`."""
+    """Raise InvalidTransition unless the table allows it; return the job's primary status once
+    at `target` (see primary_status)."""
     if target not in SECONDARY_TRANSITIONS[current]:
         raise InvalidTransition(f"a training job cannot go from {current} to {target}")
+    return primary_status(current, target)
+
+
+def primary_status(current: SecondaryStatus, target: SecondaryStatus) -> TrainingJobStatus:
+    """The primary status of a job moving from `current` to `target`. A stopped job's artifacts
+    are uploaded too, but its status stays Stopping until it is Stopped (StopTrainingJob: "SageMaker
+    changes the status of the job to Stopping. After SageMaker stops the job, it sets the status to
+    Stopped"): a client that saw Stopping never sees InProgress again."""
+    if current is _S.STOPPING and target is _S.UPLOADING:
+        return _T.STOPPING
     return PRIMARY_OF[target]
 
 

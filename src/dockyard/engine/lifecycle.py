@@ -38,11 +38,13 @@ class TrainingLifecycle:
         self, name: str, target: SecondaryStatus, message: str | None = None, **fields: Any
     ) -> TrainingJobStatus:
         """Move a job to `target` if the transition table allows it, recording the transition
-        and any other fields (times, failure reason) in the same transaction."""
-        primary = PRIMARY_OF[target]
+        and any other fields (times, failure reason) in the same transaction. Returns the job's
+        primary status now."""
+        primary: list[TrainingJobStatus] = []
 
         def check(current: str) -> str:
-            return check_transition(SecondaryStatus(current), target).value
+            primary.append(check_transition(SecondaryStatus(current), target))
+            return primary[-1].value
 
         with self.lock(name):
             self._metadata.transition(
@@ -52,9 +54,9 @@ class TrainingLifecycle:
                 message,
                 check,
                 fields,
-                final=primary in TERMINAL_STATUSES,
+                final=PRIMARY_OF[target] in TERMINAL_STATUSES,
             )
-        return primary
+        return primary[-1]
 
     def fail_orphan(self, name: str, reason: str) -> None:
         """Fail a job whose runner is gone (the server stopped under it). Any status that is

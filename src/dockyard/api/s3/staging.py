@@ -5,6 +5,7 @@ progress. Objects appear only when whole: a spooled file is moved into the store
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 import secrets
@@ -92,8 +93,15 @@ class _Writer:
                 checksum.update(piece)
         total = sum(len(piece) for piece in pieces)
         written = os.writev(self.fd, pieces)
-        if written < total:  # a short write (rare on a file): the rest in one go
-            os.write(self.fd, b"".join(pieces)[written:])
+        if written < total:
+            # A short write (rare on a file: a disk all but full, a signal): the rest, to the
+            # last byte, or the file would be shorter than the MD5 and size that name it.
+            rest = memoryview(b"".join(pieces))[written:]
+            while rest:
+                done = os.write(self.fd, rest)
+                if done == 0:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                rest = rest[done:]
         self.size += total
 
 

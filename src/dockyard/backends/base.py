@@ -126,11 +126,11 @@ class Placement(ABC):
         return False
 
     def attach(
-        self, host: str, root: Path, on_output: OutputSink
+        self, host: str, root: Path, volume_bytes: int, on_output: OutputSink
     ) -> tuple[HostVolume, RunningHost]:
         """For a server that restarted while the host ran (a placement from `Backend.reattach`):
-        its volume and its running program, whose output reaches `on_output` from the first line
-        no server had read."""
+        its volume (of `volume_bytes`, as `prepare` made it) and its running program, whose
+        output reaches `on_output` from the first line no server had read."""
         raise NotImplementedError(f"{type(self).__name__} cannot re-attach to a running host")
 
     @abstractmethod

@@ -41,6 +41,7 @@ from dockyard.runtimes.base import (
     PortConnector,
     RunningHost,
 )
+from dockyard.runtimes.volumes import describe_volume_size
 from dockyard.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -265,8 +266,8 @@ class RayPlacement(Placement):
         ray = backend._ray
         mark, token = str(backend.home_mark), backend.home_token
         try:
-            answers = _get_all(ray, {h: a.attach.remote() for h, a in actors.items()})
-            where = _get_all(ray, {h: a.node.remote(mark, token) for h, a in actors.items()})
+            answers = _get_each(ray, {h: a.attach.remote() for h, a in actors.items()})
+            where = _get_each(ray, {h: a.node.remote(mark, token) for h, a in actors.items()})
         except Exception:
             logger.warning(
                 "%s: hosts did not answer, not re-attached", request.owner, exc_info=True
@@ -317,25 +318,7 @@ class RayPlacement(Placement):
         self._nodes = {host: Node(node_id, address) for host, (node_id, address) in where.items()}
 
     def _call(self, pending: Mapping[str, Any], timeout: float = _CALL_SECONDS) -> dict[str, Any]:
-        """Wait for one remote call per host; a host whose actor (or node) is gone raises
-        SandboxError naming its node."""
-        ray = self._ray
-        results: dict[str, Any] = {}
-        for host, ref in pending.items():
-            try:
-                results[host] = ray.get(ref, timeout=timeout)
-            except ray.exceptions.RayActorError as exc:
-                raise SandboxError(f"{host} on {self._where(host)} was lost: {exc}") from None
-            except ray.exceptions.RayTaskError as exc:
-                cause = exc.cause if isinstance(exc.cause, Exception) else exc
-                if isinstance(cause, DockyardError):
-                    raise cause from None
-                raise SandboxError(f"{host} on {self._where(host)}: {cause}") from None
-            except ray.exceptions.GetTimeoutError:
-                raise SandboxError(
-                    f"{host} on {self._where(host)} did not answer within {timeout:g} s"
-                ) from None
-        return results
+        return _get_each(self._ray, pending, timeout, where=self._where)
 
     def _where(self, host: str) -> str:
         node = self._nodes.get(host)
@@ -371,10 +354,10 @@ class RayPlacement(Placement):
         return list(done[self.hosts[0]][0])
 
     def attach(
-        self, host: str, root: Path, on_output: OutputSink
+        self, host: str, root: Path, volume_bytes: int, on_output: OutputSink
     ) -> tuple[HostVolume, RunningHost]:
         pid, since = self._attached[host]
-        volume = RemoteVolume(self, host, root, 0)
+        volume = RemoteVolume(self, host, root, volume_bytes)
         self._volumes[host] = volume
         actor, node = self._actors[host], self._nodes[host]
         return volume, RemoteHost(self._ray, actor, host, node, pid, on_output, since)
@@ -427,8 +410,31 @@ class RayPlacement(Placement):
                 volume.remove()
 
 
-def _get_all(ray: Any, pending: Mapping[str, Any]) -> dict[str, Any]:
-    return {key: ray.get(ref, timeout=_CALL_SECONDS) for key, ref in pending.items()}
+def _get_each(
+    ray: Any,
+    pending: Mapping[str, Any],
+    timeout: float = _CALL_SECONDS,
+    where: Callable[[str], str] = lambda _host: "its Ray node",
+) -> dict[str, Any]:
+    """Wait for one remote call per host; a host whose actor (or node) is gone, or that does not
+    answer in time, raises SandboxError naming its node (`where`); a DockyardError the actor
+    raised is raised as it is."""
+    results: dict[str, Any] = {}
+    for host, ref in pending.items():
+        try:
+            results[host] = ray.get(ref, timeout=timeout)
+        except ray.exceptions.RayActorError as exc:
+            raise SandboxError(f"{host} on {where(host)} was lost: {exc}") from None
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, Exception) else exc
+            if isinstance(cause, DockyardError):
+                raise cause from None
+            raise SandboxError(f"{host} on {where(host)}: {cause}") from None
+        except ray.exceptions.GetTimeoutError:
+            raise SandboxError(
+                f"{host} on {where(host)} did not answer within {timeout:g} s"
+            ) from None
+    return results
 
 
 def _close_actor(ray: Any, actor: Any, name: str) -> None:
@@ -484,7 +490,7 @@ class RemoteVolume:
         return self._placement.volume_full(self._host)
 
     def describe_size(self) -> str:
-        return f"{self._size / GIB:g} GB"
+        return describe_volume_size(self._size)
 
     def close(self) -> None:
         """The actor unmounts the volume when the placement is released."""

@@ -290,12 +290,14 @@ class TrainingRun:
             "the dockyard server restarted: re-attached to the hosts still running on the cluster"
         )
         scanner = MetricScanner(self.request.algorithm_specification.metric_definitions)
+        # As _prepare_hosts made them: a FailureReason for a full volume names its size.
+        size = volume_bytes(self.ctx.settings, self.request.resource_config.volume_size_in_gb)
 
         def attach(host: Host) -> Callable[[], RunningHost]:
             def attached() -> RunningHost:
                 root = self.folder / "hosts" / host.name
                 host.folder, running = placement.attach(
-                    host.name, root, self._on_output(host, scanner)
+                    host.name, root, size, self._on_output(host, scanner)
                 )
                 return running
 

@@ -28,6 +28,11 @@ FULL_MARGIN_BYTES = 4 * 1024 * 1024
 UID_LOCKS = Path("/run/dockyard/sandbox-uids")
 
 
+def describe_volume_size(size_bytes: int) -> str:
+    """A volume's size as a FailureReason names it: in the GB of VolumeSizeInGB (GiB here)."""
+    return f"{size_bytes / GIB:g} GB"
+
+
 class SandboxUsers:
     """Hands out unprivileged host uids, one per running host on this machine, whichever process
     runs it (several dockyard servers, or the host actors of a cluster node, each with a runtime
@@ -153,7 +158,7 @@ class HostFolder:
         return free is not None and free < FULL_MARGIN_BYTES
 
     def describe_size(self) -> str:
-        return f"{self.size_bytes / GIB:g} GB"
+        return describe_volume_size(self.size_bytes)
 
     def close(self) -> None:
         """Unmount the volume; its file stays (bounded by the job folder retention)."""

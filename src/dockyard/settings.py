@@ -120,6 +120,8 @@ class Settings(BaseSettings):
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
     keys_file: Path | None = None
+    # The web console (/console): how long a sign-in lasts before the user signs in again.
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
 
     @field_validator("database_url")
     @classmethod

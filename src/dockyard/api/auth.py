@@ -39,6 +39,8 @@ from dockyard.api.aws_chunked import (
     AwsChunkedDecoder,
     ChunkSigner,
 )
+from dockyard.api.console import is_console_path
+from dockyard.api.json_apis import SERVICE_MODELS
 from dockyard.api.keys import KeyRing
 from dockyard.api.sigv2 import check_presigned_v2, is_presigned_v2
 from dockyard.api.sigv4 import (
@@ -55,7 +57,8 @@ log = logging.getLogger(__name__)
 
 _HASH_BATCH_BYTES = 1024 * 1024
 
-# GET /healthz finds the background server; it says nothing a stranger could use.
+# GET /healthz finds the background server; it says nothing a stranger could use. (The web
+# console under /console authenticates by its session cookie instead: see __call__.)
 UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz")}
 
 
@@ -85,7 +88,7 @@ def api_names() -> ApiNames:
     """Loaded once per process (about 0.15 s: botocore parses the SageMaker model)."""
     session = botocore.session.get_session()
     by_prefix = {}
-    for name in ("sagemaker", "logs", "ecr"):
+    for name in SERVICE_MODELS.values():
         model = session.get_service_model(name)
         by_prefix[model.metadata["targetPrefix"]] = model.signing_name
     return ApiNames(by_prefix, session.get_service_model("sagemaker-runtime").signing_name)
@@ -260,10 +263,13 @@ class SigV4Middleware:
         names: ApiNames | None = None,
         clock: Callable[[], float] = time.time,
         by_service: Mapping[str, SignedApi] | None = None,
+        console: ASGIApp | None = None,
     ) -> None:
-        """`by_service`: the APIs routed by their signing service (e.g. "s3"); every other
-        request goes to `app`."""
+        """`by_service`: the APIs routed by their signing service (e.g. "s3"); `console`: the
+        web console's app, which takes every /console path; every other request goes to
+        `app`."""
         self.app = app
+        self.console = console
         self.names = names or api_names()
         self.authenticator = Authenticator(keys, clock)
         self.clock = clock
@@ -278,6 +284,13 @@ class SigV4Middleware:
             return
         if (scope["method"], scope["path"]) in UNAUTHENTICATED:
             await self.app(scope, receive, send)
+            return
+        if self.console is not None and is_console_path(scope["path"]):
+            # Deliberately not SigV4: a browser cannot sign. The console checks its own session
+            # cookie and CSRF token on every request (api/console.py), and it answers only
+            # /console paths itself: nothing else of the app is reachable through it but the
+            # JSON operations, which it runs through the same function as POST / does.
+            await self.console(scope, receive, send)
             return
         head = RequestHead.from_scope(scope)
         api: SignedApi | None = None

@@ -109,7 +109,9 @@ def new_console(
 
 
 @pytest.fixture
-def console(browser: Any, server: RunningServer, request: pytest.FixtureRequest) -> Iterator[Console]:
+def console(
+    browser: Any, server: RunningServer, request: pytest.FixtureRequest
+) -> Iterator[Console]:
     """A browser signed in to a fresh server's console (1280 px wide)."""
     with new_console(browser, server, request, viewport={"width": 1280, "height": 900}) as opened:
         opened.sign_in()

@@ -12,7 +12,14 @@ import pytest
 from tests.conftest import RunningServer
 from tests.console.conftest import Console, new_console
 
-NAV = ["Training jobs", "Endpoints", "Transform jobs", "Models", "Endpoint configurations", "Images"]
+NAV = [
+    "Training jobs",
+    "Endpoints",
+    "Transform jobs",
+    "Models",
+    "Endpoint configurations",
+    "Images",
+]
 
 
 @pytest.mark.slow
@@ -57,7 +64,9 @@ def test_nav_routes_on_the_client_and_signs_out(console: Console) -> None:
         nav.get_by_role("link", name=name, exact=True).click()
         page.get_by_role("heading", level=1, name=heading, exact=True).wait_for()
         assert urlsplit(page.url).path == path
-        assert nav.get_by_role("link", name=name, exact=True).get_attribute("aria-current") == "page"
+        assert (
+            nav.get_by_role("link", name=name, exact=True).get_attribute("aria-current") == "page"
+        )
     assert page.evaluate("window.stillThisPage") is True
     page.go_back()
     page.get_by_role("heading", level=1, name="Transform jobs").wait_for()

@@ -1,0 +1,48 @@
+"""An endpoint's page in a real Chromium: after 100 invocations through boto3 its counter and
+chart of invocations say 100, and its variant shows its instances."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.api.test_endpoints_api import deploy, make_echo_image
+from tests.console.conftest import Console
+
+INVOCATIONS = 100
+
+
+@pytest.mark.slow
+def test_an_endpoint_page_shows_its_invocations(console: Console, tmp_path: Path) -> None:
+    server = console.server
+    described = deploy(server, make_echo_image(tmp_path), "echo")
+    assert described["EndpointStatus"] == "InService", described.get("FailureReason")
+    runtime = server.client("sagemaker-runtime")
+    for i in range(INVOCATIONS):
+        answer = runtime.invoke_endpoint(
+            EndpointName="echo", Body=f"1,2,{i}".encode(), ContentType="text/csv"
+        )
+        assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+    page = console.page
+    page.goto(console.url("/console/endpoints/echo"))
+    page.locator(".status-line [data-status='InService']").wait_for()
+    # The counter sums the Invocations the page reads from GetMetricData (it refreshes every
+    # few seconds, so it reaches 100 once the router's last second is recorded).
+    page.wait_for_function(
+        f"() => document.getElementById('invocations-total').textContent === '{INVOCATIONS}'",
+        timeout=60_000,
+    )
+    # The chart draws invocations per second over 10-second buckets: its points add up to 100.
+    drawn = page.evaluate(
+        """() => {
+            const plot = window.dockyardCharts.Invocations;
+            return { labels: plot.series.slice(1).map((s) => s.label), data: plot.data };
+        }"""
+    )
+    assert drawn["labels"] == ["invocations/s"]
+    assert sum(v for v in drawn["data"][1] if v is not None) * 10 == pytest.approx(INVOCATIONS)
+    variants = page.get_by_role("table").first
+    assert "AllTraffic" in variants.inner_text()
+    assert "1 / 1" in variants.inner_text()

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from dockyard import __version__
 from dockyard.api import (
+    cloudwatch_wire,
     endpoints,
     housekeeping,
     logs,
@@ -26,6 +27,8 @@ from dockyard.api import (
 )
 from dockyard.api.auth import SignedApi, SigV4Middleware
 from dockyard.api.aws_chunked import S3_PAYLOAD_MODES
+from dockyard.api.cloudwatch import CloudWatchApp
+from dockyard.api.cloudwatch import refusal as cloudwatch_refusal
 from dockyard.api.keys import KeyRing, home_id, server_keys
 from dockyard.api.limits import check_instance_counts, parse_json_object, read_body
 from dockyard.api.protocol import Operation, aws_error, aws_response, error_response
@@ -142,5 +145,9 @@ def create_app(
             presigned_payload_unsigned=True,
         ),
         "sts": SignedApi(StsApp(settings), refusal=sts_refusal),
+        # CloudWatch in any of its three protocols (api/cloudwatch_wire.py).
+        cloudwatch_wire.model().signing_name: SignedApi(
+            CloudWatchApp(engine), refusal_by_head=cloudwatch_refusal
+        ),
     }
     return SigV4Middleware(RuntimeApp(engine, control_plane), keys, by_service=by_service)

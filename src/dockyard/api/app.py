@@ -13,8 +13,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard import __version__
+from dockyard.api import cloudwatch_wire
 from dockyard.api.auth import SignedApi, SigV4Middleware
 from dockyard.api.aws_chunked import S3_PAYLOAD_MODES
+from dockyard.api.cloudwatch import CloudWatchApp
+from dockyard.api.cloudwatch import refusal as cloudwatch_refusal
 from dockyard.api.console import ConsoleApp
 from dockyard.api.console_session import Sessions, console_secret
 from dockyard.api.json_apis import JsonApis
@@ -75,6 +78,7 @@ def create_app(
     )
     if keys is None:
         keys = server_keys(engine.settings)
+    cloudwatch = CloudWatchApp(engine)
     # APIs told apart by the service their requests are signed for, each with the shape of its
     # refusals; the rest by X-Amz-Target or path. Another such API is one more entry.
     by_service = {
@@ -85,6 +89,10 @@ def create_app(
             presigned_payload_unsigned=True,
         ),
         "sts": SignedApi(StsApp(settings), refusal=sts_refusal),
+        # CloudWatch in any of its three protocols (api/cloudwatch_wire.py).
+        cloudwatch_wire.model().signing_name: SignedApi(
+            cloudwatch, refusal_by_head=cloudwatch_refusal
+        ),
     }
     console = ConsoleApp(
         apis,
@@ -92,6 +100,8 @@ def create_app(
         keys,
         Sessions(console_secret(settings), keys, settings.console_session_hours * 3600),
         downloads=settings.home,
+        # CloudWatch is not one of the JSON 1.1 APIs: its own app answers its JSON 1.0 form.
+        apps_by_target={cloudwatch_wire.target_prefix(): cloudwatch},
     )
     return SigV4Middleware(
         RuntimeApp(engine, control_plane), keys, by_service=by_service, console=console

@@ -123,6 +123,12 @@ class SignedApi:
     payload_modes: frozenset[str] = frozenset()
     # S3's presigned URLs sign UNSIGNED-PAYLOAD (the body is not known when the URL is made).
     presigned_payload_unsigned: bool = False
+    # An API of several protocols (CloudWatch: CBOR, JSON, query) refuses in the form the
+    # request's head says it speaks; this picks that refusal, in place of `refusal`.
+    refusal_by_head: Callable[[RequestHead], Refusal] | None = None
+
+    def refusal_for(self, head: RequestHead) -> Refusal:
+        return self.refusal if self.refusal_by_head is None else self.refusal_by_head(head)
 
 
 class _BodyState(Enum):
@@ -321,19 +327,19 @@ class SigV4Middleware:
         if isinstance(body, _ChunkedBody):
             scope["dockyard.trailers"] = body.decoder.trailers  # filled as the body ends
         app = api.app if api is not None else self.app
-        await self._serve(app, scope, body, send, api.refusal if api else refusal)
+        await self._serve(app, scope, body, send, api.refusal_for(head) if api else refusal)
 
     def _refusal_for(self, head: RequestHead, api: SignedApi | None) -> Refusal:
         """The refusal's shape: the routed API's, also when its claim was refused before it
         was read whole (the credential scope still names the service); else JSON."""
         if api is not None:
-            return api.refusal
+            return api.refusal_for(head)
         credential = head.header("authorization") or ""
         if "X-Amz-Credential=" in head.query:
             credential = unquote(head.query.split("X-Amz-Credential=", 1)[1].split("&", 1)[0])
         for service, routed in self.by_service.items():
             if f"/{service}/aws4_request" in credential:
-                return routed.refusal
+                return routed.refusal_for(head)
         if not credential and "s3" in self.by_service and _s3_shaped(head, self.names):
             return self.by_service["s3"].refusal  # e.g. `aws s3 ls --no-sign-request`
         return refusal

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import parse_qs, quote, urlsplit
@@ -29,7 +30,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.types import Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from dockyard.api.console_files import ConsoleFiles, ShellError
 from dockyard.api.console_session import COOKIE, COOKIE_PATH, Session, Sessions
@@ -69,6 +70,24 @@ _NO_STORE = (b"cache-control", b"no-store")
 _SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
+class _HandedOn:
+    """A gateway request handed to the app of its API as that API's JSON form: X-Amz-Target
+    `target` and JSON 1.0 (what CloudWatch's JSON protocol is), the body as the page sent it."""
+
+    def __init__(self, app: ASGIApp, target: str) -> None:
+        self.app = app
+        self.target = target
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        replaced = (b"x-amz-target", b"content-type")
+        headers = [(k, v) for k, v in scope["headers"] if k.lower() not in replaced]
+        headers += [
+            (b"x-amz-target", self.target.encode()),
+            (b"content-type", b"application/x-amz-json-1.0"),
+        ]
+        await self.app({**scope, "headers": headers}, receive, send)
+
+
 def is_console_path(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
@@ -86,9 +105,11 @@ class ConsoleApp:
         files: ConsoleFiles | None = None,
         guard: SignInGuard | None = None,
         downloads: Path | None = None,
+        apps_by_target: Mapping[str, ASGIApp] | None = None,
     ) -> None:
         """`downloads`: where objects of a remote store are fetched to before they are sent
-        (default: the system's temporary folder)."""
+        (default: the system's temporary folder). `apps_by_target`: APIs outside `apis` that
+        answer the JSON form of their operations themselves (CloudWatch), by target prefix."""
         self.apis = apis
         self.store = store
         self.keys = keys
@@ -96,6 +117,7 @@ class ConsoleApp:
         self.files = files or ConsoleFiles()
         self.guard = guard or SignInGuard()
         self.downloads = downloads
+        self.apps_by_target = dict(apps_by_target or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -147,7 +169,11 @@ class ConsoleApp:
             refused = self._refuse_forgery(request, session)
             if refused is not None:
                 return refused
-            return await self.apis.answer(rest[len("/api/") :], request)
+            target = rest[len("/api/") :]
+            app = self.apps_by_target.get(target.partition(".")[0])
+            if app is not None:
+                return _HandedOn(app, target)
+            return await self.apis.answer(target, request)
         if rest == "/sign-out":
             if method != "POST":
                 return _not_allowed("POST")

@@ -1,5 +1,6 @@
 """An endpoint's page in a real Chromium: after 100 invocations through boto3 its counter and
-chart of invocations say 100, and its variant shows its instances."""
+chart of invocations say 100, its recent status codes are 100 × 200, and its variant shows its
+instances."""
 
 from __future__ import annotations
 
@@ -43,6 +44,9 @@ def test_an_endpoint_page_shows_its_invocations(console: Console, tmp_path: Path
     )
     assert drawn["labels"] == ["invocations/s"]
     assert sum(v for v in drawn["data"][1] if v is not None) * 10 == pytest.approx(INVOCATIONS)
+    # The recent invocations' status codes: all 100 answered 200.
+    codes = page.get_by_role("list", name="Status codes")
+    assert codes.locator("li").all_inner_texts() == [f"200 × {INVOCATIONS}"]
     variants = page.get_by_role("table").first
     assert "AllTraffic" in variants.inner_text()
     assert "1 / 1" in variants.inner_text()

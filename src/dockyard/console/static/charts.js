@@ -44,12 +44,21 @@ export class Chart {
       this.empty,
       this.holder,
     );
-    this.onResize = () => this.plot && this.plot.setSize({ width: chartWidth(this.holder), height: 220 });
-    window.addEventListener("resize", this.onResize);
+    // Follows its box's width (the window, the grid's columns, the box's first layout).
+    this.resizer = new ResizeObserver(() => {
+      if (this.plot && Math.abs(this.plot.width - chartWidth(this.holder)) > 2) {
+        this.plot.setSize({ width: chartWidth(this.holder), height: 220 });
+      }
+    });
+    this.resizer.observe(this.holder);
   }
 
-  /** Draws `series` ([{label, timestamps, values}]), making the plot anew when the labels change. */
-  draw(series) {
+  /**
+   * Draws `series` ([{label, timestamps, values}]), making the plot anew when the labels change;
+   * `range` ([from, to] in seconds) fixes the time axis, else it spans the points.
+   */
+  draw(series, range = null) {
+    this.range = range;
     const labels = series.map((s) => s.label);
     const data = align(series);
     this.empty.hidden = data[0].length > 0;
@@ -75,6 +84,7 @@ export class Chart {
             value: (u, v) => (v === null || v === undefined ? "—" : `${+v.toPrecision(6)}${unit}`),
           })),
         ],
+        scales: { x: { time: true, range: (u, min, max) => this.range || (min === max ? [min - 30, max + 30] : [min, max]) } },
         axes: [{}, { size: 60, values: (u, ticks) => ticks.map((v) => `${+v.toPrecision(4)}${unit}`) }],
       },
       data,
@@ -84,7 +94,7 @@ export class Chart {
   }
 
   destroy() {
-    window.removeEventListener("resize", this.onResize);
+    this.resizer.disconnect();
     if (this.plot) this.plot.destroy();
     if (window.dockyardCharts[this.name] === this.plot) delete window.dockyardCharts[this.name];
     this.plot = null;

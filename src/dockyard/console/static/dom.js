@@ -17,6 +17,18 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+const present = (children) => children.flat(Infinity).filter((c) => c !== undefined && c !== null && c !== false);
+
+/** Appends the children that are there (append itself would write "null" for a missing one). */
+export function add(el, ...children) {
+  el.append(...present(children));
+}
+
+/** Replaces an element's children with those that are there. */
+export function fill(el, ...children) {
+  el.replaceChildren(...present(children));
+}
+
 /** A time as seconds since the epoch, from the JSON answers' numbers (or an ISO string). */
 export function seconds(time) {
   if (time === undefined || time === null) return null;

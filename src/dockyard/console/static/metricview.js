@@ -7,14 +7,17 @@ import { h, seconds } from "./dom.js";
 
 export const TRAINING_NAMESPACE = "/aws/sagemaker/TrainingJobs";
 
-/** The job's metrics CloudWatch lists: those with a dimension naming the job or one of its hosts. */
+/**
+ * The job's metrics CloudWatch lists per host: those with a dimension naming one of its hosts
+ * ("<job>/algo-1"), not the job-wide series (dimension TrainingJobName) that merges them.
+ */
 async function listedMetrics(job) {
   const found = [];
   let NextToken;
   do {
     const page = await cloudwatch("ListMetrics", { Namespace: TRAINING_NAMESPACE, ...(NextToken ? { NextToken } : {}) });
     for (const metric of page.Metrics || []) {
-      const host = (metric.Dimensions || []).find((d) => d.Value === job || d.Value.startsWith(`${job}/`));
+      const host = (metric.Dimensions || []).find((d) => d.Value.startsWith(`${job}/`));
       if (host) found.push(metric);
     }
     NextToken = page.NextToken;
@@ -61,8 +64,8 @@ export class MetricView {
     const results = await metricData(queries, Math.floor(start), Math.ceil(end));
     const byName = new Map();
     metrics.forEach((metric, i) => {
-      const dimension = metric.Dimensions.find((d) => d.Value === this.job || d.Value.startsWith(`${this.job}/`));
-      const label = dimension.Value.startsWith(`${this.job}/`) ? dimension.Value.slice(this.job.length + 1) : dimension.Value;
+      const dimension = metric.Dimensions.find((d) => d.Value.startsWith(`${this.job}/`));
+      const label = dimension.Value.slice(this.job.length + 1);
       const result = results[`m${i}`] || { timestamps: [], values: [] };
       const list = byName.get(metric.MetricName) || [];
       list.push({ label, timestamps: result.timestamps.map(seconds), values: result.values });

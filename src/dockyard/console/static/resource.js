@@ -2,7 +2,7 @@
 // configurations): a sortable list, and a detail page of the Describe answer.
 
 import { listAll, sagemaker } from "./api.js";
-import { facts, formatTime, h, jsonBlock, link, section, seconds, statusBadge } from "./dom.js";
+import { add, facts, formatTime, h, jsonBlock, link, section, seconds, statusBadge } from "./dom.js";
 import { sortableList } from "./listing.js";
 
 const isTime = (key) => /Time$/.test(key);
@@ -47,7 +47,8 @@ export function detailPage({ kind, describe, nameKey, statusKey, path, links = {
       else if (links[key]) plain.push([key, link(`/console/${links[key]}/${encodeURIComponent(value)}`, value)]);
       else plain.push([key, isTime(key) ? formatTime(value) : String(value)]);
     }
-    main.append(
+    add(
+      main,
       h("p", { class: "crumbs" }, h("a", { href: `/console/${path}` }, kind), " / "),
       h("h1", {}, name),
       statusKey ? h("p", { class: "status-line" }, statusBadge(answer[statusKey])) : null,

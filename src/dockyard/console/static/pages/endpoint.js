@@ -3,7 +3,7 @@
 
 import { dockyard, listAll, metricData, sagemaker } from "../api.js";
 import { Chart } from "../charts.js";
-import { confirmAction, errorNote, facts, formatTime, h, section, seconds, statusBadge, table } from "../dom.js";
+import { confirmAction, errorNote, facts, fill, formatTime, h, section, seconds, statusBadge, table } from "../dom.js";
 
 const NAMESPACE = "AWS/SageMaker";
 const WINDOW = 3600; // the charts show the last hour …
@@ -31,15 +31,27 @@ function chartQueries(endpoint, variants) {
   return out.map((q) => ({ ...q, period: PERIOD }));
 }
 
-/** Any list answer as a table: the first array in it, its items' keys as columns. */
-function genericTable(answer) {
-  const rows = Object.values(answer).find(Array.isArray) || [];
-  if (!rows.length) return h("p", { class: "muted" }, "No invocations yet.");
-  const keys = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  return table(keys.map((k) => ({
-    label: k,
-    cell: (r) => (/time/i.test(k) && typeof r[k] === "number" ? formatTime(r[k]) : typeof r[k] === "object" ? JSON.stringify(r[k]) : String(r[k] ?? "—")),
-  })), rows);
+const RECENT_ROWS = 20;
+
+/** The recent invocations: how many answered each status code, and the newest few. */
+function recentInvocations(invocations) {
+  if (!invocations.length) return h("p", { class: "muted" }, "No invocations yet.");
+  const counts = new Map();
+  for (const i of invocations) counts.set(i.StatusCode, (counts.get(i.StatusCode) || 0) + 1);
+  const codes = [...counts.entries()].sort(([a], [b]) => a - b);
+  const newest = [...invocations].sort((a, b) => b.Time - a.Time).slice(0, RECENT_ROWS);
+  return h("div", {},
+    h("ul", { class: "status-codes", "aria-label": "Status codes" }, codes.map(([code, count]) =>
+      // 0: the instance gave no answer at all.
+      h("li", { "data-code": code, class: code >= 200 && code < 400 ? "ok" : "bad" },
+        h("strong", {}, code === 0 ? "no answer" : String(code)), ` × ${count}`))),
+    table([
+      { label: "Time", cell: (i) => formatTime(i.Time) },
+      { label: "Variant", cell: (i) => i.VariantName },
+      { label: "Instance", cell: (i) => i.InstanceName },
+      { label: "Status", cell: (i) => (i.StatusCode === 0 ? "no answer" : String(i.StatusCode)) },
+      { label: "Model latency", cell: (i) => (i.ModelLatencyMicroseconds === undefined ? "—" : `${(i.ModelLatencyMicroseconds / 1000).toFixed(1)} ms`) },
+    ], newest, `The newest ${newest.length} of ${invocations.length}`));
 }
 
 export async function render(main, [name], ctx) {
@@ -97,7 +109,7 @@ export async function render(main, [name], ctx) {
   }
 
   function drawSummary() {
-    summary.replaceChildren(
+    fill(summary,
       h("p", { class: "status-line" }, statusBadge(endpoint.EndpointStatus)),
       endpoint.FailureReason ? h("div", { class: "failure", role: "alert" }, h("strong", {}, "Failure reason: "), endpoint.FailureReason) : null,
       facts([
@@ -140,12 +152,16 @@ export async function render(main, [name], ctx) {
       byChart[q.chart].push({ label: q.label, timestamps: r.timestamps.map(seconds), values: r.values.map((v) => v * q.scale) });
     }
     total.textContent = String(invocations);
-    for (const [chart, series] of Object.entries(byChart)) charts[chart].draw(series);
+    // The x axis spans from a minute before the first point (or the window's start) to now.
+    const first = Math.min(...Object.values(byChart).flat().flatMap((s) => s.timestamps));
+    const range = [Math.max(now - WINDOW, Number.isFinite(first) ? first - 60 : now - WINDOW), now];
+    for (const [chart, series] of Object.entries(byChart)) charts[chart].draw(series, range);
   }
 
   async function drawRecent() {
     try {
-      recent.replaceChildren(genericTable(await dockyard("ListRecentInvocations", { EndpointName: name })));
+      const answer = await dockyard("ListRecentInvocations", { EndpointName: name });
+      recent.replaceChildren(recentInvocations(answer.Invocations || []));
     } catch (error) {
       recent.replaceChildren(h("p", { class: "muted" }, `Recent invocations are not available: ${error.message}`));
     }

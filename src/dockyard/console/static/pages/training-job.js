@@ -2,7 +2,7 @@
 // per metric with every host, hyperparameters, channels, resources, artifacts, and Stop.
 
 import { sagemaker } from "../api.js";
-import { confirmAction, errorNote, facts, formatDuration, formatTime, h, jsonBlock, section, seconds, statusBadge, table } from "../dom.js";
+import { confirmAction, errorNote, facts, fill, formatDuration, formatTime, h, jsonBlock, section, seconds, statusBadge, table } from "../dom.js";
 import { LogView } from "../logview.js";
 import { MetricView } from "../metricview.js";
 
@@ -67,7 +67,7 @@ export async function render(main, [name], ctx) {
   function drawHeader() {
     const start = seconds(job.TrainingStartTime ?? job.CreationTime);
     const end = seconds(job.TrainingEndTime) ?? Date.now() / 1000;
-    header.replaceChildren(
+    fill(header,
       h("p", { class: "status-line" }, statusBadge(job.TrainingJobStatus), " ",
         h("span", { id: "secondary-status" }, job.SecondaryStatus || ""),
         job.TrainingJobStatus === "InProgress"

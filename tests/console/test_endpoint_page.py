@@ -50,3 +50,56 @@ def test_an_endpoint_page_shows_its_invocations(console: Console, tmp_path: Path
     variants = page.get_by_role("table").first
     assert "AllTraffic" in variants.inner_text()
     assert "1 / 1" in variants.inner_text()
+
+
+@pytest.mark.slow
+def test_an_endpoint_is_scaled_updated_and_deleted_from_its_page(
+    console: Console, tmp_path: Path
+) -> None:
+    server = console.server
+    sagemaker = server.client("sagemaker")
+    deploy(server, make_echo_image(tmp_path), "managed")
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="managed-bigger",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "managed-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.xlarge",
+            }
+        ],
+    )
+    page = console.page
+    page.goto(console.url("/console/endpoints/managed"))
+    page.locator(".status-line [data-status='InService']").wait_for()
+    dialog = page.get_by_role("dialog")
+
+    page.get_by_label("Instance count of AllTraffic").fill("2")
+    page.get_by_role("button", name="Scale", exact=True).click()
+    dialog.get_by_role("button", name="Scale").click()
+    page.get_by_role("cell", name="2 / 2", exact=True).wait_for(timeout=60_000)
+    variant = sagemaker.describe_endpoint(EndpointName="managed")["ProductionVariants"][0]
+    assert (variant["CurrentInstanceCount"], variant["DesiredInstanceCount"]) == (2, 2)
+
+    page.get_by_label("Endpoint configuration").select_option("managed-bigger")
+    page.get_by_role("button", name="Update", exact=True).click()
+    dialog.get_by_role("button", name="Update").click()
+    page.get_by_role("link", name="managed-bigger").wait_for(timeout=60_000)
+    page.locator(".status-line [data-status='InService']").wait_for(timeout=60_000)
+    described = sagemaker.describe_endpoint(EndpointName="managed")
+    assert described["EndpointConfigName"] == "managed-bigger"
+
+    page.get_by_role("button", name="Delete endpoint").click()
+    dialog.get_by_role("button", name="Delete").click()
+    page.get_by_role("heading", level=1, name="Endpoints").wait_for()
+    # Listed as Deleting while its instances go down (as SageMaker lists it), or gone already.
+    row = page.get_by_role("row").filter(has=page.get_by_role("link", name="managed", exact=True))
+    assert row.count() == 0 or "Deleting" in row.inner_text()
+    names: list[str] = ["managed"]
+    for _ in range(200):
+        names = [e["EndpointName"] for e in sagemaker.list_endpoints()["Endpoints"]]
+        if "managed" not in names:
+            break
+        page.wait_for_timeout(100)
+    assert "managed" not in names

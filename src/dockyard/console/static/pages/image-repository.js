@@ -2,6 +2,7 @@
 
 import { ecr } from "../api.js";
 import { formatTime, h, table } from "../dom.js";
+import { unavailable } from "./images.js";
 
 function size(bytes) {
   if (bytes === undefined) return "—";
@@ -14,17 +15,25 @@ function size(bytes) {
 
 export async function render(main, [name]) {
   document.title = `${name} · Images · dockyard`;
-  const images = [];
-  let nextToken;
-  do {
-    const page = await ecr("DescribeImages", { repositoryName: name, maxResults: 100, ...(nextToken ? { nextToken } : {}) });
-    images.push(...(page.imageDetails || []));
-    nextToken = page.nextToken;
-  } while (nextToken);
-  images.sort((a, b) => (b.imagePushedAt ?? 0) - (a.imagePushedAt ?? 0));
   main.append(
     h("p", { class: "crumbs" }, h("a", { href: "/console/images" }, "Images"), " / "),
     h("h1", {}, name),
+  );
+  const images = [];
+  try {
+    let nextToken;
+    do {
+      const page = await ecr("DescribeImages", { repositoryName: name, maxResults: 100, ...(nextToken ? { nextToken } : {}) });
+      images.push(...(page.imageDetails || []));
+      nextToken = page.nextToken;
+    } while (nextToken);
+  } catch (error) {
+    if (error.code !== "ServerException") throw error;
+    main.append(unavailable(error));
+    return;
+  }
+  images.sort((a, b) => (b.imagePushedAt ?? 0) - (a.imagePushedAt ?? 0));
+  main.append(
     images.length ? table([
       { label: "Tags", cell: (i) => (i.imageTags || []).join(", ") || "(untagged)" },
       { label: "Digest", cell: (i) => h("code", {}, i.imageDigest) },

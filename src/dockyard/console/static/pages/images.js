@@ -4,6 +4,17 @@ import { ecr } from "../api.js";
 import { formatTime, h, link, seconds } from "../dom.js";
 import { sortableList } from "../listing.js";
 
+/**
+ * Why there are no images to show: the ECR API's own words (ServerException is how it says the
+ * image registry is not there), and what images are for.
+ */
+export function unavailable(error) {
+  return h("div", { class: "note", role: "status", id: "images-unavailable" },
+    h("p", {}, h("strong", {}, "Images are not available here.")),
+    h("p", {}, error.message),
+    h("p", { class: "muted" }, "Images live in dockyard's image registry, which the docker runtime's containers run from; jobs on the process runtime run image folders instead."));
+}
+
 export async function render(main) {
   document.title = "Images · dockyard";
   main.append(h("h1", {}, "Images"));
@@ -16,11 +27,8 @@ export async function render(main) {
       nextToken = page.nextToken;
     } while (nextToken);
   } catch (error) {
-    // ServerException is how the ECR API says the registry is not there (no docker runtime).
-    main.append(h("div", { class: "note", role: "status", id: "images-unavailable" },
-      h("p", {}, h("strong", {}, "Images are not available here. ")),
-      h("p", {}, error.message),
-      h("p", { class: "muted" }, "Images are kept in dockyard's registry, which comes with the docker runtime; jobs on the process runtime run image folders instead.")));
+    if (error.code !== "ServerException") throw error;
+    main.append(unavailable(error));
     return;
   }
   if (!repositories.length) {

@@ -4,14 +4,22 @@ the nav's client-side routing, and a layout usable on a narrow (phone-sized) win
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from tests.conftest import RunningServer
+from tests.conftest import RunningServer, make_image, training_request, wait_for_job
 from tests.console.conftest import Console, new_console
 
+# Three points, more than a second apart (the chart reads them at a period of 1 s).
+LOSS_THREE_TIMES = """
+import time
+for loss in (1.0, 0.5, 0.25):
+    print(f"loss={loss}", flush=True)
+    time.sleep(1.1)
+"""
 NAV = [
     "Training jobs",
     "Endpoints",
@@ -79,8 +87,13 @@ def test_nav_routes_on_the_client_and_signs_out(console: Console) -> None:
 
 @pytest.mark.slow
 def test_a_narrow_window_shows_every_part_without_sideways_scrolling(
-    browser: Any, server: RunningServer, request: pytest.FixtureRequest
+    browser: Any, server: RunningServer, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    sagemaker = server.client("sagemaker")
+    job = training_request("narrow", make_image(tmp_path / "img", LOSS_THREE_TIMES))
+    job["AlgorithmSpecification"]["MetricDefinitions"] = [{"Name": "loss", "Regex": r"loss=(\S+)"}]
+    sagemaker.create_training_job(**job)
+    assert wait_for_job(sagemaker, "narrow")["TrainingJobStatus"] == "Completed"
     with new_console(browser, server, request, viewport={"width": 390, "height": 844}) as console:
         console.sign_in("/console/training-jobs")
         page = console.page
@@ -88,5 +101,15 @@ def test_a_narrow_window_shows_every_part_without_sideways_scrolling(
         for name in NAV:
             assert page.get_by_role("link", name=name, exact=True).is_visible()
         assert page.get_by_role("button", name="Sign out").is_visible()
-        width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, f"the page is {width} px wide in a 390 px window"
+        assert_fits(page)
+        # The job's page too: its chart, log and tables fit the window.
+        page.get_by_role("link", name="narrow").click()
+        page.locator("#log").get_by_text("loss=0.25").wait_for()
+        page.wait_for_function("() => window.dockyardCharts.loss?.data[0].length === 3")
+        assert page.evaluate("window.dockyardCharts.loss.width") <= 390
+        assert_fits(page)
+
+
+def assert_fits(page: Any) -> None:
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide in a 390 px window"

@@ -73,8 +73,17 @@ def test_the_log_pane_shows_lines_as_the_job_writes_them(console: Console, tmp_p
     text = pane.inner_text()
     assert text.index("first words") < text.index("later words")
     assert text.count("later words") == 1
-    assert wait_for_job(sagemaker, "talks-twice")["TrainingJobStatus"] == "Completed"
-    page.locator("[data-status='Completed']").first.wait_for()
+    described = wait_for_job(sagemaker, "talks-twice")
+    assert described["TrainingJobStatus"] == "Completed"
+    page.locator(".status-line [data-status='Completed']").wait_for()
+
+    # The model's link downloads the very archive the job uploaded.
+    uri = described["ModelArtifacts"]["S3ModelArtifacts"]
+    with page.expect_download() as download:
+        page.get_by_role("link", name=uri).click()
+    bucket, key = uri.removeprefix("s3://").split("/", 1)
+    saved = Path(download.value.path())
+    assert saved.read_bytes() == console.server.engine.store.get_bytes(bucket, key)
 
 
 @pytest.mark.slow

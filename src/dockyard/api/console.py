@@ -143,7 +143,7 @@ class ConsoleApp:
 
         await response(scope, receive, secured)
 
-    async def _respond(self, request: Request) -> Response:
+    async def _respond(self, request: Request) -> Response | _HandedOn:
         rest = request.url.path[len(PREFIX) :]
         method = request.method
         if rest == "/sign-in":

@@ -4,13 +4,21 @@ artifact download hands out a real job's model.tar.gz: over real HTTP, with a re
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from dockyard.settings import Settings
 from tests.api.console_client import Browser, signed_in
-from tests.conftest import RunningServer, make_image, training_request, wait_for_job
+from tests.conftest import (
+    RunningServer,
+    free_port,
+    make_image,
+    training_request,
+    wait_for_job,
+)
 
 JSON_11 = "application/x-amz-json-1.1"
 PROGRAM = """
@@ -180,3 +188,33 @@ def test_artifacts_download_a_real_jobs_model(server: RunningServer, tmp_path: P
         assert words in refused.text, (bad, refused.text)
         assert refused.headers["content-type"] == "text/html; charset=utf-8"
         assert "Traceback" not in refused.text
+
+
+def test_artifacts_download_from_an_s3_store(moto_endpoint: str, tmp_path: Path) -> None:
+    """A remote store (a real S3 endpoint): the object is fetched, then sent, and its local copy
+    is gone afterwards."""
+    settings = Settings(
+        home=tmp_path / "home",
+        port=free_port(),
+        store="s3",
+        s3_endpoint_url=moto_endpoint,
+        s3_access_key_id="testing",
+        s3_secret_access_key="testing",
+    )
+    server = RunningServer(settings)
+    try:
+        payload = os.urandom(3 * 1024 * 1024 + 17)  # several pieces of the response
+        server.engine.store.create_bucket("console-remote")
+        server.engine.store.put_bytes("console-remote", "runs/a/model.tar.gz", payload)
+        browser = signed_in(server)
+        uri = "s3://console-remote/runs/a/model.tar.gz"
+        answer = browser.http.get("/console/artifacts", params={"uri": uri})
+        assert answer.status_code == 200
+        assert answer.content == payload
+        assert 'filename="model.tar.gz"' in answer.headers["content-disposition"]
+        missing = browser.http.get("/console/artifacts", params={"uri": uri + ".old"})
+        assert missing.status_code == 404
+        leftovers = [p for p in settings.home.iterdir() if p.name.startswith("tmp")]
+        assert leftovers == []
+    finally:
+        server.close()

@@ -452,3 +452,29 @@ def test_the_session_lasts_as_long_as_the_setting_says(dockyard_settings: Settin
         assert page.status_code == 303
     finally:
         running.close()
+
+
+def test_a_signed_out_session_stays_ended_across_a_restart(dockyard_settings: Settings) -> None:
+    first = RunningServer(dockyard_settings)
+    try:
+        browser = signed_in(first)
+        ended, kept = browser.cookie, signed_in(first).cookie
+        answer = browser.http.post(
+            "/console/sign-out", headers={"Origin": first.url, "X-CSRF-Token": browser.csrf}
+        )
+        assert answer.status_code == 303
+    finally:
+        first.close()
+    signed_out = dockyard_settings.home / "console-signed-out"
+    assert signed_out.stat().st_mode & 0o777 == 0o600
+    second = RunningServer(dockyard_settings.model_copy(update={"port": free_port()}))
+    try:
+        for cookie, expected in ((ended, 303), (kept, 200)):
+            page = httpx.get(
+                f"{second.url}/console/",
+                headers={"Cookie": f"{COOKIE}={cookie}"},
+                follow_redirects=False,
+            )
+            assert page.status_code == expected
+    finally:
+        second.close()

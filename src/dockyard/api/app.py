@@ -90,7 +90,12 @@ def create_app(
         apis,
         engine.store,
         keys,
-        Sessions(console_secret(settings), keys, settings.console_session_hours * 3600),
+        Sessions(
+            console_secret(settings),
+            keys,
+            settings.console_session_hours * 3600,
+            signed_out_file=settings.home / "console-signed-out",
+        ),
         downloads=settings.home,
     )
     return SigV4Middleware(

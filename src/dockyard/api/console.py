@@ -229,7 +229,7 @@ class ConsoleApp:
         refused = self._refuse_forgery(request, session, token)
         if refused is not None:
             return refused
-        self.sessions.end(session)
+        await run_in_threadpool(self.sessions.end, session)  # it writes a file
         response = RedirectResponse(SIGN_IN, 303)
         response.delete_cookie(
             COOKIE,

@@ -44,6 +44,7 @@ def test_no_way_out_of_the_static_folder(server: RunningServer) -> None:
         "/console/static/./console.css",
         "/console/static/.hidden",
         "/console/static/",
+        "/console/static",
         "/console/static/%00",
         "/console/static/console.css%00.js",
     ]

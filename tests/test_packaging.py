@@ -101,4 +101,6 @@ def test_a_built_wheel_holds_the_migrations_and_declares_no_unused_dependency(
         assert f"dockyard/storage/migrations/{migration}" in names
     assert "dockyard/py.typed" in names
     assert "dockyard/runtimes/shim/dockyard_shim.py" in names
+    # The web console's files, which the server reads from the installed package.
+    assert {"dockyard/console/index.html", "dockyard/console/static/console.css"} <= names
     assert not [line for line in requires if "fastapi" in line]

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from dockyard.api.app import create_app
-from dockyard.api.console_session import COOKIE, Sessions, console_secret
+from dockyard.api.console_session import COOKIE, Sessions, console_secret, console_secret_file
 from dockyard.api.console_sign_in import safe_next
 from dockyard.api.keys import AccessKey, KeyRing, face_key
 from dockyard.engine.core import Engine
@@ -100,6 +100,8 @@ def test_sign_in_with_the_servers_key_opens_the_console(server: RunningServer) -
     assert attributes == {"httponly", "max-age", "path", "samesite"}  # no Secure over http
     assert "Path=/console" in cookie and "SameSite=strict" in cookie
     assert "Max-Age=43200" in cookie  # 12 h, the default
+    # Signed with a secret of this home, made on first use, readable by its owner only.
+    assert console_secret_file(server.settings).stat().st_mode & 0o777 == 0o600
     shell = http.get("/console/endpoints/e")
     assert shell.status_code == 200
     assert shell.headers["content-type"] == "text/html; charset=utf-8"
@@ -452,3 +454,46 @@ def test_the_session_lasts_as_long_as_the_setting_says(dockyard_settings: Settin
         assert page.status_code == 303
     finally:
         running.close()
+
+
+def test_a_signed_out_session_stays_ended_across_a_restart(dockyard_settings: Settings) -> None:
+    first = RunningServer(dockyard_settings)
+    try:
+        browser = signed_in(first)
+        ended, kept = browser.cookie, signed_in(first).cookie
+        answer = browser.http.post(
+            "/console/sign-out", headers={"Origin": first.url, "X-CSRF-Token": browser.csrf}
+        )
+        assert answer.status_code == 303
+    finally:
+        first.close()
+    signed_out = dockyard_settings.home / "console-signed-out"
+    assert signed_out.stat().st_mode & 0o777 == 0o600
+    second = RunningServer(dockyard_settings.model_copy(update={"port": free_port()}))
+    try:
+        for cookie, expected in ((ended, 303), (kept, 200)):
+            page = httpx.get(
+                f"{second.url}/console/",
+                headers={"Cookie": f"{COOKIE}={cookie}"},
+                follow_redirects=False,
+            )
+            assert page.status_code == expected
+    finally:
+        second.close()
+
+
+def test_each_route_takes_its_methods_only(server: RunningServer) -> None:
+    browser = signed_in(server)
+    for method, path, allowed in [
+        ("GET", "/console/sign-out", "POST"),
+        ("PUT", "/console/sign-in", "GET, POST"),
+        ("DELETE", "/console/training-jobs", "GET"),
+        ("POST", "/console/artifacts", "GET"),
+        ("GET", f"/console/api/{LIST}", "POST"),
+    ]:
+        answer = browser.http.request(
+            method, path, headers={"Origin": server.url, "X-CSRF-Token": browser.csrf}
+        )
+        assert answer.status_code == 405, (method, path)
+        assert answer.headers["allow"] == allowed
+        assert_secured(answer)

@@ -98,7 +98,12 @@ def create_app(
         apis,
         engine.store,
         keys,
-        Sessions(console_secret(settings), keys, settings.console_session_hours * 3600),
+        Sessions(
+            console_secret(settings),
+            keys,
+            settings.console_session_hours * 3600,
+            signed_out_file=settings.home / "console-signed-out",
+        ),
         downloads=settings.home,
         # CloudWatch is not one of the JSON 1.1 APIs: its own app answers its JSON 1.0 form.
         apps_by_target={cloudwatch_wire.target_prefix(): cloudwatch},

@@ -20,18 +20,16 @@ Security model:
 from __future__ import annotations
 
 import logging
-import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from dockyard.api.console_artifacts import Artifacts
 from dockyard.api.console_files import ConsoleFiles, ShellError
 from dockyard.api.console_session import COOKIE, COOKIE_PATH, Session, Sessions
 from dockyard.api.console_sign_in import (
@@ -47,9 +45,8 @@ from dockyard.api.console_sign_in import (
 from dockyard.api.json_apis import JsonApis
 from dockyard.api.keys import KeyRing
 from dockyard.api.limits import read_body
-from dockyard.api.s3.file_response import FileSpanResponse
-from dockyard.contract.errors import DockyardError, NoSuchBucket, NoSuchKey, ValidationError
-from dockyard.storage.objects import ObjectStore, S3Uri
+from dockyard.contract.errors import DockyardError
+from dockyard.storage.objects import ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +64,6 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
 ]
 _NO_STORE = (b"cache-control", b"no-store")
-_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class _HandedOn:
@@ -111,12 +107,11 @@ class ConsoleApp:
         (default: the system's temporary folder). `apps_by_target`: APIs outside `apis` that
         answer the JSON form of their operations themselves (CloudWatch), by target prefix."""
         self.apis = apis
-        self.store = store
         self.keys = keys
         self.sessions = sessions
         self.files = files or ConsoleFiles()
         self.guard = guard or SignInGuard()
-        self.downloads = downloads
+        self.artifacts = Artifacts(store, downloads)
         self.apps_by_target = dict(apps_by_target or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -183,8 +178,9 @@ class ConsoleApp:
         if rest.startswith("/static/"):
             return self._static(request, rest[len("/static/") :])
         if rest == "/artifacts":
-            return await self._artifact(request.query_params.get("uri"))
-        if rest.startswith(("/artifacts/", "/sign-in/")) or _has_dot_segment(rest):
+            return await self.artifacts.download(request.query_params.get("uri"))
+        reserved = rest == "/static" or rest.startswith(("/artifacts/", "/sign-in/"))
+        if reserved or _has_dot_segment(rest):
             return _page(404, "Not found", f"{request.url.path} is not a page of the console.")
         return self._shell(session)
 
@@ -255,7 +251,7 @@ class ConsoleApp:
         refused = self._refuse_forgery(request, session, token)
         if refused is not None:
             return refused
-        self.sessions.end(session)
+        await run_in_threadpool(self.sessions.end, session)  # it writes a file
         response = RedirectResponse(SIGN_IN, 303)
         response.delete_cookie(
             COOKIE,
@@ -314,41 +310,6 @@ class ConsoleApp:
             return Response(b"", 304, headers)
         return Response(asset.body, media_type=asset.content_type, headers=headers)
 
-    async def _artifact(self, uri: str | None) -> Response:
-        """The object at `uri` (s3://bucket/key) of the server's store, as a download."""
-        if not uri:
-            return _page(400, "No artifact named", "Give the object as ?uri=s3://bucket/key.")
-        try:
-            where = S3Uri.parse(uri)
-        except ValidationError as exc:
-            return _page(400, "Not an artifact address", exc.message)
-        if not where.key or where.key.endswith("/"):
-            return _page(400, "Not an artifact address", f"{uri} names a folder, not an object.")
-        try:
-            source, size = await run_in_threadpool(self._open, where)
-        except (NoSuchKey, NoSuchBucket):
-            return _page(404, "No such artifact", f"The object store has no object {uri}.")
-        name = where.key.rsplit("/", 1)[-1]
-        headers = {
-            "Content-Disposition": content_disposition(name),
-            "Content-Length": str(size),
-            "Content-Type": "application/octet-stream",
-        }
-        return FileSpanResponse(source, 0, size, 200, headers)
-
-    def _open(self, where: S3Uri) -> tuple[BinaryIO, int]:
-        opened = self.store.open_object(where.bucket, where.key)
-        if opened is not None:
-            return opened[0], opened[1].size
-        # A remote store: fetched whole first, then sent from the local copy (unlinked at once;
-        # the open file lives until sent).
-        info = self.store.head(where.bucket, where.key)
-        with tempfile.TemporaryDirectory(dir=self.downloads) as folder:
-            copy = Path(folder) / "object"
-            self.store.get_file(where.bucket, where.key, copy)
-            source = copy.open("rb")
-        return source, info.size
-
 
 def same_origin(request: Request) -> bool:
     """True when the request's Origin (else its Referer's origin) is this server's, as the
@@ -365,13 +326,6 @@ def same_origin(request: Request) -> bool:
         parts = urlsplit(referer)
         origin = f"{parts.scheme}://{parts.netloc}"
     return origin.lower() == expected
-
-
-def content_disposition(name: str) -> str:
-    """An attachment under `name`: a plain ASCII fallback (`filename`) and the name itself,
-    percent-encoded (`filename*`, RFC 6266)."""
-    plain = _SAFE_FILENAME.sub("_", name).strip(".") or "download"
-    return f"attachment; filename=\"{plain}\"; filename*=UTF-8''{quote(name, safe='')}"
 
 
 def _has_dot_segment(path: str) -> bool:

@@ -5,8 +5,9 @@ The cookie is `v1.<payload>.<mac>`: the payload (base64url JSON) holds the acces
 random session id, the issue and expiry times; the MAC is HMAC-SHA256 under a key derived from
 the home's console secret and the access key's own secret. So a cookie made by another home,
 edited, expired, or of a key removed from the ring (or whose secret changed) reads as no
-session. Signing out also ends the session on the server (an in-memory list until its expiry:
-a copy of the cookie kept elsewhere stops working too, until the server restarts)."""
+session. Signing out also ends the session on the server: its id is kept (in memory and in
+<home>/console-signed-out, across restarts) until its expiry, so a copy of the cookie kept
+elsewhere stops working too."""
 
 from __future__ import annotations
 
@@ -94,12 +95,17 @@ class Sessions:
         keys: KeyRing,
         lifetime_seconds: float,
         clock: Callable[[], float] = time.time,
+        signed_out_file: Path | None = None,
     ) -> None:
+        """`signed_out_file`: where the ids of signed-out sessions are kept (None: in memory
+        only)."""
         self._secret = secret
         self._keys = keys
         self.lifetime_seconds = int(lifetime_seconds)
         self._clock = clock
-        self._ended: dict[str, int] = {}  # session id -> its expiry, for signed-out sessions
+        self._signed_out_file = signed_out_file
+        # Session id -> its expiry, for signed-out sessions.
+        self._ended: dict[str, int] = _read_signed_out(signed_out_file, clock())
         self._lock = threading.Lock()
 
     def _mac_key(self, key: AccessKey) -> bytes:
@@ -168,6 +174,8 @@ class Sessions:
         with self._lock:
             self._ended = {sid: exp for sid, exp in self._ended.items() if exp > now}
             self._ended[session.session_id] = session.expires
+            if self._signed_out_file is not None:
+                _write_signed_out(self._signed_out_file, self._ended)
 
     def csrf_token(self, session: Session) -> str:
         """The token state-changing requests of this session carry in X-CSRF-Token."""
@@ -179,3 +187,29 @@ class Sessions:
         if not token:
             return False
         return hmac.compare_digest(self.csrf_token(session).encode(), token.encode())
+
+
+def _read_signed_out(path: Path | None, now: float) -> dict[str, int]:
+    """The signed-out sessions not expired yet; a missing or damaged file holds none (its
+    sessions then stay valid until they expire, as without the file)."""
+    if path is None:
+        return {}
+    try:
+        text = path.read_text(encoding="ascii")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    ended = {}
+    for line in text.splitlines():
+        session_id, _, expires = line.partition(" ")
+        if session_id and expires.isdigit() and int(expires) > now:
+            ended[session_id] = int(expires)
+    return ended
+
+
+def _write_signed_out(path: Path, ended: dict[str, int]) -> None:
+    """The whole list, replaced at once (written aside, then renamed over the old one)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as file:
+        file.writelines(f"{sid} {exp}\n" for sid, exp in ended.items())
+    os.replace(tmp, path)

@@ -71,7 +71,11 @@ class SignInGuard:
         while failures and failures[0] <= now - self.window:
             failures.popleft()
         if len(self._failures) > 10_000:  # many addresses: forget those with nothing recent
-            self._failures = {c: f for c, f in self._failures.items() if f or c == client}
+            self._failures = {
+                c: f
+                for c, f in self._failures.items()
+                if c == client or (f and f[-1] > now - self.window)
+            }
         return failures
 
 

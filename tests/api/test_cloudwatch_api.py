@@ -426,3 +426,86 @@ def test_the_aws_cli_reads_a_jobs_statistics(
     points = json.loads(done.stdout)["Datapoints"]
     assert sum(p["SampleCount"] for p in points) == 2 * STEPS
     assert max(p["Maximum"] for p in points) == max(p.value for p in every)
+
+
+def test_endpoint_buckets_read_per_variant_and_instance(server: RunningServer) -> None:
+    """Endpoint metrics as the router's recorder stores them (per-second buckets per instance),
+    written here through the storage API, read with boto3."""
+    from dockyard.engine import metric_histogram
+    from dockyard.storage.metadata import EndpointMetricBucket
+
+    now = math.floor(datetime.now(UTC).timestamp() / 60) * 60 - 120
+    latencies = {
+        "AllTraffic-1": [float(v) for v in range(1000, 61000, 1000)],
+        "AllTraffic-2": [2500.0] * 40,
+    }
+    buckets = []
+    for instance, samples in latencies.items():
+        histogram: dict[int, int] = defaultdict(int)
+        for s in samples:
+            histogram[metric_histogram.bin_of(s)] += 1
+        for name, values, bins in (
+            ("ModelLatency", samples, dict(histogram)),
+            ("Invocations", [1.0] * len(samples), {}),
+            ("Invocation5XXErrors", [0.0] * len(samples), {}),
+        ):
+            buckets.append(
+                EndpointMetricBucket(
+                    "ep", "AllTraffic", instance, name, now + 5, len(values), sum(values),
+                    min(values), max(values), bins,
+                )
+            )  # fmt: skip
+    server.engine.metadata.add_endpoint_metric_buckets(buckets)
+    cloudwatch = server.client("cloudwatch")
+    variant = [
+        {"Name": "EndpointName", "Value": "ep"},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
+    window = {
+        "StartTime": datetime.fromtimestamp(now, UTC),
+        "EndTime": datetime.fromtimestamp(now + 60, UTC),
+        "Period": 60,
+    }
+    (invocations,) = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=variant,
+        Statistics=["Sum"], **window,
+    )["Datapoints"]  # fmt: skip
+    assert invocations["Sum"] == 100.0 and invocations["Unit"] == "None"
+    (errors,) = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors", Dimensions=variant,
+        Statistics=["Sum", "SampleCount"], **window,
+    )["Datapoints"]  # fmt: skip
+    assert (errors["Sum"], errors["SampleCount"]) == (0.0, 100.0)
+    (latency,) = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName="ModelLatency", Dimensions=variant,
+        ExtendedStatistics=["p50", "p99"], **window,
+    )["Datapoints"]  # fmt: skip
+    assert latency["Unit"] == "Microseconds"
+    every = sorted(latencies["AllTraffic-1"] + latencies["AllTraffic-2"])
+    for name, p in (("p50", 50), ("p99", 99)):
+        exact = every[math.ceil(p * len(every) / 100) - 1]
+        assert latency["ExtendedStatistics"][name] == pytest.approx(
+            exact, rel=metric_histogram.RELATIVE_ERROR
+        )
+    # One instance: the dockyard extension dimension InstanceId.
+    one = [*variant, {"Name": "InstanceId", "Value": "AllTraffic-2"}]
+    answer = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "calls",
+                "MetricStat": {
+                    "Metric": {"Namespace": "AWS/SageMaker", "MetricName": "Invocations",
+                               "Dimensions": one},
+                    "Period": 1,
+                    "Stat": "Sum",
+                },
+            }
+        ],
+        StartTime=window["StartTime"],
+        EndTime=window["EndTime"],
+    )  # fmt: skip
+    (result,) = answer["MetricDataResults"]
+    assert result["Values"] == [40.0] and result["StatusCode"] == "Complete"
+    assert [t.timestamp() for t in result["Timestamps"]] == [now + 5]
+    names = cloudwatch.list_metrics(Namespace="AWS/SageMaker", MetricName="Invocations")
+    assert len(names["Metrics"]) == 3  # the variant, and each of its two instances

@@ -121,6 +121,15 @@ class Settings(BaseSettings):
     secret_access_key: SecretStr | None = None
     keys_file: Path | None = None
 
+    # --- metrics (issue 13). The router records every invocation's metrics (CloudWatch's
+    # AWS/SageMaker per-second data, the Prometheus router series); false turns that off.
+    router_metrics: bool = True
+    # Endpoint metrics older than this are dropped (CloudWatch keeps 1-second data 15 days).
+    metrics_retention_days: float = Field(default=15.0, gt=0)
+    # GET /metrics (Prometheus): with a token, every scraper must send `Authorization: Bearer
+    # <token>`; without one, only loopback clients may scrape.
+    metrics_token: SecretStr | None = None
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str | None) -> str | None:

@@ -8,7 +8,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -509,3 +509,80 @@ def test_endpoint_buckets_read_per_variant_and_instance(server: RunningServer) -
     assert [t.timestamp() for t in result["Timestamps"]] == [now + 5]
     names = cloudwatch.list_metrics(Namespace="AWS/SageMaker", MetricName="Invocations")
     assert len(names["Metrics"]) == 3  # the variant, and each of its two instances
+
+
+@pytest.mark.slow
+def test_an_endpoint_invoked_100_times_reads_100_invocations(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """The router's recorder, read at once (not flushed yet) and after its flush."""
+    from dockyard.engine import metric_histogram
+    from tests.api.test_endpoints_api import deploy, make_echo_image
+
+    described = deploy(server, make_echo_image(tmp_path), "watched", count=2)
+    assert described["EndpointStatus"] == "InService", described.get("FailureReason")
+    started = datetime.now(UTC)
+    runtime = server.client("sagemaker-runtime")
+    for i in range(100):
+        runtime.invoke_endpoint(EndpointName="watched", Body=f"{i}".encode())
+    cloudwatch = server.client("cloudwatch")
+    variant = [
+        {"Name": "EndpointName", "Value": "watched"},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
+    window: dict[str, Any] = {
+        "StartTime": started - timedelta(minutes=1),
+        "EndTime": datetime.now(UTC) + timedelta(minutes=1),
+        "Period": 60,
+    }
+
+    def sums(metric: str, dimensions: list[dict[str, str]]) -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/SageMaker",
+            MetricName=metric,
+            Dimensions=dimensions,
+            Statistics=["Sum"],
+            **window,
+        )["Datapoints"]
+        return float(sum(p["Sum"] for p in points))
+
+    for flushed in (False, True):
+        if flushed:
+            server.engine.endpoint_metrics.flush()
+        assert sums("Invocations", variant) == 100.0
+        assert sums("Invocation5XXErrors", variant) == 0.0
+        instances = [
+            m["Dimensions"]
+            for m in cloudwatch.list_metrics(
+                Namespace="AWS/SageMaker",
+                MetricName="Invocations",
+                Dimensions=[{"Name": "InstanceId"}],
+            )["Metrics"]
+        ]
+        assert len(instances) == 2
+        assert sum(sums("Invocations", d) for d in instances) == 100.0
+        # InvocationsPerInstance: each invocation is 1/2 of one for each of the 2 instances.
+        assert sums("InvocationsPerInstance", variant) == pytest.approx(50.0)
+
+    # Latency percentiles: what the stored per-second histograms, merged, give.
+    answer = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker",
+        MetricName="ModelLatency",
+        Dimensions=variant,
+        ExtendedStatistics=["p50", "p99"],
+        **window,
+    )
+    buckets = server.engine.endpoint_metrics.buckets("watched", "ModelLatency", "AllTraffic")
+    assert sum(b.count for b in buckets) == 100
+    for point in answer["Datapoints"]:
+        assert point["Unit"] == "Microseconds"
+        t = point["Timestamp"].timestamp()
+        inside = [b for b in buckets if t <= b.start < t + 60]
+        merged: dict[int, int] = {}
+        for b in inside:
+            merged = metric_histogram.merge(merged, b.histogram)
+        low = min(b.minimum for b in inside)
+        high = max(b.maximum for b in inside)
+        for name, p in (("p50", 50), ("p99", 99)):
+            expected = min(max(metric_histogram.percentile(merged, p), low), high)
+            assert point["ExtendedStatistics"][name] == expected

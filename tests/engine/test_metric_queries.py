@@ -11,13 +11,13 @@ import pytest
 
 from dockyard.contract.errors import CloudWatchError
 from dockyard.engine import metric_histogram
+from dockyard.engine.endpoint_metrics import EndpointMetrics
 from dockyard.engine.metric_queries import (
     ENDPOINT_NAMESPACE,
     TRAINING_NAMESPACE,
     DataQuery,
     Metric,
     MetricQueries,
-    StoredEndpointBuckets,
     request_fingerprint,
 )
 from dockyard.engine.metric_statistics import aligned_start, check_period, percentile_of
@@ -37,7 +37,9 @@ def store(tmp_path: Path) -> Iterator[MetadataStore]:
 
 @pytest.fixture
 def queries(store: MetadataStore) -> MetricQueries:
-    return MetricQueries(store, StoredEndpointBuckets(store))
+    # The recorder over the store, its flush thread not started: what it reads is what the
+    # tests stored.
+    return MetricQueries(store, EndpointMetrics(store))
 
 
 def loss(job: str, host: str) -> Metric:

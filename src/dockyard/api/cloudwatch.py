@@ -31,7 +31,6 @@ from dockyard.engine.metric_queries import (
     DataQuery,
     Metric,
     MetricQueries,
-    StoredEndpointBuckets,
     request_fingerprint,
 )
 
@@ -46,9 +45,7 @@ class CloudWatchApp:
 
     def __init__(self, engine: Engine) -> None:
         self.max_bytes = engine.settings.max_request_bytes
-        self.operations = operations(
-            MetricQueries(engine.metadata, StoredEndpointBuckets(engine.metadata))
-        )
+        self.operations = operations(MetricQueries(engine.metadata, engine.endpoint_metrics))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)

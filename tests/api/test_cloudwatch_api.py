@@ -397,6 +397,17 @@ def test_a_wrong_signature_is_refused_in_the_protocols_shape(
     expected = "SignatureDoesNotMatch" if protocol == "query" else "InvalidSignatureException"
     assert parsed["Error"]["Code"] == expected
 
+    # Unsigned: no credential names the service, the request's form does (not for the query
+    # protocol's POST /, which could be any query API: that one is refused in JSON).
+    unsigned = httpx.post(aws.url, content=aws.body, headers=request["headers"])
+    assert unsigned.status_code == 403
+    if protocol != "query":
+        parsed = create_parser(protocol).parse(
+            {"status_code": 403, "headers": unsigned.headers, "body": unsigned.content},
+            model.output_shape,
+        )
+        assert parsed["Error"]["Code"] == "MissingAuthenticationTokenException"
+
 
 def test_the_aws_cli_reads_a_jobs_statistics(
     server: RunningServer, tmp_path: Path, aws: Any

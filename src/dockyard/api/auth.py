@@ -65,7 +65,8 @@ UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz")}
 @dataclass(frozen=True)
 class ApiNames:
     """The signing service each API's requests must be scoped to, from botocore's models:
-    JSON 1.1 APIs by their X-Amz-Target prefix, the runtime by its path."""
+    JSON APIs by their X-Amz-Target prefix, the runtime by its path, smithy-rpc-v2-cbor APIs
+    by theirs (`/service/<target prefix>/operation/<Op>`)."""
 
     by_target_prefix: dict[str, str]
     runtime: str
@@ -74,6 +75,8 @@ class ApiNames:
         """None: no API dockyard serves; the app answers that, once the signature holds."""
         if head.path.startswith("/endpoints/"):
             return self.runtime
+        if head.path.startswith("/service/"):
+            return self.by_target_prefix.get(head.path.split("/")[2])
         target = head.header("x-amz-target")
         if target is None:
             return None
@@ -85,7 +88,9 @@ def api_names() -> ApiNames:
     """Loaded once per process (about 0.15 s: botocore parses the SageMaker model)."""
     session = botocore.session.get_session()
     by_prefix = {}
-    for name in ("sagemaker", "logs", "ecr"):
+    # CloudWatch is routed by its signing service (api/app.py); named here too so that an
+    # unsigned request to it is refused in its own protocol's shape.
+    for name in ("sagemaker", "logs", "ecr", "cloudwatch"):
         model = session.get_service_model(name)
         by_prefix[model.metadata["targetPrefix"]] = model.signing_name
     return ApiNames(by_prefix, session.get_service_model("sagemaker-runtime").signing_name)
@@ -327,6 +332,9 @@ class SigV4Middleware:
         for service, routed in self.by_service.items():
             if f"/{service}/aws4_request" in credential:
                 return routed.refusal_for(head)
+        named = self.names.signing_service(head)
+        if named in self.by_service:
+            return self.by_service[named].refusal_for(head)
         if not credential and "s3" in self.by_service and _s3_shaped(head, self.names):
             return self.by_service["s3"].refusal  # e.g. `aws s3 ls --no-sign-request`
         return refusal

@@ -228,3 +228,23 @@ def test_metric_data_pages_in_query_order(store: MetadataStore, queries: MetricQ
     with pytest.raises(CloudWatchError) as other_request:
         queries.metric_data(asked, T0, T0 + 10, next_token=token or "MTox", fingerprint="x")
     assert other_request.value.code == "InvalidNextToken"
+
+
+def test_list_metrics_filters_and_recently_active(
+    store: MetadataStore, queries: MetricQueries
+) -> None:
+    store.add_metric_points("old", [MetricPoint("loss", 1.0, T0, "algo-1")])
+    store.add_metric_points("new", [MetricPoint("loss", 1.0, T0 + 4 * 3600, "algo-2")])
+    listed, _ = queries.list_metrics(filters=[("Host", None)])
+    assert [m.dimensions for m in listed] == [
+        (("Host", "new/algo-2"),),
+        (("Host", "old/algo-1"),),
+    ]
+    listed, _ = queries.list_metrics(filters=[("TrainingJobName", "old")])
+    assert [m.dimensions for m in listed] == [(("TrainingJobName", "old"),)]
+    # Active in the 3 hours before T0 + 5 h: only the new job's series.
+    now = T0 + 5 * 3600
+    listed, _ = queries.list_metrics(active_between=(now - 3 * 3600, now))
+    assert {dict(m.dimensions).get("TrainingJobName", "") for m in listed} == {"", "new"}
+    assert all("old" not in str(m.dimensions) for m in listed)
+    assert len(listed) == 2

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Operation = Callable[[dict[str, Any]], dict[str, Any]]
 RECENTLY_ACTIVE = {"PT3H": 3 * 3600.0}  # ListMetrics' RecentlyActive, in seconds
+MAX_QUERIES = 500  # GetMetricData's limit of MetricDataQueries a request
 
 
 class CloudWatchApp:
@@ -165,6 +166,12 @@ def operations(queries: MetricQueries) -> dict[str, Operation]:
         if not queries_in:
             raise CloudWatchError(
                 "MissingParameter", "The parameter MetricDataQueries must hold at least one query."
+            )
+        if len(queries_in) > MAX_QUERIES:
+            raise CloudWatchError(
+                "InvalidParameterValue",
+                f"The collection MetricDataQueries must not have a size greater than "
+                f"{MAX_QUERIES}; it has {len(queries_in)}: split the request",
             )
         asked = [_data_query(q, i) for i, q in enumerate(queries_in, 1)]
         ids = [q.id for q in asked]

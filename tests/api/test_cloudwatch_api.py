@@ -597,3 +597,46 @@ def test_an_endpoint_invoked_100_times_reads_100_invocations(
         for name, p in (("p50", 50), ("p99", 99)):
             expected = min(max(metric_histogram.percentile(merged, p), low), high)
             assert point["ExtendedStatistics"][name] == expected
+
+
+def test_bodies_no_client_would_send_get_4xx_in_shape(server: RunningServer) -> None:
+    from tests.conftest import signed_request
+
+    def post(path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return signed_request(
+            server.url, "POST", path, body, headers, server.access_key, service="monitoring"
+        )
+
+    cbor_path = "/service/GraniteServiceVersion20100801/operation/"
+    cbor = {"smithy-protocol": "rpc-v2-cbor", "content-type": "application/cbor"}
+    statistics = cloudwatch_model().operation_model("GetMetricStatistics").output_shape
+    cases = [
+        # not CBOR; a map nested past any CloudWatch input; a timestamp tag holding text
+        ("smithy-rpc-v2-cbor", cbor_path + "GetMetricStatistics", b"\xff\x00", cbor,
+         "SerializationException"),
+        ("smithy-rpc-v2-cbor", cbor_path + "GetMetricStatistics", b"\x81" * 1000, cbor,
+         "SerializationException"),
+        ("smithy-rpc-v2-cbor", cbor_path + "GetMetricStatistics",
+         b"\xa1\x69StartTime\xc1\x63abc", cbor, "SerializationException"),
+        ("smithy-rpc-v2-cbor", cbor_path + "PutMetricData", b"\xa0", cbor,
+         "UnknownOperationException"),
+        ("json", "/", b'{"Namespace": 5}',
+         {"x-amz-target": "GraniteServiceVersion20100801.ListMetrics",
+          "content-type": "application/x-amz-json-1.0"}, "InvalidParameterValue"),
+        ("json", "/", b"[1]",
+         {"x-amz-target": "GraniteServiceVersion20100801.ListMetrics",
+          "content-type": "application/x-amz-json-1.0"}, "SerializationException"),
+        ("query", "/", b"Action=GetMetricStatistics&Version=2010-08-01&Period=sixty",
+         {"content-type": "application/x-www-form-urlencoded"}, "InvalidParameterValue"),
+        ("query", "/", b"Action=DeleteAlarms&Version=2010-08-01",
+         {"content-type": "application/x-www-form-urlencoded"}, "InvalidAction"),
+    ]  # fmt: skip
+    for protocol, path, body, headers, code in cases:
+        response = post(path, body, headers)
+        assert response.status_code == 400, (body, response.text)
+        parsed = create_parser(protocol).parse(
+            {"status_code": 400, "headers": response.headers, "body": response.content},
+            statistics,
+        )
+        assert parsed["Error"]["Code"] == code, (body, parsed)
+        assert parsed["Error"]["Message"], body

@@ -46,6 +46,7 @@ class CloudWatchApp:
 
     def __init__(self, engine: Engine) -> None:
         self.max_bytes = engine.settings.max_request_bytes
+        self.max_json_depth = engine.settings.max_json_depth
         self.operations = operations(MetricQueries(engine.metadata, engine.endpoint_metrics))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -72,7 +73,13 @@ class CloudWatchApp:
                     400,
                 )
             model = wire.model().operation_model(name)
-            params = wire.read_request(protocol, model, body, form)
+            try:
+                params = wire.read_request(protocol, model, body, form, self.max_json_depth)
+            except SerializationError as exc:
+                if protocol is not wire.Wire.QUERY:
+                    raise  # a body that is not CBOR or JSON at all
+                # A form value of the wrong type is a bad parameter value to a query API.
+                raise CloudWatchError("InvalidParameterValue", exc.message) from None
             result = await run_in_threadpool(_checked, name, operation, params)
             return wire.answer(protocol, model, result)
         except AuthError:

@@ -20,6 +20,7 @@ from dockyard.api import (
     housekeeping,
     logs,
     models,
+    prometheus,
     repositories,
     tags,
     training_jobs,
@@ -129,6 +130,7 @@ def create_app(
         routes=[
             Route("/", dispatch, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
+            Route("/metrics", prometheus.MetricsEndpoint(engine).handle, methods=["GET"]),
         ],
         exception_handlers={404: no_such_route, 405: no_such_route},
         lifespan=lifespan,

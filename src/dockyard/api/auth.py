@@ -55,8 +55,10 @@ log = logging.getLogger(__name__)
 
 _HASH_BATCH_BYTES = 1024 * 1024
 
-# GET /healthz finds the background server; it says nothing a stranger could use.
-UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz")}
+# GET /healthz finds the background server; it says nothing a stranger could use. GET /metrics
+# is Prometheus' scrape, which cannot sign: it lets in loopback clients or a bearer token
+# (api/prometheus.py).
+UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz"), ("GET", "/metrics")}
 
 
 # -- which API a request is for -------------------------------------------------------------
@@ -261,7 +263,7 @@ class _ChunkedBody(_Body):
 
 
 class SigV4Middleware:
-    """Every request but GET /healthz must be signed by a key of `keys`."""
+    """Every request but GET /healthz and GET /metrics must be signed by a key of `keys`."""
 
     def __init__(
         self,

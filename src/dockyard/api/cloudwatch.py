@@ -84,9 +84,7 @@ class CloudWatchApp:
             return wire.answer(protocol, model, result)
         except AuthError:
             raise  # the signature layer answers it
-        except CloudWatchError as exc:
-            return wire.error(protocol, exc.code, exc.message, exc.http_status)
-        except DockyardError as exc:
+        except DockyardError as exc:  # CloudWatch's own codes, and dockyard's (a body too large)
             return wire.error(protocol, exc.code, exc.message, exc.http_status)
         except Exception:
             log.exception("internal error while serving a CloudWatch request")

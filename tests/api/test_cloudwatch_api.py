@@ -8,7 +8,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -397,6 +397,17 @@ def test_a_wrong_signature_is_refused_in_the_protocols_shape(
     expected = "SignatureDoesNotMatch" if protocol == "query" else "InvalidSignatureException"
     assert parsed["Error"]["Code"] == expected
 
+    # Unsigned: no credential names the service, the request's form does (not for the query
+    # protocol's POST /, which could be any query API: that one is refused in JSON).
+    unsigned = httpx.post(aws.url, content=aws.body, headers=request["headers"])
+    assert unsigned.status_code == 403
+    if protocol != "query":
+        parsed = create_parser(protocol).parse(
+            {"status_code": 403, "headers": unsigned.headers, "body": unsigned.content},
+            model.output_shape,
+        )
+        assert parsed["Error"]["Code"] == "MissingAuthenticationTokenException"
+
 
 def test_the_aws_cli_reads_a_jobs_statistics(
     server: RunningServer, tmp_path: Path, aws: Any
@@ -426,3 +437,206 @@ def test_the_aws_cli_reads_a_jobs_statistics(
     points = json.loads(done.stdout)["Datapoints"]
     assert sum(p["SampleCount"] for p in points) == 2 * STEPS
     assert max(p["Maximum"] for p in points) == max(p.value for p in every)
+
+
+def test_endpoint_buckets_read_per_variant_and_instance(server: RunningServer) -> None:
+    """Endpoint metrics as the router's recorder stores them (per-second buckets per instance),
+    written here through the storage API, read with boto3."""
+    from dockyard.engine import metric_histogram
+    from dockyard.storage.metadata import EndpointMetricBucket
+
+    now = math.floor(datetime.now(UTC).timestamp() / 60) * 60 - 120
+    latencies = {
+        "AllTraffic-1": [float(v) for v in range(1000, 61000, 1000)],
+        "AllTraffic-2": [2500.0] * 40,
+    }
+    buckets = []
+    for instance, samples in latencies.items():
+        histogram: dict[int, int] = defaultdict(int)
+        for s in samples:
+            histogram[metric_histogram.bin_of(s)] += 1
+        for name, values, bins in (
+            ("ModelLatency", samples, dict(histogram)),
+            ("Invocations", [1.0] * len(samples), {}),
+            ("Invocation5XXErrors", [0.0] * len(samples), {}),
+        ):
+            buckets.append(
+                EndpointMetricBucket(
+                    "ep", "AllTraffic", instance, name, now + 5, len(values), sum(values),
+                    min(values), max(values), bins,
+                )
+            )  # fmt: skip
+    server.engine.metadata.add_endpoint_metric_buckets(buckets)
+    cloudwatch = server.client("cloudwatch")
+    variant = [
+        {"Name": "EndpointName", "Value": "ep"},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
+    window = {
+        "StartTime": datetime.fromtimestamp(now, UTC),
+        "EndTime": datetime.fromtimestamp(now + 60, UTC),
+        "Period": 60,
+    }
+    (invocations,) = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName="Invocations", Dimensions=variant,
+        Statistics=["Sum"], **window,
+    )["Datapoints"]  # fmt: skip
+    assert invocations["Sum"] == 100.0 and invocations["Unit"] == "None"
+    (errors,) = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName="Invocation5XXErrors", Dimensions=variant,
+        Statistics=["Sum", "SampleCount"], **window,
+    )["Datapoints"]  # fmt: skip
+    assert (errors["Sum"], errors["SampleCount"]) == (0.0, 100.0)
+    (latency,) = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker", MetricName="ModelLatency", Dimensions=variant,
+        ExtendedStatistics=["p50", "p99"], **window,
+    )["Datapoints"]  # fmt: skip
+    assert latency["Unit"] == "Microseconds"
+    every = sorted(latencies["AllTraffic-1"] + latencies["AllTraffic-2"])
+    for name, p in (("p50", 50), ("p99", 99)):
+        exact = every[math.ceil(p * len(every) / 100) - 1]
+        assert latency["ExtendedStatistics"][name] == pytest.approx(
+            exact, rel=metric_histogram.RELATIVE_ERROR
+        )
+    # One instance: the dockyard extension dimension InstanceId.
+    one = [*variant, {"Name": "InstanceId", "Value": "AllTraffic-2"}]
+    answer = cloudwatch.get_metric_data(
+        MetricDataQueries=[
+            {
+                "Id": "calls",
+                "MetricStat": {
+                    "Metric": {"Namespace": "AWS/SageMaker", "MetricName": "Invocations",
+                               "Dimensions": one},
+                    "Period": 1,
+                    "Stat": "Sum",
+                },
+            }
+        ],
+        StartTime=window["StartTime"],
+        EndTime=window["EndTime"],
+    )  # fmt: skip
+    (result,) = answer["MetricDataResults"]
+    assert result["Values"] == [40.0] and result["StatusCode"] == "Complete"
+    assert [t.timestamp() for t in result["Timestamps"]] == [now + 5]
+    names = cloudwatch.list_metrics(Namespace="AWS/SageMaker", MetricName="Invocations")
+    assert len(names["Metrics"]) == 3  # the variant, and each of its two instances
+
+
+@pytest.mark.slow
+def test_an_endpoint_invoked_100_times_reads_100_invocations(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    """The router's recorder, read at once (not flushed yet) and after its flush."""
+    from dockyard.engine import metric_histogram
+    from tests.api.test_endpoints_api import deploy, make_echo_image
+
+    described = deploy(server, make_echo_image(tmp_path), "watched", count=2)
+    assert described["EndpointStatus"] == "InService", described.get("FailureReason")
+    started = datetime.now(UTC)
+    runtime = server.client("sagemaker-runtime")
+    for i in range(100):
+        runtime.invoke_endpoint(EndpointName="watched", Body=f"{i}".encode())
+    cloudwatch = server.client("cloudwatch")
+    variant = [
+        {"Name": "EndpointName", "Value": "watched"},
+        {"Name": "VariantName", "Value": "AllTraffic"},
+    ]
+    window: dict[str, Any] = {
+        "StartTime": started - timedelta(minutes=1),
+        "EndTime": datetime.now(UTC) + timedelta(minutes=1),
+        "Period": 60,
+    }
+
+    def sums(metric: str, dimensions: list[dict[str, str]]) -> float:
+        points = cloudwatch.get_metric_statistics(
+            Namespace="AWS/SageMaker",
+            MetricName=metric,
+            Dimensions=dimensions,
+            Statistics=["Sum"],
+            **window,
+        )["Datapoints"]
+        return float(sum(p["Sum"] for p in points))
+
+    for flushed in (False, True):
+        if flushed:
+            server.engine.endpoint_metrics.flush()
+        assert sums("Invocations", variant) == 100.0
+        assert sums("Invocation5XXErrors", variant) == 0.0
+        instances = [
+            m["Dimensions"]
+            for m in cloudwatch.list_metrics(
+                Namespace="AWS/SageMaker",
+                MetricName="Invocations",
+                Dimensions=[{"Name": "InstanceId"}],
+            )["Metrics"]
+        ]
+        assert len(instances) == 2
+        assert sum(sums("Invocations", d) for d in instances) == 100.0
+        # InvocationsPerInstance: each invocation is 1/2 of one for each of the 2 instances.
+        assert sums("InvocationsPerInstance", variant) == pytest.approx(50.0)
+
+    # Latency percentiles: what the stored per-second histograms, merged, give.
+    answer = cloudwatch.get_metric_statistics(
+        Namespace="AWS/SageMaker",
+        MetricName="ModelLatency",
+        Dimensions=variant,
+        ExtendedStatistics=["p50", "p99"],
+        **window,
+    )
+    buckets = server.engine.endpoint_metrics.buckets("watched", "ModelLatency", "AllTraffic")
+    assert sum(b.count for b in buckets) == 100
+    for point in answer["Datapoints"]:
+        assert point["Unit"] == "Microseconds"
+        t = point["Timestamp"].timestamp()
+        inside = [b for b in buckets if t <= b.start < t + 60]
+        merged: dict[int, int] = {}
+        for b in inside:
+            merged = metric_histogram.merge(merged, b.histogram)
+        low = min(b.minimum for b in inside)
+        high = max(b.maximum for b in inside)
+        for name, p in (("p50", 50), ("p99", 99)):
+            expected = min(max(metric_histogram.percentile(merged, p), low), high)
+            assert point["ExtendedStatistics"][name] == expected
+
+
+def test_bodies_no_client_would_send_get_4xx_in_shape(server: RunningServer) -> None:
+    from tests.conftest import signed_request
+
+    def post(path: str, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return signed_request(
+            server.url, "POST", path, body, headers, server.access_key, service="monitoring"
+        )
+
+    cbor_path = "/service/GraniteServiceVersion20100801/operation/"
+    cbor = {"smithy-protocol": "rpc-v2-cbor", "content-type": "application/cbor"}
+    statistics = cloudwatch_model().operation_model("GetMetricStatistics").output_shape
+    cases = [
+        # not CBOR; a map nested past any CloudWatch input; a timestamp tag holding text
+        ("smithy-rpc-v2-cbor", cbor_path + "GetMetricStatistics", b"\xff\x00", cbor,
+         "SerializationException"),
+        ("smithy-rpc-v2-cbor", cbor_path + "GetMetricStatistics", b"\x81" * 1000, cbor,
+         "SerializationException"),
+        ("smithy-rpc-v2-cbor", cbor_path + "GetMetricStatistics",
+         b"\xa1\x69StartTime\xc1\x63abc", cbor, "SerializationException"),
+        ("smithy-rpc-v2-cbor", cbor_path + "PutMetricData", b"\xa0", cbor,
+         "UnknownOperationException"),
+        ("json", "/", b'{"Namespace": 5}',
+         {"x-amz-target": "GraniteServiceVersion20100801.ListMetrics",
+          "content-type": "application/x-amz-json-1.0"}, "InvalidParameterValue"),
+        ("json", "/", b"[1]",
+         {"x-amz-target": "GraniteServiceVersion20100801.ListMetrics",
+          "content-type": "application/x-amz-json-1.0"}, "SerializationException"),
+        ("query", "/", b"Action=GetMetricStatistics&Version=2010-08-01&Period=sixty",
+         {"content-type": "application/x-www-form-urlencoded"}, "InvalidParameterValue"),
+        ("query", "/", b"Action=DeleteAlarms&Version=2010-08-01",
+         {"content-type": "application/x-www-form-urlencoded"}, "InvalidAction"),
+    ]  # fmt: skip
+    for protocol, path, body, headers, code in cases:
+        response = post(path, body, headers)
+        assert response.status_code == 400, (body, response.text)
+        parsed = create_parser(protocol).parse(
+            {"status_code": 400, "headers": response.headers, "body": response.content},
+            statistics,
+        )
+        assert parsed["Error"]["Code"] == code, (body, parsed)
+        assert parsed["Error"]["Message"], body

@@ -253,6 +253,16 @@ def test_list_filters_sorts_and_pages(store: MetadataStore, query: dict[str, Any
     assert store.list_resources(MODELS, limit=100, **query) == []  # other kinds are apart
 
 
+def test_status_counts(store: MetadataStore) -> None:
+    assert store.status_counts(TRAINING_JOBS) == {}
+    for name in ("job-1", "job-2", "job-3"):
+        store.insert_training_job(training_job(name), first_transition())
+    store.transition("job-2", "Failed", BASE + 1, "boom", _allow(SecondaryStatus.FAILED))
+    store.insert_resource(MODELS, record(MODELS, "m"), "exists")  # another kind, not counted
+    assert store.status_counts(TRAINING_JOBS) == {"InProgress": 2, "Failed": 1}
+    assert store.status_counts(TRANSFORM_JOBS) == {}
+
+
 def test_listed_rows_and_resources_of_kind(store: MetadataStore) -> None:
     _listed_rows(store)
     first = store.list_resources(ENDPOINTS, sort_by="Name", descending=False, limit=1)[0]

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dockyard import __version__
-from dockyard.api import cloudwatch_wire
+from dockyard.api import cloudwatch_wire, prometheus
 from dockyard.api.auth import SignedApi, SigV4Middleware
 from dockyard.api.aws_chunked import S3_PAYLOAD_MODES
 from dockyard.api.cloudwatch import CloudWatchApp
@@ -72,6 +72,7 @@ def create_app(
         routes=[
             Route("/", dispatch, methods=["POST"]),
             Route("/healthz", health, methods=["GET"]),
+            Route("/metrics", prometheus.MetricsEndpoint(engine).handle, methods=["GET"]),
         ],
         exception_handlers={404: no_such_route, 405: no_such_route},
         lifespan=lifespan,

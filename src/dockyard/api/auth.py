@@ -57,9 +57,11 @@ log = logging.getLogger(__name__)
 
 _HASH_BATCH_BYTES = 1024 * 1024
 
-# GET /healthz finds the background server; it says nothing a stranger could use. (The web
-# console under /console authenticates by its session cookie instead: see __call__.)
-UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz")}
+# GET /healthz finds the background server; it says nothing a stranger could use. GET /metrics
+# is Prometheus' scrape, which cannot sign: it lets in loopback clients or a bearer token
+# (api/prometheus.py). (The web console under /console authenticates by its session cookie
+# instead: see __call__.)
+UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz"), ("GET", "/metrics")}
 
 
 # -- which API a request is for -------------------------------------------------------------
@@ -68,7 +70,8 @@ UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz")}
 @dataclass(frozen=True)
 class ApiNames:
     """The signing service each API's requests must be scoped to, from botocore's models:
-    JSON 1.1 APIs by their X-Amz-Target prefix, the runtime by its path."""
+    JSON APIs by their X-Amz-Target prefix, the runtime by its path, smithy-rpc-v2-cbor APIs
+    by theirs (`/service/<target prefix>/operation/<Op>`)."""
 
     by_target_prefix: dict[str, str]
     runtime: str
@@ -77,6 +80,8 @@ class ApiNames:
         """None: no API dockyard serves; the app answers that, once the signature holds."""
         if head.path.startswith("/endpoints/"):
             return self.runtime
+        if head.path.startswith("/service/"):
+            return self.by_target_prefix.get(head.path.split("/")[2])
         target = head.header("x-amz-target")
         if target is None:
             return None
@@ -88,7 +93,9 @@ def api_names() -> ApiNames:
     """Loaded once per process (about 0.15 s: botocore parses the SageMaker model)."""
     session = botocore.session.get_session()
     by_prefix = {}
-    for name in SERVICE_MODELS.values():
+    # CloudWatch is routed by its signing service (api/app.py); named here too so that an
+    # unsigned request to it is refused in its own protocol's shape.
+    for name in (*SERVICE_MODELS.values(), "cloudwatch"):
         model = session.get_service_model(name)
         by_prefix[model.metadata["targetPrefix"]] = model.signing_name
     return ApiNames(by_prefix, session.get_service_model("sagemaker-runtime").signing_name)
@@ -259,7 +266,7 @@ class _ChunkedBody(_Body):
 
 
 class SigV4Middleware:
-    """Every request but GET /healthz must be signed by a key of `keys`."""
+    """Every request but GET /healthz and GET /metrics must be signed by a key of `keys`."""
 
     def __init__(
         self,
@@ -340,6 +347,9 @@ class SigV4Middleware:
         for service, routed in self.by_service.items():
             if f"/{service}/aws4_request" in credential:
                 return routed.refusal_for(head)
+        named = self.names.signing_service(head)
+        if named in self.by_service:
+            return self.by_service[named].refusal_for(head)
         if not credential and "s3" in self.by_service and _s3_shaped(head, self.names):
             return self.by_service["s3"].refusal  # e.g. `aws s3 ls --no-sign-request`
         return refusal

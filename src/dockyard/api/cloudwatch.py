@@ -31,7 +31,6 @@ from dockyard.engine.metric_queries import (
     DataQuery,
     Metric,
     MetricQueries,
-    StoredEndpointBuckets,
     request_fingerprint,
 )
 
@@ -39,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Operation = Callable[[dict[str, Any]], dict[str, Any]]
 RECENTLY_ACTIVE = {"PT3H": 3 * 3600.0}  # ListMetrics' RecentlyActive, in seconds
+MAX_QUERIES = 500  # GetMetricData's limit of MetricDataQueries a request
 
 
 class CloudWatchApp:
@@ -46,9 +46,8 @@ class CloudWatchApp:
 
     def __init__(self, engine: Engine) -> None:
         self.max_bytes = engine.settings.max_request_bytes
-        self.operations = operations(
-            MetricQueries(engine.metadata, StoredEndpointBuckets(engine.metadata))
-        )
+        self.max_json_depth = engine.settings.max_json_depth
+        self.operations = operations(MetricQueries(engine.metadata, engine.endpoint_metrics))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -74,14 +73,18 @@ class CloudWatchApp:
                     400,
                 )
             model = wire.model().operation_model(name)
-            params = wire.read_request(protocol, model, body, form)
+            try:
+                params = wire.read_request(protocol, model, body, form, self.max_json_depth)
+            except SerializationError as exc:
+                if protocol is not wire.Wire.QUERY:
+                    raise  # a body that is not CBOR or JSON at all
+                # A form value of the wrong type is a bad parameter value to a query API.
+                raise CloudWatchError("InvalidParameterValue", exc.message) from None
             result = await run_in_threadpool(_checked, name, operation, params)
             return wire.answer(protocol, model, result)
         except AuthError:
             raise  # the signature layer answers it
-        except CloudWatchError as exc:
-            return wire.error(protocol, exc.code, exc.message, exc.http_status)
-        except DockyardError as exc:
+        except DockyardError as exc:  # CloudWatch's own codes, and dockyard's (a body too large)
             return wire.error(protocol, exc.code, exc.message, exc.http_status)
         except Exception:
             log.exception("internal error while serving a CloudWatch request")
@@ -168,6 +171,12 @@ def operations(queries: MetricQueries) -> dict[str, Operation]:
         if not queries_in:
             raise CloudWatchError(
                 "MissingParameter", "The parameter MetricDataQueries must hold at least one query."
+            )
+        if len(queries_in) > MAX_QUERIES:
+            raise CloudWatchError(
+                "InvalidParameterValue",
+                f"The collection MetricDataQueries must not have a size greater than "
+                f"{MAX_QUERIES}; it has {len(queries_in)}: split the request",
             )
         asked = [_data_query(q, i) for i, q in enumerate(queries_in, 1)]
         ids = [q.id for q in asked]

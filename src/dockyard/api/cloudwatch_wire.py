@@ -27,6 +27,7 @@ from botocore.model import ListShape, MapShape, OperationModel, ServiceModel, Sh
 from starlette.responses import Response
 
 from dockyard.api import query_protocol
+from dockyard.api.limits import parse_json_object
 from dockyard.api.validation import service_model
 from dockyard.contract.errors import SerializationError
 
@@ -85,23 +86,23 @@ def query_form(query_string: str, body: bytes) -> dict[str, str]:
 
 
 def read_request(
-    wire: Wire, operation: OperationModel, body: bytes, form: Mapping[str, str]
+    wire: Wire,
+    operation: OperationModel,
+    body: bytes,
+    form: Mapping[str, str],
+    max_json_depth: int = 64,
 ) -> dict[str, Any]:
     """The request as a plain dict of its input shape, timestamps as epoch seconds."""
     if wire is Wire.QUERY:
         return query_protocol.read_form(form, operation.input_shape)
+    if wire is Wire.JSON:
+        return parse_json_object(body, max_json_depth)  # the other JSON APIs' rules
     if not body:
         return {}
-    if wire is Wire.JSON:
-        try:
-            value = json.loads(body)
-        except (ValueError, RecursionError):
-            raise SerializationError("The request body is not JSON") from None
-    else:
-        try:
-            value = _plain(cbor2.loads(body, max_depth=_MAX_CBOR_DEPTH))
-        except (cbor2.CBORError, ValueError, RecursionError) as exc:
-            raise SerializationError(f"The request body is not well-formed CBOR: {exc}") from None
+    try:
+        value = _plain(cbor2.loads(body, max_depth=_MAX_CBOR_DEPTH))
+    except (cbor2.CBORError, ValueError, RecursionError) as exc:
+        raise SerializationError(f"The request body is not well-formed CBOR: {exc}") from None
     if not isinstance(value, dict):
         raise SerializationError("The request body must be a map of the operation's parameters")
     return value

@@ -5,6 +5,7 @@ QueryParser reads (`<OpResponse><OpResult>...</OpResult><ResponseMetadata>`)."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,9 @@ from botocore.utils import parse_timestamp
 from dockyard.contract.errors import SerializationError
 
 _MAX_LIST = 10_000  # no query API takes longer lists; bounds the work of a hostile form
+# Characters XML 1.0 cannot hold, even escaped: a label a client sent with one would make the
+# whole answer unreadable, so they are answered as U+FFFD.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def read_form(params: Mapping[str, str], shape: Shape | None) -> dict[str, Any]:
@@ -105,7 +109,7 @@ def error_document(namespace: str, code: str, message: str, request_id: str, sen
     return (
         f'<ErrorResponse xmlns="{namespace}"><Error>'
         f"<Type>{'Sender' if sender else 'Receiver'}</Type><Code>{escape(code)}</Code>"
-        f"<Message>{escape(message)}</Message></Error>"
+        f"<Message>{escape(_NOT_XML.sub(chr(0xFFFD), message))}</Message></Error>"
         f"<RequestId>{request_id}</RequestId></ErrorResponse>"
     )
 
@@ -141,4 +145,4 @@ def _write(shape: Shape, value: Any) -> str:
         if math.isinf(number):
             return "Infinity" if number > 0 else "-Infinity"
         return repr(number)
-    return escape(str(value))
+    return escape(_NOT_XML.sub("\ufffd", str(value)))

@@ -20,9 +20,10 @@ import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from dockyard.contract.errors import CloudWatchError
+from dockyard.engine.endpoint_metrics import EndpointMetrics
 from dockyard.engine.metric_statistics import (
     STATISTICS,
     Aggregate,
@@ -33,7 +34,7 @@ from dockyard.engine.metric_statistics import (
     percentile_of,
     period_count,
 )
-from dockyard.storage.metadata import EndpointMetricBucket, MetadataStore
+from dockyard.storage.metadata import MetadataStore
 
 TRAINING_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 ENDPOINT_NAMESPACE = "AWS/SageMaker"
@@ -84,46 +85,6 @@ class DataResult:
     complete: bool  # False: more of it on a later page (StatusCode PartialData)
 
 
-class EndpointBuckets(Protocol):
-    """Where endpoints' per-second buckets are read: the router's recorder (the stored ones
-    and those not flushed yet), or the store alone (StoredEndpointBuckets)."""
-
-    def buckets(
-        self,
-        endpoint: str,
-        metric_name: str,
-        variant: str | None = None,
-        instance: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> list[EndpointMetricBucket]: ...
-
-    def keys(self, endpoint: str | None = None) -> list[tuple[str, str, str, str]]: ...
-
-
-class StoredEndpointBuckets:
-    """The buckets the metadata store holds."""
-
-    def __init__(self, metadata: MetadataStore) -> None:
-        self.metadata = metadata
-
-    def buckets(
-        self,
-        endpoint: str,
-        metric_name: str,
-        variant: str | None = None,
-        instance: str | None = None,
-        start: int | None = None,
-        end: int | None = None,
-    ) -> list[EndpointMetricBucket]:
-        return self.metadata.endpoint_metric_buckets(
-            endpoint, metric_name, variant, instance, start, end
-        )
-
-    def keys(self, endpoint: str | None = None) -> list[tuple[str, str, str, str]]:
-        return self.metadata.endpoint_metric_keys(endpoint)
-
-
 def unit_of(metric: Metric) -> str:
     if metric.namespace == ENDPOINT_NAMESPACE and metric.metric_name in LATENCY_METRICS:
         return "Microseconds"
@@ -131,9 +92,10 @@ def unit_of(metric: Metric) -> str:
 
 
 class MetricQueries:
-    """Reads the training points in the metadata store and the endpoints' per-second buckets."""
+    """Reads the training points in the metadata store and the endpoints' per-second buckets
+    (the recorder's: stored and not yet flushed alike, so an invocation counts at once)."""
 
-    def __init__(self, metadata: MetadataStore, endpoint_metrics: EndpointBuckets) -> None:
+    def __init__(self, metadata: MetadataStore, endpoint_metrics: EndpointMetrics) -> None:
         self.metadata = metadata
         self.endpoint_metrics = endpoint_metrics
 

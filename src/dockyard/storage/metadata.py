@@ -389,6 +389,17 @@ class MetadataStore(MetricStore):
         with self._sessions() as session:
             return [_listed(kind, row) for row in session.scalars(query)]
 
+    def status_counts(self, kind: Kind[Request, State]) -> dict[str, int]:
+        """How many resources of the kind are in each status (Prometheus' queue series), by
+        one indexed count: a scrape reads no rows."""
+        query = (
+            select(ResourceRow.status, func.count())
+            .where(ResourceRow.kind == kind.name, ResourceRow.status.is_not(None))
+            .group_by(ResourceRow.status)
+        )
+        with self._sessions() as session:
+            return {str(status): int(n) for status, n in session.execute(query)}
+
     # -- tags ----------------------------------------------------------------------------------
 
     def arn_exists(self, arn: str) -> bool:

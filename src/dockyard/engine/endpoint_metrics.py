@@ -172,7 +172,9 @@ class EndpointMetrics:
         self._lock = threading.Lock()  # pending, totals and recent
         self._pending: dict[BucketKey, _Second] = {}
         self._totals = RouterTotals()
-        self._recent: dict[str, collections.deque[RecentInvocation]] = {}
+        # Tuples, made into RecentInvocation only when read: the hot path makes no dataclass.
+        self._recent: dict[str, collections.deque[tuple[float, str, str, int, int | None]]] = {}
+        self._by_status: dict[tuple[str, str, str, int], int] = {}  # classes made when read
         # Held while a flush writes and while a reader reads store and memory: a bucket is in
         # memory or in the store, never in neither nor (to a reader) in both.
         self._flush_lock = threading.Lock()
@@ -209,8 +211,8 @@ class EndpointMetrics:
                 second.errors_5xx += 1
             second.per_instance.add(1.0 / max(variant_instances, 1))
             totals = self._totals
-            counted = (endpoint, variant, instance, status_class(status))
-            totals.invocations[counted] = totals.invocations.get(counted, 0) + 1
+            counted = (endpoint, variant, instance, status)
+            self._by_status[counted] = self._by_status.get(counted, 0) + 1
             if model_microseconds is not None:
                 second.model.add_timed(model_microseconds)
                 _histogram(totals.model_latency, endpoint, variant).add(model_microseconds)
@@ -220,7 +222,7 @@ class EndpointMetrics:
             recent = self._recent.get(endpoint)
             if recent is None:
                 recent = self._recent[endpoint] = collections.deque(maxlen=RECENT)
-            recent.append(RecentInvocation(now, variant, instance, status, model_microseconds))
+            recent.append((now, variant, instance, status, model_microseconds))
 
     # -- readers --------------------------------------------------------------------------
 
@@ -271,18 +273,23 @@ class EndpointMetrics:
         """The endpoint's last invocations (at most RECENT), newest first."""
         with self._lock:
             kept = list(self._recent.get(endpoint, ()))
-        return kept[::-1]
+        return [RecentInvocation(*i) for i in reversed(kept)]
 
     def totals(self) -> RouterTotals:
         """A copy of the running totals (Prometheus reads them at scrape time)."""
         with self._lock:
-            return RouterTotals(
-                dict(self._totals.invocations),
+            by_status = list(self._by_status.items())
+            totals = RouterTotals(
+                {},
                 {k: LatencyHistogram(list(h.counts), h.total_seconds)
                  for k, h in self._totals.model_latency.items()},
                 {k: LatencyHistogram(list(h.counts), h.total_seconds)
                  for k, h in self._totals.overhead_latency.items()},
             )  # fmt: skip
+        for (endpoint, variant, instance, status), n in by_status:
+            key = (endpoint, variant, instance, status_class(status))
+            totals.invocations[key] = totals.invocations.get(key, 0) + n
+        return totals
 
     def _unflushed(self) -> list[tuple[BucketKey, _Second]]:
         """What memory holds (call with the flush lock): the flush under way and the pending.

@@ -26,8 +26,10 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "console"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's sync API runs an event
+    loop in this thread while it is started, and later tests' asyncio.run() would find it."""
     from playwright.sync_api import sync_playwright
 
     if not CHROMIUM.exists():

@@ -18,6 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 import serving_env
 from common import REPO
+from dockyard.engine.endpoint_metrics import EndpointMetrics
+from dockyard.storage.metadata import MetadataStore
 from serving import (
     CONNECTIONS,
     CSV_BODY,
@@ -32,8 +34,10 @@ from serving_servers import APPS, Model, Setup, Target, dockyard_router
 
 ON, OFF = "recording on", "recording off"
 SETTINGS = {ON: {}, OFF: {"DOCKYARD_ROUTER_METRICS": "false"}}
-ROUNDS = 5
+ROUNDS = 7
 SECONDS = 10.0
+RECORD_CALLS = 100_000  # record() calls timed in one go, in-process
+RECORD_REPEATS = 5
 # dockyard's python:3.11 environment for the endpoints, shared with the tests (built once per
 # machine; the trivial model needs nothing else).
 ENVS_DIR = REPO / ".test-envs"
@@ -63,6 +67,30 @@ def router_invocations(target: Target) -> float:
         for sample in family.samples
         if sample.name == "dockyard_router_invocations_total"
     )
+
+
+def record_cost_us(work: Path) -> dict[str, list[float]]:
+    """µs per invocation of EndpointMetrics in this process, as the router uses it: `record`
+    (on the request's path; recording on and off) and counting what it queued into seconds
+    and totals (`fold`, which the flusher does every few seconds), on a real SQLite store.
+    What the wrk runs cannot resolve on a shared machine, measured on its own."""
+    store = MetadataStore(f"sqlite:///{work / 'record-cost.db'}")
+    found: dict[str, list[float]] = {ON: [], OFF: [], "fold": []}
+    try:
+        recorders = {ON: EndpointMetrics(store), OFF: EndpointMetrics(store, enabled=False)}
+        for _ in range(RECORD_REPEATS):
+            for label, metrics in recorders.items():
+                record = metrics.record
+                started = time.perf_counter_ns()
+                for i in range(RECORD_CALLS):
+                    record("bench-echo", "main", "main-1", 200, 700 + (i & 63), 400, 1)
+                found[label].append((time.perf_counter_ns() - started) / RECORD_CALLS / 1000)
+            started = time.perf_counter_ns()
+            recorders[ON].totals()  # counts the queue first
+            found["fold"].append((time.perf_counter_ns() - started) / RECORD_CALLS / 1000)
+    finally:
+        store.close()
+    return found
 
 
 def measure_router_metrics(work: Path, rounds: int = ROUNDS, seconds: float = SECONDS) -> Any:
@@ -102,7 +130,9 @@ def measure_router_metrics(work: Path, rounds: int = ROUNDS, seconds: float = SE
         # What each server recorded: all of wrk's requests with recording on (the 2 checks of
         # the answer before the runs too), none with it off.
         counted = {label: router_invocations(target) for label, target in targets.items()}
+    print("router-metrics: timing record() in-process …", flush=True)
     return {
+        "record_us": record_cost_us(work),
         "results": results,
         "sent": sent,
         "counted": counted,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -202,18 +203,24 @@ def test_recording_off_records_nothing(metadata: MetadataStore) -> None:
 def test_threads_recording_while_the_flusher_runs_lose_nothing(metadata: MetadataStore) -> None:
     metrics = EndpointMetrics(metadata, flush_seconds=0.01)
     metrics.start()
-    per_thread, threads = 2000, 4
+    per_thread, threads = 10_000, 4
 
     def load(k: int) -> None:
         for i in range(per_thread):
             metrics.record("ep", "A", f"A-{k}", 400 if i % 10 == 0 else 200, 100 + i, 10, threads)
+            if i % 500 == 0:
+                time.sleep(
+                    0.002
+                )  # recording spread over a while, as requests come: flushes between
 
     workers = [threading.Thread(target=load, args=(k,)) for k in range(threads)]
     for w in workers:
         w.start()
     seen = []
-    while any(w.is_alive() for w in workers):
-        seen.append(_sums(metrics, INVOCATIONS)[0])  # readers meanwhile: never more than sent
+    while True:  # a reader meanwhile: never more than was sent
+        seen.append(_sums(metrics, INVOCATIONS)[0])
+        if not any(w.is_alive() for w in workers):
+            break
     for w in workers:
         w.join()
     # A bucket counted twice (in memory and stored) would show as a count that later drops.

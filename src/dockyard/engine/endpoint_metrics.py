@@ -1,7 +1,8 @@
 """Endpoints' invocation metrics as SageMaker publishes them (namespace AWS/SageMaker, per
-EndpointName and VariantName; kept per instance too): per-second buckets gathered in memory on
-the router's hot path, flushed to the metadata store by a thread, and answered stored and
-unflushed alike; running totals for Prometheus; each endpoint's last invocations.
+EndpointName and VariantName; kept per instance too): each invocation queued on the router's
+hot path, counted into per-second buckets in memory off it, flushed to the metadata store by a
+thread and answered stored and unflushed alike; running totals for Prometheus; each endpoint's
+last invocations.
 
 Per invocation an instance answered (any status): Invocations 1; Invocation4XXErrors and
 Invocation5XXErrors 1 when the model answered 4xx or 5xx, else 0 (Sum: errors, Average: rate);
@@ -21,10 +22,11 @@ import collections
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from dockyard.engine.metric_histogram import bin_of, merge
+from dockyard.engine.metric_histogram import bin_of
 from dockyard.storage.metadata import EndpointMetricBucket, MetadataStore
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5
 _BOUNDS_US = tuple(b * 1e6 for b in LATENCY_BOUNDS)
 
 BucketKey = tuple[str, str, str, int]  # endpoint, variant, instance, second
+# time, endpoint, variant, instance, status, model µs, overhead µs, instances of the variant
+_Event = tuple[float, str, str, str, int, int | None, int | None, int]
 
 
 @dataclass(frozen=True)
@@ -58,50 +62,22 @@ class RecentInvocation:
     model_microseconds: int | None
 
 
-class _Sample:
-    """count, sum, extremes and (latencies) histogram of one metric's samples."""
-
-    __slots__ = ("count", "histogram", "maximum", "minimum", "total")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.total = 0.0
-        self.minimum = float("inf")
-        self.maximum = float("-inf")
-        self.histogram: dict[int, int] | None = None
-
-    def add(self, value: float) -> None:
-        self.count += 1
-        self.total += value
-        if value < self.minimum:
-            self.minimum = value
-        if value > self.maximum:
-            self.maximum = value
-
-    def add_timed(self, value: float) -> None:
-        self.add(value)
-        histogram = self.histogram if self.histogram is not None else {}
-        b = bin_of(value)
-        histogram[b] = histogram.get(b, 0) + 1
-        self.histogram = histogram
-
-
 class _Second:
-    """One second of one instance: all six metrics (one object per request, not six)."""
+    """One second of one instance: its invocations' counts and raw samples, summarised (with
+    builtins, in C) only when its buckets are made: counting an invocation is a few appends."""
 
-    __slots__ = ("errors_4xx", "errors_5xx", "invocations", "model", "overhead", "per_instance")
+    __slots__ = ("errors_4xx", "errors_5xx", "model", "overhead", "shares")
 
     def __init__(self) -> None:
-        self.invocations = 0
         self.errors_4xx = 0
         self.errors_5xx = 0
-        self.per_instance = _Sample()
-        self.model = _Sample()
-        self.overhead = _Sample()
+        self.shares: list[float] = []  # one per invocation: 1 / instances of its variant
+        self.model: list[int] = []  # µs, one per answered invocation
+        self.overhead: list[int] = []
 
     def buckets(self, key: BucketKey) -> Iterator[EndpointMetricBucket]:
         endpoint, variant, instance, start = key
-        n = self.invocations
+        n = len(self.shares)
         if n == 0:
             return
         counters = ((INVOCATIONS, n), (ERRORS_4XX, self.errors_4xx), (ERRORS_5XX, self.errors_5xx))
@@ -111,17 +87,27 @@ class _Second:
             yield EndpointMetricBucket(
                 endpoint, variant, instance, name, start, n, float(total), low, high, {}
             )
-        samples = (
-            (PER_INSTANCE, self.per_instance),
-            (MODEL_LATENCY, self.model),
-            (OVERHEAD_LATENCY, self.overhead),
-        )
-        for name, sample in samples:
-            if sample.count:
+        yield EndpointMetricBucket(
+            endpoint, variant, instance, PER_INSTANCE, start, n, sum(self.shares),
+            min(self.shares), max(self.shares), {},
+        )  # fmt: skip
+        for name, values in ((MODEL_LATENCY, self.model), (OVERHEAD_LATENCY, self.overhead)):
+            if values:
                 yield EndpointMetricBucket(
-                    endpoint, variant, instance, name, start, sample.count, sample.total,
-                    sample.minimum, sample.maximum, dict(sample.histogram or {}),
+                    endpoint, variant, instance, name, start, len(values), float(sum(values)),
+                    float(min(values)), float(max(values)), dict(Counter(map(bin_of, values))),
                 )  # fmt: skip
+
+    def combined(self, other: _Second) -> _Second:
+        """Both seconds' samples in a new one (neither changes): a copy for a reader, or a
+        failed flush's second with the pending one after it."""
+        both = _Second()
+        both.errors_4xx = self.errors_4xx + other.errors_4xx
+        both.errors_5xx = self.errors_5xx + other.errors_5xx
+        both.shares = self.shares + other.shares
+        both.model = self.model + other.model
+        both.overhead = self.overhead + other.overhead
+        return both
 
 
 @dataclass
@@ -152,8 +138,9 @@ def status_class(status: int) -> str:
 
 
 class EndpointMetrics:
-    """The engine's recorder. `record` runs on the event loop for every invocation: it takes
-    one short lock (no await, no I/O) shared only with the flusher's swap and the readers."""
+    """The engine's recorder. `record` runs on the event loop for every invocation: it only
+    queues the invocation (no lock, no await, no I/O); the flusher and the readers count the
+    queue into per-second buckets and totals under a lock of their own."""
 
     def __init__(
         self,
@@ -169,7 +156,8 @@ class EndpointMetrics:
         self.retention_seconds = retention_days * 86400
         self.flush_seconds = flush_seconds
         self.clock = clock
-        self._lock = threading.Lock()  # pending, totals and recent
+        self._events: collections.deque[_Event] = collections.deque()  # recorded, not counted
+        self._lock = threading.Lock()  # what _fold counts into: pending, totals and recent
         self._pending: dict[BucketKey, _Second] = {}
         self._totals = RouterTotals()
         # Tuples, made into RecentInvocation only when read: the hot path makes no dataclass.
@@ -195,34 +183,43 @@ class EndpointMetrics:
         overhead_microseconds: int | None,
         variant_instances: int,
     ) -> None:
-        """One invocation `instance` had; `status` 0 and no latencies when it gave no answer."""
-        if not self.enabled:
-            return
-        now = self.clock()
-        key = (endpoint, variant, instance, int(now))
-        with self._lock:
-            second = self._pending.get(key)
+        """One invocation `instance` had; `status` 0 and no latencies when it gave no answer.
+        Only queued here (a deque's append is atomic: no lock); `_fold` counts it later."""
+        if self.enabled:
+            self._events.append(
+                (self.clock(), endpoint, variant, instance, status, model_microseconds,
+                 overhead_microseconds, variant_instances)
+            )  # fmt: skip
+
+    def _fold(self) -> None:
+        """Count the queued invocations into their seconds, the totals and the recent ones
+        (call with self._lock). The flusher does it every few seconds, a reader before it reads:
+        off the request's path, in one tight loop."""
+        events, pending, by_status = self._events, self._pending, self._by_status
+        model_latency, overhead_latency = self._totals.model_latency, self._totals.overhead_latency
+        while events:
+            now, endpoint, variant, instance, status, model, overhead, n = events.popleft()
+            key = (endpoint, variant, instance, int(now))
+            second = pending.get(key)
             if second is None:
-                second = self._pending[key] = _Second()
-            second.invocations += 1
+                second = pending[key] = _Second()
+            second.shares.append(1.0 / n if n > 1 else 1.0)
             if 400 <= status < 500:
                 second.errors_4xx += 1
             elif status >= 500 or status == 0:
                 second.errors_5xx += 1
-            second.per_instance.add(1.0 / max(variant_instances, 1))
-            totals = self._totals
             counted = (endpoint, variant, instance, status)
-            self._by_status[counted] = self._by_status.get(counted, 0) + 1
-            if model_microseconds is not None:
-                second.model.add_timed(model_microseconds)
-                _histogram(totals.model_latency, endpoint, variant).add(model_microseconds)
-            if overhead_microseconds is not None:
-                second.overhead.add_timed(overhead_microseconds)
-                _histogram(totals.overhead_latency, endpoint, variant).add(overhead_microseconds)
+            by_status[counted] = by_status.get(counted, 0) + 1
+            if model is not None:
+                second.model.append(model)
+                _histogram(model_latency, endpoint, variant).add(model)
+            if overhead is not None:
+                second.overhead.append(overhead)
+                _histogram(overhead_latency, endpoint, variant).add(overhead)
             recent = self._recent.get(endpoint)
             if recent is None:
                 recent = self._recent[endpoint] = collections.deque(maxlen=RECENT)
-            recent.append((now, variant, instance, status, model_microseconds))
+            recent.append((now, variant, instance, status, model))
 
     # -- readers --------------------------------------------------------------------------
 
@@ -272,12 +269,14 @@ class EndpointMetrics:
     def recent(self, endpoint: str) -> list[RecentInvocation]:
         """The endpoint's last invocations (at most RECENT), newest first."""
         with self._lock:
+            self._fold()
             kept = list(self._recent.get(endpoint, ()))
         return [RecentInvocation(*i) for i in reversed(kept)]
 
     def totals(self) -> RouterTotals:
         """A copy of the running totals (Prometheus reads them at scrape time)."""
         with self._lock:
+            self._fold()
             by_status = list(self._by_status.items())
             totals = RouterTotals(
                 {},
@@ -293,9 +292,10 @@ class EndpointMetrics:
 
     def _unflushed(self) -> list[tuple[BucketKey, _Second]]:
         """What memory holds (call with the flush lock): the flush under way and the pending.
-        The pending seconds are copied here, under the short lock: the router goes on adding."""
+        The pending seconds are copied: the flusher may fold more into them meanwhile."""
         with self._lock:
-            pending = [(k, _combined(s, _Second())) for k, s in self._pending.items()]
+            self._fold()
+            pending = [(k, s.combined(_Second())) for k, s in self._pending.items()]
         return [*self._flushing.items(), *pending]
 
     # -- the flusher ----------------------------------------------------------------------
@@ -319,10 +319,11 @@ class EndpointMetrics:
         """Write what the router recorded so far to the metadata store."""
         with self._flush_lock:
             with self._lock:
+                self._fold()
                 pending, self._pending = self._pending, {}
             for key, second in pending.items():
                 had = self._flushing.get(key)
-                self._flushing[key] = second if had is None else _combined(had, second)
+                self._flushing[key] = second if had is None else had.combined(second)
             if not self._flushing:
                 return
             buckets = [b for k, s in self._flushing.items() for b in s.buckets(k)]
@@ -356,25 +357,3 @@ def _histogram(
     if found is None:
         found = table[(endpoint, variant)] = LatencyHistogram()
     return found
-
-
-def _combined_sample(a: _Sample, b: _Sample) -> _Sample:
-    both = _Sample()
-    both.count, both.total = a.count + b.count, a.total + b.total
-    both.minimum, both.maximum = min(a.minimum, b.minimum), max(a.maximum, b.maximum)
-    if a.histogram is not None or b.histogram is not None:
-        both.histogram = merge(a.histogram or {}, b.histogram or {})
-    return both
-
-
-def _combined(a: _Second, b: _Second) -> _Second:
-    """Both seconds' samples as new objects (neither changes): a copy for a reader, or a
-    failed flush's second with the pending one after it."""
-    both = _Second()
-    both.invocations = a.invocations + b.invocations
-    both.errors_4xx = a.errors_4xx + b.errors_4xx
-    both.errors_5xx = a.errors_5xx + b.errors_5xx
-    both.per_instance = _combined_sample(a.per_instance, b.per_instance)
-    both.model = _combined_sample(a.model, b.model)
-    both.overhead = _combined_sample(a.overhead, b.overhead)
-    return both

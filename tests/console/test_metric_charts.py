@@ -63,7 +63,7 @@ def test_the_job_page_charts_every_hosts_metric_as_cloudwatch_has_it(
     page.goto(console.url("/console/training-jobs/two-hosts"))
     # While it runs the chart fills in: points arrive without a reload.
     page.wait_for_function(
-        "() => (window.dockyardCharts.loss?.data[0].length ?? 0) >= 3", timeout=90_000
+        "() => (window.dockyardCharts?.loss?.data[0].length ?? 0) >= 3", timeout=90_000
     )
     assert sagemaker.describe_training_job(TrainingJobName="two-hosts")["TrainingJobStatus"] == (
         "InProgress"
@@ -73,7 +73,7 @@ def test_the_job_page_charts_every_hosts_metric_as_cloudwatch_has_it(
     page.locator(".status-line [data-status='Completed']").wait_for()
     page.wait_for_function(
         f"""() => {{
-            const plot = window.dockyardCharts.loss;
+            const plot = window.dockyardCharts?.loss;
             return plot && plot.series.length === 3
                 && plot.data.slice(1).every((c) => c.filter((v) => v !== null).length === {STEPS});
         }}""",

@@ -105,7 +105,7 @@ def test_a_narrow_window_shows_every_part_without_sideways_scrolling(
         # The job's page too: its chart, log and tables fit the window.
         page.get_by_role("link", name="narrow").click()
         page.locator("#log").get_by_text("loss=0.25").wait_for()
-        page.wait_for_function("() => window.dockyardCharts.loss?.data[0].length === 3")
+        page.wait_for_function("() => window.dockyardCharts?.loss?.data[0].length === 3")
         assert page.evaluate("window.dockyardCharts.loss.width") <= 390
         assert_fits(page)
 

@@ -16,6 +16,9 @@ const ROUTES = {
 // Links to these are real page loads, not client-side routes.
 const SERVER_PATHS = ["/console/static/", "/console/artifacts", "/console/sign-in", "/console/api/"];
 
+// The charts drawn on the page, by name (charts.js fills it): there from the first moment.
+window.dockyardCharts = window.dockyardCharts || {};
+
 const main = document.getElementById("page");
 let leave = null; // the current page's cleanup: stops its polling
 let generation = 0;

@@ -34,7 +34,7 @@ from serving_servers import APPS, Model, Setup, Target, dockyard_router
 
 ON, OFF = "recording on", "recording off"
 SETTINGS = {ON: {}, OFF: {"DOCKYARD_ROUTER_METRICS": "false"}}
-ROUNDS = 7
+ROUNDS = 9
 SECONDS = 10.0
 RECORD_CALLS = 100_000  # record() calls timed in one go, in-process
 RECORD_REPEATS = 5

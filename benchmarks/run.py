@@ -1,6 +1,6 @@
 """dockyard's benchmarks, one command: training (no-op job, staging), serving, the control plane,
-S3 throughput, the docker runtime beside a bare `podman run` and the ray backend beside the local
-one, to RESULTS.md."""
+S3 throughput, the docker runtime beside a bare `podman run`, the ray backend beside the local
+one and the router with its metrics recorded or not, to RESULTS.md."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any
 
 from common import REPO, RESULTS, machine
 
-PARTS = ("training", "serving", "control", "s3", "containers", "cluster")
+PARTS = ("training", "serving", "control", "s3", "containers", "cluster", "router-metrics")
 ROUNDS = 3
 ROUND_SECONDS = 10.0
 
@@ -73,6 +73,12 @@ def _measure(part: str, work: Path, args: argparse.Namespace) -> dict[str, str]:
 
             results = measure_containers(work / "containers")
             ratios, sections = containers_ratios(results), containers_section(results)
+        elif part == "router-metrics":
+            from router_metrics import measure_router_metrics
+            from router_metrics_report import router_metrics_ratios, router_metrics_section
+
+            results = measure_router_metrics(work / "router-metrics")
+            ratios, sections = router_metrics_ratios(results), router_metrics_section(results)
         elif part == "cluster":
             from cluster import measure_cluster
             from cluster_report import cluster_ratios, cluster_section
@@ -125,6 +131,8 @@ def report(info: dict[str, str], blocks: dict[str, str]) -> str:
         "",
         blocks["cluster ratios"],
         "",
+        blocks["router-metrics ratios"],
+        "",
         blocks["training sections"],
         "",
         blocks["serving sections"],
@@ -136,6 +144,8 @@ def report(info: dict[str, str], blocks: dict[str, str]) -> str:
         blocks["containers sections"],
         "",
         blocks["cluster sections"],
+        "",
+        blocks["router-metrics sections"],
     ]
     return "\n".join(parts)
 

@@ -318,11 +318,14 @@ def mms_server(setup: Setup, model: Model) -> Iterator[Target]:
 
 
 @contextlib.contextmanager
-def dockyard_router(setup: Setup, model: Model) -> Iterator[Target]:
+def dockyard_router(
+    setup: Setup, model: Model, settings: dict[str, str] | None = None, tag: str = ""
+) -> Iterator[Target]:
     """The dockyard server (`python -m dockyard.api.server`) with one endpoint of the model,
-    made with boto3 as a user would, invoked at /endpoints/NAME/invocations."""
-    port, log = free_port(), setup.work / f"dockyard-router-{model.key}.log"
-    home = setup.work / f"dockyard-home-{model.key}"
+    made with boto3 as a user would, invoked at /endpoints/NAME/invocations. `settings`: more
+    DOCKYARD_* variables; `tag` tells apart the homes and logs of servers up together."""
+    port, log = free_port(), setup.work / f"dockyard-router-{model.key}{tag}.log"
+    home = setup.work / f"dockyard-home-{model.key}{tag}"
     key_id, secret = "BENCH", secrets.token_urlsafe(30)
     env = _env(
         DOCKYARD_HOME=str(home),
@@ -332,6 +335,7 @@ def dockyard_router(setup: Setup, model: Model) -> Iterator[Target]:
         DOCKYARD_ACCESS_KEY_ID=key_id,
         DOCKYARD_SECRET_ACCESS_KEY=secret,
         DOCKYARD_LOCAL_PATHS=str(setup.work),  # the models' file:// ModelDataUrl
+        **(settings or {}),
     )
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "dockyard.api.server"]

@@ -14,11 +14,14 @@ cd "$(dirname "$0")/.."
 # postgresql: the metadata store's PostgreSQL backend is tested against a real server; the tests
 # start their own cluster from its initdb and postgres (tests/postgres.py), as the postgres user
 # the package creates (the Debian service itself is not used).
+# chromium: the web console's pages are tested in a real headless browser (tests/console, driven
+# by Playwright, whose own browser downloads are not used).
 APT_PACKAGES=(bubblewrap libseccomp2 slirp4netns e2fsprogs util-linux
               r-base-core r-cran-randomforest r-cran-plumber r-cran-jsonlite r-cran-reticulate
               python3-venv python3-dev build-essential ca-certificates
               podman runc aardvark-dns catatonit docker-registry busybox-static debootstrap
-              iproute2 iptables postgresql)
+              iproute2 iptables postgresql
+              chromium)
 
 sudo_cmd=()
 if [ "$(id -u)" -ne 0 ]; then

@@ -101,4 +101,13 @@ def test_a_built_wheel_holds_the_migrations_and_declares_no_unused_dependency(
         assert f"dockyard/storage/migrations/{migration}" in names
     assert "dockyard/py.typed" in names
     assert "dockyard/runtimes/shim/dockyard_shim.py" in names
+    # The web console's files, which the server reads from the installed package.
+    assert {"dockyard/console/index.html", "dockyard/console/static/console.css"} <= names
+    # Its modules, pages and the vendored charting library, in folders below static/.
+    assert {
+        "dockyard/console/static/app.js",
+        "dockyard/console/static/pages/training-job.js",
+        "dockyard/console/static/vendor/uPlot.esm.js",
+        "dockyard/console/static/vendor/uPlot.LICENSE",
+    } <= names
     assert not [line for line in requires if "fastapi" in line]

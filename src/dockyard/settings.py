@@ -120,6 +120,17 @@ class Settings(BaseSettings):
     access_key_id: str | None = None
     secret_access_key: SecretStr | None = None
     keys_file: Path | None = None
+    # The web console (/console): how long a sign-in lasts before the user signs in again.
+    console_session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+
+    # --- metrics (issue 13). The router records every invocation's metrics (CloudWatch's
+    # AWS/SageMaker per-second data, the Prometheus router series); false turns that off.
+    router_metrics: bool = True
+    # Endpoint metrics older than this are dropped (CloudWatch keeps 1-second data 15 days).
+    metrics_retention_days: float = Field(default=15.0, gt=0)
+    # GET /metrics (Prometheus): with a token, every scraper must send `Authorization: Bearer
+    # <token>`; without one, only loopback clients may scrape.
+    metrics_token: SecretStr | None = None
 
     @field_validator("database_url")
     @classmethod

@@ -229,3 +229,36 @@ def test_unknown_operation_and_bad_json(server: RunningServer) -> None:
     )
     assert garbage.status_code == 400 and "not valid JSON" in garbage.json()["message"]
     assert "Traceback" not in garbage.text
+
+
+TWO_HOSTS = """
+import json
+host = json.load(open("/opt/ml/input/config/resourceconfig.json"))["current_host"]
+for i in range(3):
+    print(f"step={i} loss={int(host[-1]) * 10 + i}", flush=True)
+"""
+
+
+def test_each_metric_point_keeps_the_host_that_printed_it(
+    server: RunningServer, tmp_path: Path
+) -> None:
+    sagemaker = server.client("sagemaker")
+    request = training_request("two-hosts", make_image(tmp_path / "img", TWO_HOSTS))
+    request["ResourceConfig"]["InstanceCount"] = 2
+    request["AlgorithmSpecification"]["MetricDefinitions"] = [
+        {"Name": "loss", "Regex": r"loss=([0-9.]+)"}
+    ]
+    sagemaker.create_training_job(**request)
+    described = wait_for_job(sagemaker, "two-hosts")
+    assert described["TrainingJobStatus"] == "Completed", described.get("FailureReason")
+    metadata = server.engine.metadata
+    for host, first in (("algo-1", 10.0), ("algo-2", 20.0)):
+        series = metadata.metric_series("two-hosts", "loss", host=host)
+        assert [p.value for p in series] == [first, first + 1, first + 2]
+    assert metadata.training_metric_keys("two-hosts") == [
+        ("two-hosts", "loss", "algo-1"),
+        ("two-hosts", "loss", "algo-2"),
+    ]
+    # FinalMetricDataList: the last value printed, by either host.
+    (final,) = described["FinalMetricDataList"]
+    assert final["Value"] in (12.0, 22.0)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from botocore.model import Shape
 
-from dockyard.api.app import SERVICE_MODELS
+from dockyard.api.json_apis import SERVICE_MODELS
 from dockyard.api.limits import json_depth, parse_json_object
 from dockyard.api.validation import (
     CHECKED_TYPES,

@@ -24,7 +24,13 @@ from dockyard.contract.errors import (
 )
 from dockyard.contract.training_jobs import SecondaryStatus, check_transition
 from dockyard.storage.log_events import LogEvent, LogGroup, LogStream
-from dockyard.storage.metadata import _MIGRATIONS, MetadataStore, MetricPoint, Transition
+from dockyard.storage.metadata import (
+    _MIGRATIONS,
+    EndpointMetricBucket,
+    MetadataStore,
+    MetricPoint,
+    Transition,
+)
 from dockyard.storage.records import ENDPOINTS, MODELS, TRAINING_JOBS, TRANSFORM_JOBS, Kind
 from dockyard.storage.tables import Base
 from tests.storage.metadata_records import (
@@ -36,7 +42,7 @@ from tests.storage.metadata_records import (
 )
 
 TABLES = {"alembic_version", "resources", "status_transitions", "metric_points", "log_events",
-          "tags"}  # fmt: skip
+          "tags", "endpoint_metric_buckets"}  # fmt: skip
 NOW_MS = 1_796_208_297_291  # milliseconds since 1970: past 2**31, as every log time is
 
 
@@ -247,6 +253,16 @@ def test_list_filters_sorts_and_pages(store: MetadataStore, query: dict[str, Any
     assert store.list_resources(MODELS, limit=100, **query) == []  # other kinds are apart
 
 
+def test_status_counts(store: MetadataStore) -> None:
+    assert store.status_counts(TRAINING_JOBS) == {}
+    for name in ("job-1", "job-2", "job-3"):
+        store.insert_training_job(training_job(name), first_transition())
+    store.transition("job-2", "Failed", BASE + 1, "boom", _allow(SecondaryStatus.FAILED))
+    store.insert_resource(MODELS, record(MODELS, "m"), "exists")  # another kind, not counted
+    assert store.status_counts(TRAINING_JOBS) == {"InProgress": 2, "Failed": 1}
+    assert store.status_counts(TRANSFORM_JOBS) == {}
+
+
 def test_listed_rows_and_resources_of_kind(store: MetadataStore) -> None:
     _listed_rows(store)
     first = store.list_resources(ENDPOINTS, sort_by="Name", descending=False, limit=1)[0]
@@ -346,6 +362,143 @@ def test_metric_points(store: MetadataStore) -> None:
     assert store.training_job_view("job-1").final_metrics == expected
     assert store.metric_series("job-1", "loss") == [points[0], points[3]]  # floats exact
     assert store.metric_series("job-1", "LOSS") == [] and store.final_metrics("other") == []
+
+
+def test_metric_points_keep_their_host(store: MetadataStore) -> None:
+    store.insert_training_job(training_job("job-1"), first_transition())
+    points = [
+        MetricPoint("loss", 0.9, BASE + 1),  # algo-1's, as every point before hosts were kept
+        MetricPoint("loss", 0.8, BASE + 2, "algo-2"),
+        MetricPoint("acc", 0.5, BASE + 2, "algo-2"),
+        MetricPoint("loss", 0.7, BASE + 3, "algo-1"),
+        MetricPoint("loss", 0.6, BASE + 4, "algo-2"),
+    ]
+    store.add_metric_points("job-1", points)
+    store.add_metric_points("job-2", [MetricPoint("loss", 1.0, BASE, "algo-3")])
+    assert points[0].host == "algo-1"
+    loss = [points[0], points[1], points[3], points[4]]
+    assert store.metric_series("job-1", "loss") == loss
+    assert store.metric_series("job-1", "loss", host="algo-2") == [points[1], points[4]]
+    assert store.metric_series("job-1", "loss", host="algo-9") == []
+    # start inclusive, end exclusive, with or without a host
+    assert store.metric_series("job-1", "loss", start=BASE + 2, end=BASE + 4) == loss[1:3]
+    assert store.metric_series("job-1", "loss", "algo-2", BASE + 2.5) == [points[4]]
+    assert store.metric_series("job-1", "loss", end=BASE + 1) == []
+    # FinalMetricDataList: the last value of each metric, whichever host printed it.
+    assert store.final_metrics("job-1") == [points[2], points[4]]
+    assert store.training_job_view("job-1").final_metrics == [points[2], points[4]]
+    assert store.training_metric_keys("job-1") == [
+        ("job-1", "acc", "algo-2"),
+        ("job-1", "loss", "algo-1"),
+        ("job-1", "loss", "algo-2"),
+    ]
+    assert store.training_metric_keys() == [
+        *store.training_metric_keys("job-1"),
+        ("job-2", "loss", "algo-3"),
+    ]
+    assert store.training_metric_keys("none") == []
+
+
+def _bucket(
+    start: int,
+    instance: str = "AllTraffic-1",
+    values: tuple[float, ...] = (1.0,),
+    metric: str = "Invocations",
+    endpoint: str = "ep",
+    variant: str = "AllTraffic",
+    histogram: dict[int, int] | None = None,
+) -> EndpointMetricBucket:
+    return EndpointMetricBucket(
+        endpoint, variant, instance, metric, start, len(values), sum(values), min(values),
+        max(values), histogram or {},
+    )  # fmt: skip
+
+
+T0 = 1_796_208_297  # an epoch second
+
+
+def test_endpoint_metric_buckets(store: MetadataStore) -> None:
+    store.add_endpoint_metric_buckets([])
+    latency = {-100_000: 1, 57: 2, 300: 1}  # bins, the zero bin among them, as JSON keys
+    first = [
+        _bucket(T0, values=(1.0, 1.0)),
+        _bucket(T0, "AllTraffic-2"),
+        _bucket(T0 + 1),
+        _bucket(T0 + 2, variant="Canary", instance="Canary-1"),
+        _bucket(T0, values=(0.0, 10.5, 3.25, 2e9), metric="ModelLatency", histogram=latency),
+        _bucket(T0 + 5, endpoint="other"),
+    ]
+    store.add_endpoint_metric_buckets(first)
+    assert store.endpoint_metric_buckets("ep", "Invocations") == [
+        first[0], first[1], first[2], first[3]
+    ]  # fmt: skip
+    assert store.endpoint_metric_buckets("ep", "ModelLatency") == [first[4]]
+    assert store.endpoint_metric_buckets("ep", "Invocations", variant="Canary") == [first[3]]
+    assert store.endpoint_metric_buckets("ep", "Invocations", instance="AllTraffic-2") == [first[1]]
+    # start inclusive, end exclusive
+    assert store.endpoint_metric_buckets("ep", "Invocations", start=T0 + 1, end=T0 + 2) == [
+        first[2]
+    ]
+    assert store.endpoint_metric_buckets("ep", "Invocations", "AllTraffic", None, T0, T0 + 1) == [
+        first[0], first[1]
+    ]  # fmt: skip
+    assert store.endpoint_metric_buckets("ep", "Nothing") == []
+    assert store.endpoint_metric_buckets("none", "Invocations") == []
+
+    # The same key again is merged: counts and sums added, extremes kept, histograms added.
+    store.add_endpoint_metric_buckets(
+        [
+            _bucket(T0, values=(1.0,)),
+            _bucket(T0, values=(-1.0, 5e9), metric="ModelLatency", histogram={57: 1, 400: 1}),
+            _bucket(T0, values=(7.0,), metric="ModelLatency", histogram={58: 1}),  # same batch
+        ]
+    )
+    ones = store.endpoint_metric_buckets("ep", "Invocations", instance="AllTraffic-1", end=T0 + 1)
+    assert ones == [_bucket(T0, values=(1.0, 1.0, 1.0))]
+    (merged,) = store.endpoint_metric_buckets("ep", "ModelLatency")
+    assert (merged.count, merged.total) == (7, 0.0 + 10.5 + 3.25 + 2e9 - 1.0 + 5e9 + 7.0)
+    assert (merged.minimum, merged.maximum) == (-1.0, 5e9)
+    assert merged.histogram == {-100_000: 1, 57: 3, 58: 1, 300: 1, 400: 1}
+
+    assert store.endpoint_metric_keys("ep") == [
+        ("ep", "AllTraffic", "AllTraffic-1", "Invocations"),
+        ("ep", "AllTraffic", "AllTraffic-1", "ModelLatency"),
+        ("ep", "AllTraffic", "AllTraffic-2", "Invocations"),
+        ("ep", "Canary", "Canary-1", "Invocations"),
+    ]
+    assert store.endpoint_metric_keys() == [
+        *store.endpoint_metric_keys("ep"),
+        ("other", "AllTraffic", "AllTraffic-1", "Invocations"),
+    ]
+    assert store.endpoint_metric_keys("none") == []
+
+    # Retention: buckets that began before the second given go.
+    assert store.delete_endpoint_metrics_before(T0 + 1) == 3
+    assert [b.start for b in store.endpoint_metric_buckets("ep", "Invocations")] == [T0 + 1, T0 + 2]
+    assert store.endpoint_metric_buckets("ep", "ModelLatency") == []
+    assert store.delete_endpoint_metrics_before(T0 + 1) == 0
+    assert store.delete_endpoint_metrics_before(T0 + 100) == 3
+    assert store.endpoint_metric_keys() == []
+
+
+def test_many_endpoint_metric_buckets_in_one_call_merge_into_stored_ones(
+    store: MetadataStore,
+) -> None:
+    # More keys than one lookup slice holds: 3 instances x 6 metrics x 60 seconds.
+    metrics = ["Invocations", "Invocation4XXErrors", "Invocation5XXErrors", "ModelLatency",
+               "OverheadLatency", "InvocationsPerInstance"]  # fmt: skip
+    batch = [
+        _bucket(T0 + s, f"AllTraffic-{i}", (1.0,), m)
+        for s in range(60)
+        for i in (1, 2, 3)
+        for m in metrics
+    ]
+    store.add_endpoint_metric_buckets(batch)
+    store.add_endpoint_metric_buckets(batch)
+    for m in metrics:
+        stored = store.endpoint_metric_buckets("ep", m)
+        assert len(stored) == 180 and {b.count for b in stored} == {2}
+    assert len(store.endpoint_metric_keys("ep")) == 18
 
 
 # -- tags --------------------------------------------------------------------------------------
@@ -481,6 +634,7 @@ def _everything(store: MetadataStore) -> dict[str, Any]:
         },
         "view": store.training_job_view("job-1"),
         "series": store.metric_series("job-1", "loss"),
+        "buckets": store.endpoint_metric_buckets("ep", "ModelLatency"),
         "tags": store.tags(arn),
         "streams": store.log_streams(GROUP),
         "events": store.filter_log_events(GROUP),
@@ -496,7 +650,10 @@ def test_a_store_opened_again_finds_everything(metadata_url: str) -> None:
         first.insert_resource(MODELS, record(MODELS, "m"), "exists")
         first.insert_training_job(training_job("job-1"), first_transition())
         first.transition("job-1", "Downloading", BASE + 1, "", _allow(SecondaryStatus.DOWNLOADING))
-        first.add_metric_points("job-1", [MetricPoint("loss", 0.5, BASE + 2)])
+        first.add_metric_points("job-1", [MetricPoint("loss", 0.5, BASE + 2, "algo-2")])
+        first.add_endpoint_metric_buckets(
+            [_bucket(T0, values=(3.0, 4.0), metric="ModelLatency", histogram={28: 1, 36: 1})]
+        )
         first.add_tags(record(MODELS, "m").arn, [("team", "ml")], 50)
         _write_logs(first)
         before = _everything(first)
@@ -507,6 +664,7 @@ def test_a_store_opened_again_finds_everything(metadata_url: str) -> None:
         assert _everything(second) == before
         assert before["view"].record.state.secondary_status is SecondaryStatus.DOWNLOADING
         assert len(before["events"]) == 5 and before["tags"] == [("team", "ml")]
+        assert before["series"][0].host == "algo-2" and before["buckets"][0].histogram[36] == 1
         assert all(len(rows) >= 1 for rows in before["resources"].values())
     finally:
         second.close()

@@ -205,6 +205,14 @@ def test_a_migrated_job_takes_new_transitions_and_metrics(url: str) -> None:
         assert view.record.state.secondary_status is SecondaryStatus.FAILED
         assert view.transitions[-1] == Transition("Failed", 171.0, 171.0, "late")
         assert MetricPoint("loss", 0.1, 170.0) in view.final_metrics
+        # Points stored before hosts were kept (migration 0008) are algo-1's.
+        store.add_metric_points(JOB, [MetricPoint("loss", 0.05, 172.0, "algo-2")])
+        assert store.training_metric_keys(JOB) == [
+            (JOB, "acc", "algo-1"),
+            (JOB, "loss", "algo-1"),
+            (JOB, "loss", "algo-2"),
+        ]
+        assert [p.value for p in store.metric_series(JOB, "loss", "algo-2")] == [0.05]
     finally:
         store.close()
 

@@ -39,6 +39,8 @@ from dockyard.api.aws_chunked import (
     AwsChunkedDecoder,
     ChunkSigner,
 )
+from dockyard.api.console import is_console_path
+from dockyard.api.json_apis import SERVICE_MODELS
 from dockyard.api.keys import KeyRing
 from dockyard.api.sigv2 import check_presigned_v2, is_presigned_v2
 from dockyard.api.sigv4 import (
@@ -55,8 +57,11 @@ log = logging.getLogger(__name__)
 
 _HASH_BATCH_BYTES = 1024 * 1024
 
-# GET /healthz finds the background server; it says nothing a stranger could use.
-UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz")}
+# GET /healthz finds the background server; it says nothing a stranger could use. GET /metrics
+# is Prometheus' scrape, which cannot sign: it lets in loopback clients or a bearer token
+# (api/prometheus.py). (The web console under /console authenticates by its session cookie
+# instead: see __call__.)
+UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz"), ("GET", "/metrics")}
 
 
 # -- which API a request is for -------------------------------------------------------------
@@ -65,7 +70,8 @@ UNAUTHENTICATED = {("GET", "/healthz"), ("HEAD", "/healthz")}
 @dataclass(frozen=True)
 class ApiNames:
     """The signing service each API's requests must be scoped to, from botocore's models:
-    JSON 1.1 APIs by their X-Amz-Target prefix, the runtime by its path."""
+    JSON APIs by their X-Amz-Target prefix, the runtime by its path, smithy-rpc-v2-cbor APIs
+    by theirs (`/service/<target prefix>/operation/<Op>`)."""
 
     by_target_prefix: dict[str, str]
     runtime: str
@@ -74,6 +80,8 @@ class ApiNames:
         """None: no API dockyard serves; the app answers that, once the signature holds."""
         if head.path.startswith("/endpoints/"):
             return self.runtime
+        if head.path.startswith("/service/"):
+            return self.by_target_prefix.get(head.path.split("/")[2])
         target = head.header("x-amz-target")
         if target is None:
             return None
@@ -85,7 +93,9 @@ def api_names() -> ApiNames:
     """Loaded once per process (about 0.15 s: botocore parses the SageMaker model)."""
     session = botocore.session.get_session()
     by_prefix = {}
-    for name in ("sagemaker", "logs", "ecr"):
+    # CloudWatch is routed by its signing service (api/app.py); named here too so that an
+    # unsigned request to it is refused in its own protocol's shape.
+    for name in (*SERVICE_MODELS.values(), "cloudwatch"):
         model = session.get_service_model(name)
         by_prefix[model.metadata["targetPrefix"]] = model.signing_name
     return ApiNames(by_prefix, session.get_service_model("sagemaker-runtime").signing_name)
@@ -120,6 +130,12 @@ class SignedApi:
     payload_modes: frozenset[str] = frozenset()
     # S3's presigned URLs sign UNSIGNED-PAYLOAD (the body is not known when the URL is made).
     presigned_payload_unsigned: bool = False
+    # An API of several protocols (CloudWatch: CBOR, JSON, query) refuses in the form the
+    # request's head says it speaks; this picks that refusal, in place of `refusal`.
+    refusal_by_head: Callable[[RequestHead], Refusal] | None = None
+
+    def refusal_for(self, head: RequestHead) -> Refusal:
+        return self.refusal if self.refusal_by_head is None else self.refusal_by_head(head)
 
 
 class _BodyState(Enum):
@@ -250,7 +266,7 @@ class _ChunkedBody(_Body):
 
 
 class SigV4Middleware:
-    """Every request but GET /healthz must be signed by a key of `keys`."""
+    """Every request but GET /healthz and GET /metrics must be signed by a key of `keys`."""
 
     def __init__(
         self,
@@ -260,10 +276,13 @@ class SigV4Middleware:
         names: ApiNames | None = None,
         clock: Callable[[], float] = time.time,
         by_service: Mapping[str, SignedApi] | None = None,
+        console: ASGIApp | None = None,
     ) -> None:
-        """`by_service`: the APIs routed by their signing service (e.g. "s3"); every other
-        request goes to `app`."""
+        """`by_service`: the APIs routed by their signing service (e.g. "s3"); `console`: the
+        web console's app, which takes every /console path; every other request goes to
+        `app`."""
         self.app = app
+        self.console = console
         self.names = names or api_names()
         self.authenticator = Authenticator(keys, clock)
         self.clock = clock
@@ -278,6 +297,13 @@ class SigV4Middleware:
             return
         if (scope["method"], scope["path"]) in UNAUTHENTICATED:
             await self.app(scope, receive, send)
+            return
+        if self.console is not None and is_console_path(scope["path"]):
+            # Deliberately not SigV4: a browser cannot sign. The console checks its own session
+            # cookie and CSRF token on every request (api/console.py), and it answers only
+            # /console paths itself: nothing else of the app is reachable through it but the
+            # JSON operations, which it runs through the same function as POST / does.
+            await self.console(scope, receive, send)
             return
         head = RequestHead.from_scope(scope)
         api: SignedApi | None = None
@@ -308,19 +334,22 @@ class SigV4Middleware:
         if isinstance(body, _ChunkedBody):
             scope["dockyard.trailers"] = body.decoder.trailers  # filled as the body ends
         app = api.app if api is not None else self.app
-        await self._serve(app, scope, body, send, api.refusal if api else refusal)
+        await self._serve(app, scope, body, send, api.refusal_for(head) if api else refusal)
 
     def _refusal_for(self, head: RequestHead, api: SignedApi | None) -> Refusal:
         """The refusal's shape: the routed API's, also when its claim was refused before it
         was read whole (the credential scope still names the service); else JSON."""
         if api is not None:
-            return api.refusal
+            return api.refusal_for(head)
         credential = head.header("authorization") or ""
         if "X-Amz-Credential=" in head.query:
             credential = unquote(head.query.split("X-Amz-Credential=", 1)[1].split("&", 1)[0])
         for service, routed in self.by_service.items():
             if f"/{service}/aws4_request" in credential:
-                return routed.refusal
+                return routed.refusal_for(head)
+        named = self.names.signing_service(head)
+        if named in self.by_service:
+            return self.by_service[named].refusal_for(head)
         if not credential and "s3" in self.by_service and _s3_shaped(head, self.names):
             return self.by_service["s3"].refusal  # e.g. `aws s3 ls --no-sign-request`
         return refusal

@@ -1,6 +1,7 @@
 """dockyard's own operations (X-Amz-Target `Dockyard.*`), beside SageMaker's: housekeeping that
 SageMaker does for you, such as removing finished jobs' folders, and what `docker build` would
-do for an image folder: checking its RUN lines and building its Python layer ahead of a job."""
+do for an image folder: checking its RUN lines and building its Python layer ahead of a job;
+and what the console shows that CloudWatch has no call for (an endpoint's last invocations)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import Field
 
 from dockyard.api.protocol import Operation
+from dockyard.contract.endpoints import EndpointName
 from dockyard.contract.shapes import WireShape
 from dockyard.engine.core import Engine
 
@@ -28,6 +30,10 @@ class DescribeImageBuildRequest(WireShape):
     start_line: Annotated[int, Field(ge=0)] = 0
 
 
+class ListRecentInvocationsRequest(WireShape):
+    endpoint_name: EndpointName
+
+
 def operations(engine: Engine) -> dict[str, Operation]:
     def prune_job_folders(body: dict[str, Any]) -> dict[str, Any]:
         request = PruneJobFoldersRequest.from_wire(body)
@@ -44,9 +50,30 @@ def operations(engine: Engine) -> dict[str, Operation]:
         request = DescribeImageBuildRequest.from_wire(body)
         return engine.image_builds.describe(request.build_id, request.start_line)
 
+    def list_recent_invocations(body: dict[str, Any]) -> dict[str, Any]:
+        request = ListRecentInvocationsRequest.from_wire(body)
+        engine.endpoints.record(request.endpoint_name)  # NotFound for an endpoint that is not
+        return {
+            "Invocations": [
+                {
+                    "Time": i.time,
+                    "VariantName": i.variant,
+                    "InstanceName": i.instance,
+                    "StatusCode": i.status,  # 0: the instance gave no answer
+                    **(
+                        {"ModelLatencyMicroseconds": i.model_microseconds}
+                        if i.model_microseconds is not None
+                        else {}
+                    ),
+                }
+                for i in engine.endpoint_metrics.recent(request.endpoint_name)
+            ]
+        }
+
     return {
         "PruneJobFolders": prune_job_folders,
         "CheckImage": check_image,
         "BuildImage": build_image,
         "DescribeImageBuild": describe_image_build,
+        "ListRecentInvocations": list_recent_invocations,
     }

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 import uuid
 from urllib.parse import unquote
 
@@ -60,6 +61,7 @@ class RuntimeApp:
         await self.control_plane(scope, receive, send)
 
     async def _invoke(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        began = time.perf_counter_ns()
         try:
             check_invoke_endpoint(name, scope["headers"])
             headers, target = _forwarded(scope["headers"])
@@ -75,6 +77,12 @@ class RuntimeApp:
             # No answer at all (a timeout, or instances that died with the request): SageMaker
             # reports these as ModelError with OriginalStatusCode 0.
             await _send(send, 424, *_model_error(self.engine, name, 0, no_answer.message))
+            # Delivered, unanswered: an invocation and a 5XX error of the instance that had it
+            # (engine/endpoint_metrics.py says why), with no latency to time.
+            self.engine.endpoint_metrics.record(
+                name, no_answer.variant, no_answer.instance, 0, None, None,
+                no_answer.variant_instances,
+            )  # fmt: skip
             return
         except DockyardError as exc:
             await _send(send, *_runtime_error(exc))
@@ -87,8 +95,20 @@ class RuntimeApp:
         if not 200 <= reply.status < 300:
             text = reply.body.decode("utf-8", errors="replace")
             await _send(send, 424, *_model_error(self.engine, name, reply.status, text))
-            return
-        await _send(send, 200, *_success(reply))
+        else:
+            await _send(send, 200, *_success(reply))
+        # OverheadLatency: the whole request, from its arrival to its answer sent, less the
+        # model's part (SageMaker's definition).
+        whole = (time.perf_counter_ns() - began) // 1000
+        self.engine.endpoint_metrics.record(
+            name,
+            reply.variant,
+            reply.instance,
+            reply.status,
+            reply.model_microseconds,
+            max(whole - reply.model_microseconds, 0),
+            reply.variant_instances,
+        )
 
     def _not_serving(self, name: str) -> None:
         """Why an endpoint has no route: say what the user can do about it."""

@@ -40,7 +40,13 @@ class Capacity:
         self._used_memory = 0.0
         self._used_gpus = 0
         self._running = 0
+        self._waiting = 0
         self._changed = threading.Condition()
+
+    @property
+    def waiting(self) -> int:
+        """Jobs and instances waiting for capacity now."""
+        return self._waiting
 
     def demand(self, instance: InstanceType, count: int, gpus: int = 0) -> Demand:
         """`count` hosts of `instance`, holding `gpus` GPUs in all."""
@@ -75,10 +81,14 @@ class Capacity:
                     free_gpus = self.gpus - self._used_gpus
                     free = f"{free_cpus:g} vCPU, {free_mem:.1f} GiB and {free_gpus} GPU"
                 on_wait(f"Waiting for capacity: needs {demand.describe()}, {free} free")
-            while not self._fits(demand):
-                if cancelled():
-                    return False
-                self._changed.wait(timeout=0.5)
+            self._waiting += 1
+            try:
+                while not self._fits(demand):
+                    if cancelled():
+                        return False
+                    self._changed.wait(timeout=0.5)
+            finally:
+                self._waiting -= 1
             self._used_cpus += demand.cpus
             self._used_memory += demand.memory_gib
             self._used_gpus += demand.gpus

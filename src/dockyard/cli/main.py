@@ -8,6 +8,7 @@ import click
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dockyard import __version__
+from dockyard.cli.console import console
 from dockyard.cli.credentials import credentials
 from dockyard.cli.deploy import deploy
 from dockyard.cli.endpoint_configs import endpoint_configs
@@ -86,6 +87,7 @@ cli.add_command(transforms)
 cli.add_command(s3)
 cli.add_command(credentials)
 cli.add_command(images)
+cli.add_command(console)
 
 
 def main() -> None:

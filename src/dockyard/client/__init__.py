@@ -16,7 +16,7 @@ from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from dockyard.api.keys import AccessKey, face_key
+from dockyard.api.keys import AccessKey, face_key, home_credentials_file
 from dockyard.client.local_server import start_background
 from dockyard.client.objects import ApiObjects
 from dockyard.settings import Settings
@@ -51,6 +51,13 @@ class Client:
     def access_key(self) -> AccessKey:
         """DOCKYARD_ACCESS_KEY_ID / _SECRET_ACCESS_KEY, else the pair of this DOCKYARD_HOME."""
         return face_key(self.settings)
+
+    @property
+    def secret_location(self) -> str:
+        """Where the secret of `access_key` is kept, for a hint that does not print it."""
+        if self.settings.access_key_id:
+            return "in DOCKYARD_SECRET_ACCESS_KEY"
+        return f"in {home_credentials_file(self.settings)} (dockyard credentials prints it)"
 
     def _client(self, service: str, **config: Any) -> Any:
         url = self.endpoint_url  # first: a local server makes the home's pair as it starts

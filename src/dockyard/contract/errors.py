@@ -166,3 +166,17 @@ class RegistryUnavailable(EcrError):
 
     def __init__(self, message: str) -> None:
         super().__init__("ServerException", message)
+
+
+class CloudWatchError(DockyardError):
+    """An error of the CloudWatch API, with one of the error codes of botocore's CloudWatch
+    model (InvalidParameterValue, MissingParameter, InvalidParameterCombination,
+    InvalidNextToken); the API edge finds its shape and HTTP status in that model."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def http_status(self) -> int:
+        return 400  # every CloudWatch client error the model names is a 400

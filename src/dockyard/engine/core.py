@@ -6,6 +6,7 @@ from dockyard.backends.capacity import Capacity
 from dockyard.backends.factory import open_backend
 from dockyard.engine.context import EngineContext
 from dockyard.engine.ecr_images import EcrImages
+from dockyard.engine.endpoint_metrics import EndpointMetrics
 from dockyard.engine.endpoints import Endpoints
 from dockyard.engine.image_builds import ImageBuilds
 from dockyard.engine.job_folders import JobFolders
@@ -32,6 +33,12 @@ class Engine:
         self.models = Models(ctx)
         self.endpoint_configs = EndpointConfigs(ctx)
         self.router = Router()
+        # Fed by the runtime API with every invocation the router delivered.
+        self.endpoint_metrics = EndpointMetrics(
+            ctx.metadata,
+            enabled=ctx.settings.router_metrics,
+            retention_days=ctx.settings.metrics_retention_days,
+        )
         self.endpoints = Endpoints(ctx, self.models, self.endpoint_configs, self.router)
         self.transform_jobs = TransformJobs(ctx, self.models)
         self.image_builds = ImageBuilds(ctx)
@@ -79,6 +86,7 @@ class Engine:
         engine.endpoints.recover()
         engine.transform_jobs.recover()
         engine.job_folders.start()
+        engine.endpoint_metrics.start()
         engine.registry.start_if_used()
         return engine
 
@@ -87,6 +95,7 @@ class Engine:
         self.training_jobs.shutdown()
         self.endpoints.shutdown()
         self.transform_jobs.shutdown()
+        self.endpoint_metrics.close()  # the last seconds, before the database closes
         self.registry.close()
         self.ctx.backend.close()
         self.metadata.close()

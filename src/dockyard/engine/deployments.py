@@ -85,6 +85,17 @@ def variant_plans(
     return plans
 
 
+@dataclass(frozen=True)
+class InstanceState:
+    endpoint: str
+    variant: str
+    instance: str
+    # starting (not yet past /ping), healthy (passed it; its deployment not yet the live one),
+    # serving (in the router's rotation), exited (its container ended; being replaced)
+    state: str
+    in_flight: int  # requests the router has sent it and not had answered
+
+
 @dataclass
 class _VariantState:
     plan: VariantPlan
@@ -219,6 +230,24 @@ class Deployment:
     def instances(self) -> list[Instance]:
         with self._lock:
             return [i for state in self._variants for i in state.instances]
+
+    def instance_states(self) -> list[InstanceState]:
+        """Each instance of the deployment and where it is in its life (Prometheus)."""
+        with self._lock:
+            return [
+                InstanceState(
+                    self.endpoint,
+                    state.plan.name,
+                    i.name,
+                    "exited" if i.exited
+                    else "serving" if self.live and i.name in state.failed_pings
+                    else "healthy" if i.name in state.failed_pings
+                    else "starting",
+                    i.in_flight,
+                )
+                for state in self._variants
+                for i in state.instances
+            ]  # fmt: skip
 
     def describe_variants(self) -> list[ProductionVariantSummary]:
         out = []

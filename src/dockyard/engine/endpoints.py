@@ -28,7 +28,7 @@ from dockyard.contract.endpoints import (
 )
 from dockyard.contract.errors import DockyardError, InvalidTransition, ValidationError
 from dockyard.engine.context import EngineContext
-from dockyard.engine.deployments import Deployment, VariantPlan, variant_plans
+from dockyard.engine.deployments import Deployment, InstanceState, VariantPlan, variant_plans
 from dockyard.engine.instances import InstanceFailed
 from dockyard.engine.logs import LogWriter
 from dockyard.engine.models import EndpointConfigs, Models
@@ -165,6 +165,12 @@ class Endpoints(NamedResources[CreateEndpointRequest, EndpointState]):
             else:
                 continue  # Failed, UpdateRollbackFailed: only DeleteEndpoint helps
             self._in_background(name, work)
+
+    def instance_states(self) -> tuple[InstanceState, ...]:
+        """Every instance of every endpoint, live or being deployed (Prometheus' series)."""
+        with self._lock:
+            deployments = [*self._live.values(), *self._starting.values()]
+        return tuple(s for deployment in deployments for s in deployment.instance_states())
 
     def shutdown(self) -> None:
         """Stop every instance; statuses stay, so the next server brings the endpoints back."""

@@ -9,15 +9,19 @@ from collections.abc import Sequence
 
 from dockyard.contract.training_jobs import MetricDefinition
 from dockyard.storage.metadata import MetricPoint
+from dockyard.storage.metrics import DEFAULT_HOST
 
 
 class MetricScanner:
     def __init__(self, definitions: Sequence[MetricDefinition]) -> None:
         self._patterns = [(d.name, re.compile(d.regex)) for d in definitions]
 
-    def scan(self, line: str, at: float | None = None) -> list[MetricPoint]:
-        """Every metric the line yields. A capture that is not a number is skipped, as SageMaker
-        drops unparseable values (unconfirmed there; a user would expect no crash)."""
+    def scan(
+        self, line: str, at: float | None = None, host: str = DEFAULT_HOST
+    ) -> list[MetricPoint]:
+        """Every metric the line yields, as printed by `host`. A capture that is not a number
+        is skipped, as SageMaker drops unparseable values (unconfirmed there; a user would
+        expect no crash)."""
         points = []
         for name, pattern in self._patterns:
             match = pattern.search(line)
@@ -29,5 +33,5 @@ class MetricScanner:
             except (TypeError, ValueError):
                 continue
             if math.isfinite(value):
-                points.append(MetricPoint(name, value, at if at is not None else time.time()))
+                points.append(MetricPoint(name, value, at if at is not None else time.time(), host))
         return points

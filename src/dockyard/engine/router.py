@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import logging
 import random
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -46,9 +47,19 @@ class NoInstanceReady(ServiceUnavailable):
 class ContainerFailure(DockyardError):
     """The container took the request and gave no answer; the runtime API reports it as
     SageMaker reports a container's failure: ModelError (424) with OriginalStatusCode 0. Never a
-    5xx: botocore retries those by itself, and would send the request to the model again."""
+    5xx: botocore retries those by itself, and would send the request to the model again.
+    `variant`, `instance`: the last instance that had the request (its metrics count it), and
+    `variant_instances` how many instances that variant had."""
 
     code = "ModelError"
+    variant = ""
+    instance = ""
+    variant_instances = 1
+
+    def delivered_to(self, variant: Variant, instance: Instance) -> ContainerFailure:
+        self.variant, self.instance = variant.name, instance.name
+        self.variant_instances = len(variant.instances)
+        return self
 
 
 class InvocationTimeout(ContainerFailure):
@@ -122,6 +133,10 @@ class Reply:
     body: bytes
     variant: str
     instance: str
+    # The instance's part of the request, in microseconds (SageMaker's ModelLatency: from
+    # sending the request to the container to having its whole answer).
+    model_microseconds: int = 0
+    variant_instances: int = 1  # instances the variant had (InvocationsPerInstance)
 
 
 class Router:
@@ -144,6 +159,7 @@ class Router:
         deadline = loop.time() + self.timeout
         skip: set[str] = set()  # instances not to try again for this request
         lost_on: list[str] = []  # instances the request reached, which then closed the connection
+        delivered: tuple[Variant, Instance] | None = None  # the last of them
         last_error = ""
         for _ in range(_MAX_ATTEMPTS):
             route = self._routes.get(endpoint)
@@ -156,6 +172,7 @@ class Router:
             reused = bool(instance.idle)
             connection: InstanceConnection | None = None
             instance.in_flight += 1
+            began = time.perf_counter_ns()
             try:
                 connection = (
                     instance.idle.pop() if reused else await InstanceConnection.open(instance)
@@ -180,8 +197,10 @@ class Router:
                 _drop_idle(instance)
                 skip.add(instance.name)
                 lost_on.append(f"{instance.name}: {lost}")
+                delivered = (variant, instance)
                 if len(lost_on) >= MAX_DELIVERIES:
-                    raise _crashed(endpoint, lost_on, "it was not sent to a third") from None
+                    crashed = _crashed(endpoint, lost_on, "it was not sent to a third")
+                    raise crashed.delivered_to(variant, instance) from None
                 log.warning(
                     "endpoint %s: %s lost a request it had been sent (%s); sending it to one more "
                     "instance",
@@ -196,20 +215,31 @@ class Router:
                 raise InvocationTimeout(
                     "Your invocation timed out while waiting for a response from container "
                     f"{instance.name} of variant {variant.name} ({self.timeout:g} s)"
-                ) from None
+                ).delivered_to(variant, instance) from None
             finally:
                 instance.in_flight -= 1
+            model_microseconds = (time.perf_counter_ns() - began) // 1000
             if connection.reusable and len(instance.idle) < _MAX_IDLE:
                 instance.idle.append(connection)
             else:
                 connection.close()
             instance.served += 1
             returned = [(name, value) for name, value in headers if name in RETURNED_HEADERS]
-            return Reply(status, returned, body, variant.name, instance.name)
+            return Reply(
+                status,
+                returned,
+                body,
+                variant.name,
+                instance.name,
+                model_microseconds,
+                len(variant.instances),
+            )
         if lost_on:
             # It crashed the one instance it reached and no other could take it: still the
             # model's failure, not a reason for the client to send it again.
-            raise _crashed(endpoint, lost_on, "no other instance could take it")
+            crashed = _crashed(endpoint, lost_on, "no other instance could take it")
+            assert delivered is not None  # set with every lost_on
+            raise crashed.delivered_to(*delivered)
         raise NoInstanceReady(
             f"no instance of endpoint {endpoint} could be reached"
             + (f" (last error: {last_error})" if last_error else "")

@@ -573,7 +573,9 @@ class TrainingRun:
             self.logs.write(host.stream, line, now)
             if stream == "stderr":
                 host.stderr_tail.append(line)
-            points = scanner.scan(line, now)
+            # Per host, as CloudWatch's /aws/sagemaker/TrainingJobs metrics have a Host each;
+            # a re-attached run's output comes through here too.
+            points = scanner.scan(line, now, host.name)
             if points:
                 self.ctx.metadata.add_metric_points(self.name, points)
 

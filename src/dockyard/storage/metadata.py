@@ -1,5 +1,5 @@
 """The metadata store: named resources of every kind (training jobs, models, endpoint configs,
-endpoints, transform jobs), training jobs' status transitions and metrics, tags and log lines in
+endpoints, transform jobs), training jobs' status transitions, tags, log lines and metrics in
 SQL (SQLite in WAL mode by default, or PostgreSQL), with the schema kept by Alembic migrations.
 Several stores (servers) may share one database: every read-modify-write locks what it reads."""
 
@@ -26,7 +26,7 @@ from dockyard.contract.errors import (
     ValidationError,
 )
 from dockyard.storage.database import Database, shown_url
-from dockyard.storage.log_events import LogEventStore
+from dockyard.storage.metrics import EndpointMetricBucket, MetricPoint, MetricStore
 from dockyard.storage.records import (
     TRAINING_JOBS,
     Kind,
@@ -43,6 +43,9 @@ from dockyard.storage.tables import (
     TagRow,
 )
 
+# Metric records live in storage/metrics.py; callers name them from here, with the store.
+__all__ = ["EndpointMetricBucket", "MetadataStore", "MetricPoint", "TrainingJobView", "Transition"]
+
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -52,13 +55,6 @@ class Transition:
     start_time: float
     end_time: float | None
     message: str | None
-
-
-@dataclass(frozen=True)
-class MetricPoint:
-    metric_name: str
-    value: float
-    timestamp: float
 
 
 @dataclass(frozen=True)
@@ -107,9 +103,9 @@ def _record_of(kind: Kind[Request, State], row: Any) -> Record[Request, State]:
     )
 
 
-class MetadataStore(LogEventStore):
+class MetadataStore(MetricStore):
     """All SQL of dockyard goes through here; callers get frozen records, never ORM rows
-    (log lines: storage/log_events.py).
+    (log lines: storage/log_events.py; metrics: storage/metrics.py).
     `url`: sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE (storage/database.py).
     Raises MetadataUnavailable when the database cannot be opened or migrated."""
 
@@ -216,7 +212,7 @@ class MetadataStore(LogEventStore):
                 .order_by(steps.c.id)
             ).all()
             metrics = connection.execute(
-                select(points.c.metric_name, points.c.value, points.c.timestamp)
+                select(points.c.metric_name, points.c.value, points.c.timestamp, points.c.host)
                 .where(points.c.id.in_(last_ids))
                 .order_by(self._db.binary(points.c.metric_name))
             ).all()
@@ -393,6 +389,17 @@ class MetadataStore(LogEventStore):
         with self._sessions() as session:
             return [_listed(kind, row) for row in session.scalars(query)]
 
+    def status_counts(self, kind: Kind[Request, State]) -> dict[str, int]:
+        """How many resources of the kind are in each status (Prometheus' queue series), by
+        one indexed count: a scrape reads no rows."""
+        query = (
+            select(ResourceRow.status, func.count())
+            .where(ResourceRow.kind == kind.name, ResourceRow.status.is_not(None))
+            .group_by(ResourceRow.status)
+        )
+        with self._sessions() as session:
+            return {str(status): int(n) for status, n in session.execute(query)}
+
     # -- tags ----------------------------------------------------------------------------------
 
     def arn_exists(self, arn: str) -> bool:
@@ -447,40 +454,3 @@ class MetadataStore(LogEventStore):
             session.execute(
                 delete(TagRow).where(TagRow.resource_arn == arn, TagRow.key.in_(list(keys)))
             )
-
-    # -- metrics -------------------------------------------------------------------------------
-
-    def add_metric_points(self, name: str, points: Sequence[MetricPoint]) -> None:
-        if not points:
-            return
-        with self._write() as session:
-            session.add_all(
-                MetricPointRow(
-                    job_name=name, metric_name=p.metric_name, value=p.value, timestamp=p.timestamp
-                )
-                for p in points
-            )
-
-    def final_metrics(self, name: str) -> list[MetricPoint]:
-        """The last value of every metric (what FinalMetricDataList reports)."""
-        with self._sessions() as session:
-            last_ids = (
-                select(func.max(MetricPointRow.id))
-                .where(MetricPointRow.job_name == name)
-                .group_by(MetricPointRow.metric_name)
-            )
-            rows = session.scalars(
-                select(MetricPointRow)
-                .where(MetricPointRow.id.in_(last_ids))
-                .order_by(self._db.binary(MetricPointRow.metric_name))
-            )
-            return [MetricPoint(r.metric_name, r.value, r.timestamp) for r in rows]
-
-    def metric_series(self, name: str, metric_name: str) -> list[MetricPoint]:
-        with self._sessions() as session:
-            rows = session.scalars(
-                select(MetricPointRow)
-                .where(MetricPointRow.job_name == name, MetricPointRow.metric_name == metric_name)
-                .order_by(MetricPointRow.id)
-            )
-            return [MetricPoint(r.metric_name, r.value, r.timestamp) for r in rows]

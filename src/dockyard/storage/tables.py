@@ -61,8 +61,44 @@ class MetricPointRow(Base):
     metric_name: Mapped[str] = mapped_column(String(255))
     value: Mapped[float] = mapped_column(Float)
     timestamp: Mapped[float] = mapped_column(Float)
+    # The training host that printed it; points stored before hosts were kept are algo-1's.
+    host: Mapped[str] = mapped_column(String(64), server_default="algo-1")
 
     __table_args__ = (Index("ix_metric_points_job_metric", "job_name", "metric_name", "id"),)
+
+
+class EndpointMetricBucketRow(Base):
+    """One second of one metric of one instance of an endpoint's variant: its samples' count,
+    sum, extremes and (latencies) log-scale histogram as JSON {bin: samples}."""
+
+    __tablename__ = "endpoint_metric_buckets"
+
+    id: Mapped[int] = mapped_column(BigInt, primary_key=True, autoincrement=True)
+    endpoint: Mapped[str] = mapped_column(String(63))
+    variant: Mapped[str] = mapped_column(String(63))
+    instance: Mapped[str] = mapped_column(String(128))
+    metric_name: Mapped[str] = mapped_column(String(64))
+    start: Mapped[int] = mapped_column(BigInt)  # epoch second
+    count: Mapped[int] = mapped_column(BigInt)
+    total: Mapped[float] = mapped_column(Float)
+    minimum: Mapped[float] = mapped_column(Float)
+    maximum: Mapped[float] = mapped_column(Float)
+    histogram: Mapped[str] = mapped_column(Text)
+
+    # One bucket per key (flushes merge into it); a metric's buckets over a time range (the
+    # queries); retention drops the oldest seconds.
+    __table_args__ = (
+        UniqueConstraint(
+            "endpoint",
+            "metric_name",
+            "variant",
+            "instance",
+            "start",
+            name="uq_endpoint_metric_buckets_key",
+        ),
+        Index("ix_endpoint_metric_buckets_metric_start", "endpoint", "metric_name", "start"),
+        Index("ix_endpoint_metric_buckets_start", "start"),
+    )
 
 
 class LogEventRow(Base):

@@ -19,7 +19,7 @@ from botocore.loaders import create_loader
 from botocore.model import OperationModel, ServiceModel
 from botocore.parsers import JSONParser, RestJSONParser
 
-from dockyard.api.app import LOGS_TARGET, SAGEMAKER_TARGET
+from dockyard.api.json_apis import LOGS_TARGET, SAGEMAKER_TARGET
 
 T = TypeVar("T")
 REGION = "us-east-1"

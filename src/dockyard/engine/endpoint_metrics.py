@@ -1,8 +1,7 @@
 """Endpoints' invocation metrics as SageMaker publishes them (namespace AWS/SageMaker, per
-EndpointName and VariantName; kept per instance too): each invocation queued on the router's
-hot path, counted into per-second buckets in memory off it, flushed to the metadata store by a
-thread and answered stored and unflushed alike; running totals for Prometheus; each endpoint's
-last invocations.
+EndpointName and VariantName; kept per instance too): per-second buckets gathered in memory on
+the router's hot path, flushed to the metadata store by a thread and answered stored and
+unflushed alike; running totals for Prometheus; each endpoint's last invocations.
 
 Per invocation an instance answered (any status): Invocations 1; Invocation4XXErrors and
 Invocation5XXErrors 1 when the model answered 4xx or 5xx, else 0 (Sum: errors, Average: rate);
@@ -49,8 +48,6 @@ LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5
 _BOUNDS_US = tuple(b * 1e6 for b in LATENCY_BOUNDS)
 
 BucketKey = tuple[str, str, str, int]  # endpoint, variant, instance, second
-# time, endpoint, variant, instance, status, model µs, overhead µs, instances of the variant
-_Event = tuple[float, str, str, str, int, int | None, int | None, int]
 
 
 @dataclass(frozen=True)
@@ -138,9 +135,9 @@ def status_class(status: int) -> str:
 
 
 class EndpointMetrics:
-    """The engine's recorder. `record` runs on the event loop for every invocation: it only
-    queues the invocation (no lock, no await, no I/O); the flusher and the readers count the
-    queue into per-second buckets and totals under a lock of their own."""
+    """The engine's recorder. `record` runs on the event loop for every invocation: a few
+    appends under one short lock (no await, no I/O), shared with the flusher's swap and the
+    readers' copies."""
 
     def __init__(
         self,
@@ -156,8 +153,9 @@ class EndpointMetrics:
         self.retention_seconds = retention_days * 86400
         self.flush_seconds = flush_seconds
         self.clock = clock
-        self._events: collections.deque[_Event] = collections.deque()  # recorded, not counted
-        self._lock = threading.Lock()  # what _fold counts into: pending, totals and recent
+        # Held by `record` for a few appends (never across an await), by the flusher's swap and
+        # by readers' copies: pending, totals and recent.
+        self._lock = threading.Lock()
         self._pending: dict[BucketKey, _Second] = {}
         self._totals = RouterTotals()
         # Tuples, made into RecentInvocation only when read: the hot path makes no dataclass.
@@ -184,42 +182,36 @@ class EndpointMetrics:
         variant_instances: int,
     ) -> None:
         """One invocation `instance` had; `status` 0 and no latencies when it gave no answer.
-        Only queued here (a deque's append is atomic: no lock); `_fold` counts it later."""
-        if self.enabled:
-            self._events.append(
-                (self.clock(), endpoint, variant, instance, status, model_microseconds,
-                 overhead_microseconds, variant_instances)
-            )  # fmt: skip
-
-    def _fold(self) -> None:
-        """Count the queued invocations into their seconds, the totals and the recent ones
-        (call with self._lock). The flusher does it every few seconds, a reader before it reads:
-        off the request's path, in one tight loop."""
-        events, pending, by_status = self._events, self._pending, self._by_status
-        model_latency, overhead_latency = self._totals.model_latency, self._totals.overhead_latency
-        while events:
-            now, endpoint, variant, instance, status, model, overhead, n = events.popleft()
-            key = (endpoint, variant, instance, int(now))
-            second = pending.get(key)
+        Counted here, on the event loop, with appends and additions only (a second's samples
+        are summarised when its buckets are made, by the flusher): about 1% of the router's
+        CPU per request (benchmarks/RESULTS.md, router metrics)."""
+        if not self.enabled:
+            return
+        now = self.clock()
+        key = (endpoint, variant, instance, int(now))
+        counted = (endpoint, variant, instance, status)
+        with self._lock:
+            second = self._pending.get(key)
             if second is None:
-                second = pending[key] = _Second()
-            second.shares.append(1.0 / n if n > 1 else 1.0)
+                second = self._pending[key] = _Second()
+            second.shares.append(1.0 / variant_instances if variant_instances > 1 else 1.0)
             if 400 <= status < 500:
                 second.errors_4xx += 1
             elif status >= 500 or status == 0:
                 second.errors_5xx += 1
-            counted = (endpoint, variant, instance, status)
-            by_status[counted] = by_status.get(counted, 0) + 1
-            if model is not None:
-                second.model.append(model)
-                _histogram(model_latency, endpoint, variant).add(model)
-            if overhead is not None:
-                second.overhead.append(overhead)
-                _histogram(overhead_latency, endpoint, variant).add(overhead)
+            self._by_status[counted] = self._by_status.get(counted, 0) + 1
+            if model_microseconds is not None:
+                second.model.append(model_microseconds)
+                _histogram(self._totals.model_latency, endpoint, variant).add(model_microseconds)
+            if overhead_microseconds is not None:
+                second.overhead.append(overhead_microseconds)
+                _histogram(self._totals.overhead_latency, endpoint, variant).add(
+                    overhead_microseconds
+                )
             recent = self._recent.get(endpoint)
             if recent is None:
                 recent = self._recent[endpoint] = collections.deque(maxlen=RECENT)
-            recent.append((now, variant, instance, status, model))
+            recent.append((now, variant, instance, status, model_microseconds))
 
     # -- readers --------------------------------------------------------------------------
 
@@ -269,14 +261,12 @@ class EndpointMetrics:
     def recent(self, endpoint: str) -> list[RecentInvocation]:
         """The endpoint's last invocations (at most RECENT), newest first."""
         with self._lock:
-            self._fold()
             kept = list(self._recent.get(endpoint, ()))
         return [RecentInvocation(*i) for i in reversed(kept)]
 
     def totals(self) -> RouterTotals:
         """A copy of the running totals (Prometheus reads them at scrape time)."""
         with self._lock:
-            self._fold()
             by_status = list(self._by_status.items())
             totals = RouterTotals(
                 {},
@@ -294,7 +284,6 @@ class EndpointMetrics:
         """What memory holds (call with the flush lock): the flush under way and the pending.
         The pending seconds are copied: the flusher may fold more into them meanwhile."""
         with self._lock:
-            self._fold()
             pending = [(k, s.combined(_Second())) for k, s in self._pending.items()]
         return [*self._flushing.items(), *pending]
 
@@ -319,7 +308,6 @@ class EndpointMetrics:
         """Write what the router recorded so far to the metadata store."""
         with self._flush_lock:
             with self._lock:
-                self._fold()
                 pending, self._pending = self._pending, {}
             for key, second in pending.items():
                 had = self._flushing.get(key)

@@ -611,8 +611,11 @@ def test_bodies_no_client_would_send_get_4xx_in_shape(server: RunningServer) -> 
     cbor = {"smithy-protocol": "rpc-v2-cbor", "content-type": "application/cbor"}
     statistics = cloudwatch_model().operation_model("GetMetricStatistics").output_shape
     cases = [
-        # not CBOR; a map nested past any CloudWatch input; a timestamp tag holding text
+        # not CBOR; a map nested past any CloudWatch input; a timestamp tag holding text; a
+        # well-formed map with bytes after it
         ("smithy-rpc-v2-cbor", cbor_path + "GetMetricStatistics", b"\xff\x00", cbor,
+         "SerializationException"),
+        ("smithy-rpc-v2-cbor", cbor_path + "ListMetrics", b"\xa0\xa0", cbor,
          "SerializationException"),
         ("smithy-rpc-v2-cbor", cbor_path + "GetMetricStatistics", b"\x81" * 1000, cbor,
          "SerializationException"),

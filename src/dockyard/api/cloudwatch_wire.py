@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+import io
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -99,10 +100,19 @@ def read_request(
         return parse_json_object(body, max_json_depth)  # the other JSON APIs' rules
     if not body:
         return {}
+    stream = io.BytesIO(body)
     try:
-        value = _plain(cbor2.loads(body, max_depth=_MAX_CBOR_DEPTH))
+        # One item, read byte by byte so that what follows it is seen (cbor2 has no strict
+        # mode): bytes after the map are a client's bug, or a second request smuggled in.
+        decoder = cbor2.CBORDecoder(stream, max_depth=_MAX_CBOR_DEPTH, read_size=1)
+        value = _plain(decoder.decode())
     except (cbor2.CBORError, ValueError, RecursionError) as exc:
         raise SerializationError(f"The request body is not well-formed CBOR: {exc}") from None
+    if stream.tell() != len(body):
+        raise SerializationError(
+            f"The request body has {len(body) - stream.tell()} bytes after its CBOR map: send "
+            "one map of the operation's parameters"
+        )
     if not isinstance(value, dict):
         raise SerializationError("The request body must be a map of the operation's parameters")
     return value

@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 dockyard=.venv/bin/dockyard
 stamp=$(date +%Y%m%d-%H%M%S)
-work=$(mktemp -d)
+# The demo's files go inside the checkout: dockyard reads and writes local paths only under
+# DOCKYARD_LOCAL_PATHS (default: your home folder), and the background server started by a first
+# run keeps the folders it was started with, so a second run must ask for the same ones.
+work=$(mktemp -d "$PWD/demo-work.XXXXXX")
 trap 'rm -rf "$work"' EXIT
-# dockyard reads and writes local paths only under DOCKYARD_LOCAL_PATHS (default: your home
-# folder); the demo reads this checkout's examples and writes into $work, wherever they are.
-export DOCKYARD_LOCAL_PATHS=${DOCKYARD_LOCAL_PATHS:-"$PWD:$work"}
+export DOCKYARD_LOCAL_PATHS=${DOCKYARD_LOCAL_PATHS:-"$PWD"}
 
 echo "== R randomForest (BYOC, no Docker) =="
 $dockyard train --image examples/r-randomforest --input train=examples/data/iris \
@@ -43,3 +44,7 @@ for part in part-1 part-2; do
 done
 
 $dockyard endpoints delete "iris-$stamp" --wait
+
+echo "== See it all in the browser =="
+# The jobs' charts and logs, the endpoint's traffic: the console of the same background server.
+$dockyard console --no-browser

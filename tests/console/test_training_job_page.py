@@ -133,3 +133,7 @@ def test_a_failed_job_shows_its_failure_reason(console: Console, tmp_path: Path)
     reason.wait_for()
     assert described["FailureReason"] in reason.inner_text()
     page.locator("#log").get_by_text("the data has no label column").wait_for()
+    # Its model was never uploaded: the place is named, not offered as a download.
+    artifacts = page.locator("section", has=page.get_by_role("heading", name="Artifacts"))
+    assert "No model: the job failed" in artifacts.inner_text()
+    assert artifacts.locator("a").count() == 0

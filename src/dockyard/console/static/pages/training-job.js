@@ -9,6 +9,18 @@ import { MetricView } from "../metricview.js";
 const ENDED = ["Completed", "Failed", "Stopped"];
 const LOG_GROUP = "/aws/sagemaker/TrainingJobs";
 
+// DescribeTrainingJob names the model's place from the start (SageMaker's ModelArtifacts is
+// required), but there is a file to download only once a job has ended with one: Completed, or
+// Stopped (its hosts' model is uploaded too). A failed job's place is shown, not linked.
+function modelArtifacts(job) {
+  const uri = job.ModelArtifacts?.S3ModelArtifacts;
+  const status = job.TrainingJobStatus;
+  if (!uri) return h("p", { class: "muted" }, "No model artifacts.");
+  if (status === "Completed" || status === "Stopped") return h("p", {}, "Model: ", artifactLink(uri));
+  if (status === "Failed") return h("p", { class: "muted" }, `No model: the job failed (it would have been ${uri}).`);
+  return h("p", { class: "muted" }, `The model is uploaded to ${uri} when the job ends.`);
+}
+
 export function artifactLink(uri) {
   return h("a", { href: `/console/artifacts?uri=${encodeURIComponent(uri)}`, download: true }, uri);
 }
@@ -87,8 +99,7 @@ export async function render(main, [name], ctx) {
       h("h2", {}, "Status timeline"),
       timeline(job),
     );
-    const uri = job.ModelArtifacts?.S3ModelArtifacts;
-    artifacts.replaceChildren(uri ? h("p", {}, "Model: ", artifactLink(uri)) : h("p", { class: "muted" }, "No model artifacts yet."));
+    artifacts.replaceChildren(modelArtifacts(job));
   }
 
   drawHeader();

@@ -1,9 +1,12 @@
 """An endpoint's page in a real Chromium: after 100 invocations through boto3 its counter and
 chart of invocations say 100, its recent status codes say 100 answered 200, and its variant
-shows its instances; scale, update and delete from the page, each confirmed."""
+shows its two instances, healthy, with what each served; scale, update and delete from the
+page, each confirmed."""
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,14 +20,17 @@ INVOCATIONS = 100
 @pytest.mark.slow
 def test_an_endpoint_page_shows_its_invocations(console: Console, tmp_path: Path) -> None:
     server = console.server
-    described = deploy(server, make_echo_image(tmp_path), "echo")
+    described = deploy(server, make_echo_image(tmp_path), "echo", count=2)
     assert described["EndpointStatus"] == "InService", described.get("FailureReason")
     runtime = server.client("sagemaker-runtime")
+    answered: Counter[str] = Counter()  # by instance, as the echo model names its host
     for i in range(INVOCATIONS):
         answer = runtime.invoke_endpoint(
             EndpointName="echo", Body=f"1,2,{i}".encode(), ContentType="text/csv"
         )
         assert answer["ResponseMetadata"]["HTTPStatusCode"] == 200
+        answered[json.loads(answer["Body"].read())["host"]] += 1
+    assert sorted(answered) == ["AllTraffic-1", "AllTraffic-2"]
 
     page = console.page
     page.goto(console.url("/console/endpoints/echo"))
@@ -51,7 +57,22 @@ def test_an_endpoint_page_shows_its_invocations(console: Console, tmp_path: Path
     assert codes.locator("li").inner_text().split()[-1] == str(INVOCATIONS)
     variants = page.get_by_role("table").first
     assert "AllTraffic" in variants.inner_text()
-    assert "1 / 1" in variants.inner_text()
+    assert "2 / 2" in variants.inner_text()
+    # Under the variant, its instances as the page drew them: each healthy, serving, with
+    # what it served (together the 100).
+    instances = page.get_by_role("table", name="Instances of AllTraffic")
+    headers = instances.locator("thead th").all_inner_texts()
+    rows = [
+        dict(zip(headers, row.locator("td").all_inner_texts(), strict=True))
+        for row in instances.locator("tbody tr").all()
+    ]
+    assert sorted(r["Instance"] for r in rows) == ["AllTraffic-1", "AllTraffic-2"]
+    for row in rows:
+        assert (row["State"], row["Healthy"], row["In flight"]) == ("serving", "✓ healthy", "0")
+        assert row["Node"] == "127.0.0.1"
+        assert row["Started"][:4].isdigit()  # a formatted time, not "—"
+    assert {r["Instance"]: int(r["Served"]) for r in rows} == dict(answered)
+    assert instances.locator("[data-healthy='true']").count() == 2
 
 
 @pytest.mark.slow

@@ -1,7 +1,8 @@
 """dockyard's own operations (X-Amz-Target `Dockyard.*`), beside SageMaker's: housekeeping that
 SageMaker does for you, such as removing finished jobs' folders, and what `docker build` would
 do for an image folder: checking its RUN lines and building its Python layer ahead of a job;
-and what the console shows that CloudWatch has no call for (an endpoint's last invocations)."""
+and what the console shows that SageMaker and CloudWatch have no call for (an endpoint's last
+invocations, and its instances with their health)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ class DescribeImageBuildRequest(WireShape):
 
 
 class ListRecentInvocationsRequest(WireShape):
+    endpoint_name: EndpointName
+
+
+class DescribeEndpointInstancesRequest(WireShape):
     endpoint_name: EndpointName
 
 
@@ -70,10 +75,29 @@ def operations(engine: Engine) -> dict[str, Operation]:
             ]
         }
 
+    def describe_endpoint_instances(body: dict[str, Any]) -> dict[str, Any]:
+        request = DescribeEndpointInstancesRequest.from_wire(body)
+        return {
+            "Instances": [
+                {
+                    "VariantName": i.variant,
+                    "InstanceName": i.instance,
+                    "State": i.state,  # starting, healthy, serving or exited
+                    "Healthy": i.healthy,  # in the router's rotation now
+                    "InFlight": i.in_flight,
+                    "Served": i.served,
+                    "StartedAt": i.started_at,
+                    **({"Node": i.node} if i.node else {}),
+                }
+                for i in engine.endpoints.instances(request.endpoint_name)
+            ]
+        }
+
     return {
         "PruneJobFolders": prune_job_folders,
         "CheckImage": check_image,
         "BuildImage": build_image,
         "DescribeImageBuild": describe_image_build,
         "ListRecentInvocations": list_recent_invocations,
+        "DescribeEndpointInstances": describe_endpoint_instances,
     }

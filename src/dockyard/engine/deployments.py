@@ -94,6 +94,15 @@ class InstanceState:
     # serving (in the router's rotation), exited (its container ended; being replaced)
     state: str
     in_flight: int  # requests the router has sent it and not had answered
+    served: int = 0  # requests it answered
+    started_at: float = 0.0  # epoch seconds its container started
+    node: str = ""  # where it runs, as its backend describes the node
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the router sends it requests now: a live deployment publishes exactly its
+        instances that passed /ping and have not exited (see `variants`)."""
+        return self.state == "serving"
 
 
 @dataclass
@@ -232,7 +241,7 @@ class Deployment:
             return [i for state in self._variants for i in state.instances]
 
     def instance_states(self) -> list[InstanceState]:
-        """Each instance of the deployment and where it is in its life (Prometheus)."""
+        """Each instance of the deployment and where it is in its life (Prometheus, the console)."""
         with self._lock:
             return [
                 InstanceState(
@@ -244,6 +253,9 @@ class Deployment:
                     else "healthy" if i.name in state.failed_pings
                     else "starting",
                     i.in_flight,
+                    i.served,
+                    i.started_at,
+                    i.node.describe(),
                 )
                 for state in self._variants
                 for i in state.instances

@@ -141,6 +141,14 @@ class Endpoints(NamedResources[CreateEndpointRequest, EndpointState]):
         variants = deployment.describe_variants() if deployment is not None else None
         return EndpointView(record, variants)
 
+    def instances(self, name: str) -> list[InstanceState]:
+        """The endpoint's instances: the live deployment's, then those of one being deployed
+        beside it (UpdateEndpoint). Raises the error `record` raises for an unknown endpoint."""
+        self.record(name)
+        with self._lock:
+            deployments = [d for d in (self._live.get(name), self._starting.get(name)) if d]
+        return [s for deployment in deployments for s in deployment.instance_states()]
+
     def list(self, request: ListEndpointsRequest) -> Page[Listed[EndpointState]]:
         return resource_page(self.ctx.metadata, ENDPOINTS, request)
 

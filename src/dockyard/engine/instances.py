@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dockyard.backends.base import HostRun, ImageUse, Placement, PlacementRequest
+from dockyard.backends.base import HostRun, ImageUse, Node, Placement, PlacementRequest
 from dockyard.contract.errors import DockyardError
 from dockyard.contract.instance_types import instance_type as lookup_instance_type
 from dockyard.contract.models import CreateModelRequest
@@ -123,10 +123,12 @@ class Instance:
     connector: PortConnector  # reaches the instance's port
     folder: Path
     placement: Placement  # where it runs; released (and its folder removed) by `kill`
+    node: Node  # the node its container runs on (the backend's word for it)
     log_tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=50))
     in_flight: int = 0
     idle: list[Any] = field(default_factory=list)  # keep-alive connections of the router
     served: int = 0
+    started_at: float = field(default_factory=time.time)  # epoch seconds its container started
     _closing: threading.Lock = field(default_factory=threading.Lock)
     _closed: bool = False
 
@@ -281,4 +283,5 @@ def start_instance(
         if isinstance(exc, DockyardError):
             raise InstanceFailed(f"{name}: {exc}") from exc
         raise
-    return Instance(name, variant, host, connector, folder, placement, log_tail=tail)
+    node = placement.node_of(hostname)
+    return Instance(name, variant, host, connector, folder, placement, node, log_tail=tail)

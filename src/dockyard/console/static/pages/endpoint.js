@@ -33,6 +33,32 @@ function chartQueries(endpoint, variants) {
 
 const RECENT_ROWS = 20;
 
+/** One variant's instances: where each is in its life, whether the router sends it requests. */
+function instanceTable(variant, instances) {
+  return table([
+    { label: "Instance", cell: (i) => i.InstanceName },
+    { label: "State", cell: (i) => i.State },
+    // A mark and a word: the colour alone would say nothing to some readers.
+    { label: "Healthy", cell: (i) => h("span", { class: `health ${i.Healthy ? "ok" : "bad"}`, "data-healthy": String(i.Healthy) },
+      i.Healthy ? "✓ healthy" : "✗ not in rotation") },
+    { label: "In flight", cell: (i) => String(i.InFlight) },
+    { label: "Served", cell: (i) => String(i.Served) },
+    { label: "Started", cell: (i) => formatTime(i.StartedAt) },
+    { label: "Node", cell: (i) => i.Node || "—" },
+  ], instances, `Instances of ${variant}`);
+}
+
+/** A table of instances per variant, in the order DescribeEndpoint lists the variants (a
+ *  variant only being deployed, during an update, comes after them). */
+function instanceTables(variantNames, instances) {
+  if (!instances.length) return h("p", { class: "muted" }, "No instances running.");
+  const names = [...new Set([...variantNames, ...instances.map((i) => i.VariantName)])];
+  return names
+    .map((variant) => [variant, instances.filter((i) => i.VariantName === variant)])
+    .filter(([, rows]) => rows.length)
+    .map(([variant, rows]) => instanceTable(variant, rows));
+}
+
 /** The recent invocations: how many answered each status code, and the newest few. */
 function recentInvocations(invocations) {
   if (!invocations.length) return h("p", { class: "muted" }, "No invocations yet.");
@@ -60,6 +86,7 @@ export async function render(main, [name], ctx) {
   const problem = h("div");
   const summary = h("div", { class: "summary" });
   const variants = h("div");
+  const instances = h("div", { id: "endpoint-instances", class: "instances" });
   const manage = h("div");
   const recent = h("div", { id: "recent-invocations" });
   const total = h("output", { id: "invocations-total" }, "0");
@@ -167,6 +194,16 @@ export async function render(main, [name], ctx) {
     }
   }
 
+  async function drawInstances() {
+    const names = (endpoint.ProductionVariants || []).map((v) => v.VariantName);
+    try {
+      const answer = await dockyard("DescribeEndpointInstances", { EndpointName: name });
+      fill(instances, instanceTables(names, answer.Instances || []));
+    } catch (error) {
+      instances.replaceChildren(h("p", { class: "muted" }, `Instances are not available: ${error.message}`));
+    }
+  }
+
   async function refresh() {
     if (!ctx.alive()) return;
     try {
@@ -177,7 +214,7 @@ export async function render(main, [name], ctx) {
     }
     drawSummary();
     drawVariants();
-    await Promise.all([drawCharts(), drawRecent()]).catch((error) => problem.replaceChildren(errorNote(error)));
+    await Promise.all([drawInstances(), drawCharts(), drawRecent()]).catch((error) => problem.replaceChildren(errorNote(error)));
   }
 
   main.append(
@@ -185,7 +222,7 @@ export async function render(main, [name], ctx) {
     h("h1", {}, name),
     problem,
     summary,
-    section("Variants", variants),
+    section("Variants", variants, instances),
     section("Traffic", h("div", { class: "charts" }, Object.values(charts).map((c) => c.element))),
     section("Recent invocations", recent),
     section("Manage", manage),

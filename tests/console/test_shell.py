@@ -54,6 +54,10 @@ def test_a_page_without_a_session_redirects_to_sign_in(
         assert urlsplit(page.url).path == "/console/endpoints/some-endpoint"
         page.get_by_role("alert").filter(has_text="Could not find endpoint").wait_for()
         console.errors.clear()  # the 400 of DescribeEndpoint for the missing endpoint, logged
+        # ... and leads back to the list of its kind, drawn without a reload.
+        page.get_by_role("link", name="Back to Endpoints").click()
+        page.wait_for_url(re.compile(r"/console/endpoints$"))
+        page.get_by_role("heading", name="Endpoints").wait_for()
 
 
 @pytest.mark.slow

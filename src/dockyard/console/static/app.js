@@ -54,7 +54,13 @@ async function show() {
     if (mine === generation) leave = typeof cleanup === "function" ? cleanup : null;
     else if (typeof cleanup === "function") cleanup();
   } catch (error) {
-    if (mine === generation) main.append(errorNote(error));
+    if (mine !== generation) return;
+    main.append(errorNote(error));
+    // A detail page that failed (most often: no such resource) leads back to its list.
+    if (rest.length) {
+      const list = document.querySelector(`header nav a[href="/console/${kind}"]`);
+      main.append(h("p", {}, h("a", { href: `/console/${kind}` }, `Back to ${list ? list.textContent : "the list"}`)));
+    }
   }
 }
 

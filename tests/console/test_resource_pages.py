@@ -61,7 +61,20 @@ def test_transform_jobs_models_and_endpoint_configs_are_listed_and_described(
     page.get_by_role("link", name="lines-config").click()
     page.get_by_role("heading", level=1, name="lines-config").wait_for()
     variants = page.locator("section", has=page.get_by_role("heading", name="ProductionVariants"))
-    assert '"InstanceType": "ml.m5.large"' in variants.inner_text()
+    header = [c.strip() for c in variants.locator("thead th").all_inner_texts()]
+    assert header == ["Variant", "Model", "Instance type", "Instances", "Weight"]
+    cells = [c.strip() for c in variants.locator("tbody tr").first.locator("td").all_inner_texts()]
+    described = sagemaker.describe_endpoint_config(EndpointConfigName="lines-config")
+    (variant,) = described["ProductionVariants"]
+    assert cells == [
+        "AllTraffic",
+        "lines",
+        "ml.m5.large",
+        "1",
+        f"{variant['InitialVariantWeight']:g}",
+    ]
+    variants.get_by_role("link", name="lines").click()  # the variant's model
+    page.get_by_role("heading", level=1, name="lines").wait_for()
 
 
 @pytest.mark.slow

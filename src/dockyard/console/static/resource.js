@@ -2,7 +2,7 @@
 // configurations): a sortable list, and a detail page of the Describe answer.
 
 import { listAll, sagemaker } from "./api.js";
-import { add, facts, formatTime, h, jsonBlock, link, section, seconds, statusBadge } from "./dom.js";
+import { add, facts, formatTime, h, jsonBlock, link, section, seconds, statusBadge, table } from "./dom.js";
 import { sortableList } from "./listing.js";
 
 const isTime = (key) => /Time$/.test(key);
@@ -34,8 +34,11 @@ export function listPage({ title, list, items, nameKey, statusKey, statuses, pat
   };
 }
 
-/** A detail page: the Describe answer's plain fields as facts, each structured one in a section. */
-export function detailPage({ kind, describe, nameKey, statusKey, path, links = {} }) {
+/**
+ * A detail page: the Describe answer's plain fields as facts, each structured one in a section;
+ * a list named in `tables` ({key: columns}) as a table of those columns, anything else as JSON.
+ */
+export function detailPage({ kind, describe, nameKey, statusKey, path, links = {}, tables = {} }) {
   return async function render(main, [name]) {
     document.title = `${name} · ${kind} · dockyard`;
     const answer = await sagemaker(describe, { [nameKey]: name });
@@ -54,7 +57,9 @@ export function detailPage({ kind, describe, nameKey, statusKey, path, links = {
       statusKey ? h("p", { class: "status-line" }, statusBadge(answer[statusKey])) : null,
       answer.FailureReason ? h("div", { class: "failure", role: "alert", id: "failure-reason" }, h("strong", {}, "Failure reason: "), answer.FailureReason) : null,
       facts(plain),
-      structured.map(([key, value]) => section(key, jsonBlock(value))),
+      structured.map(([key, value]) =>
+        section(key, tables[key] && Array.isArray(value) ? table(tables[key], value) : jsonBlock(value)),
+      ),
     );
   };
 }

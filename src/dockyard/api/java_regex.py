@@ -116,11 +116,15 @@ def compile_java(pattern: str) -> re.Pattern[str]:
     Raises UntranslatablePattern for syntax that would be read differently."""
     source = translate(pattern)
     with warnings.catch_warnings():
-        # "Possible nested set" and the like: Python would read the pattern another way.
-        warnings.simplefilter("error")
+        # "Possible nested set" and the like: Python would read the pattern another way. Only
+        # re's own categories: the filter is the whole process's while it is on, and "error"
+        # for every category would turn another thread's warning (say, the ResourceWarning of a
+        # socket the garbage collector finds then) into an exception there.
+        warnings.simplefilter("error", FutureWarning)
+        warnings.simplefilter("error", DeprecationWarning)
         try:
             return re.compile(source, re.ASCII)
-        except (re.error, FutureWarning) as exc:
+        except (re.error, FutureWarning, DeprecationWarning) as exc:
             raise UntranslatablePattern(f"{pattern!r}: {exc}") from None
 
 

@@ -61,6 +61,9 @@ class InstanceConnection(asyncio.Protocol):
             sock.close()
             reason = os.strerror(exc.errno) if exc.errno else str(exc)
             raise NotDelivered(f"cannot connect to its port {PORT}: {reason}") from exc
+        except BaseException:
+            sock.close()  # cancelled while connecting (the client went away): not left open
+            raise
         return connection
 
     async def exchange(self, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:

@@ -246,24 +246,38 @@ class TransformRun:
         """Up to MaxConcurrentTransforms requests in flight; replies come back in input order."""
         width = max(1, parameters.max_concurrent_transforms)
         local = threading.local()
+        opened: list[http.client.HTTPConnection] = []
 
         def send(batch: Batch) -> bytes:
-            return self._invoke(instance, local, batch.body)  # one connection per thread
+            # One kept-alive connection per thread.
+            return self._invoke(instance, local, opened, batch.body)
 
-        with ThreadPoolExecutor(max_workers=width) as pool:
-            window: deque[tuple[Batch, Future[bytes]]] = deque()
-            for batch in batches:
-                if self.stop.is_set():
-                    raise Stopped()
-                window.append((batch, pool.submit(send, batch)))
-                if len(window) >= width * 2:
+        try:
+            with ThreadPoolExecutor(max_workers=width) as pool:
+                window: deque[tuple[Batch, Future[bytes]]] = deque()
+                for batch in batches:
+                    if self.stop.is_set():
+                        raise Stopped()
+                    window.append((batch, pool.submit(send, batch)))
+                    if len(window) >= width * 2:
+                        done_batch, future = window.popleft()
+                        yield done_batch, future.result()
+                while window:
                     done_batch, future = window.popleft()
                     yield done_batch, future.result()
-            while window:
-                done_batch, future = window.popleft()
-                yield done_batch, future.result()
+        finally:
+            # The threads are done with them: each thread's connection is closed here, not left
+            # open until the garbage collector finds the socket.
+            for connection in opened:
+                connection.close()
 
-    def _invoke(self, instance: Instance, local: Any, body: bytes) -> bytes:
+    def _invoke(
+        self,
+        instance: Instance,
+        local: Any,
+        opened: list[http.client.HTTPConnection],
+        body: bytes,
+    ) -> bytes:
         request = self.request
         timeout = float(request.invocations_timeout_seconds)
         retries = request.invocations_max_retries
@@ -279,6 +293,7 @@ class TransformRun:
             connection: http.client.HTTPConnection | None = getattr(local, "connection", None)
             if connection is None:
                 connection = local.connection = instance.http(timeout)
+                opened.append(connection)
             try:
                 connection.request("POST", "/invocations", body=body, headers=headers)
                 response = connection.getresponse()
